@@ -1,0 +1,1 @@
+"""DTBase core: the data layer, queries, schemas and security, with no Azure in sight."""

@@ -1,0 +1,26 @@
+"""Alembic environment: online migrations against the configured URL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import context
+
+from dtbase_core.orm import Base
+
+config = context.config
+
+
+def run_migrations_online() -> None:
+    engine = sa.create_engine(config.get_main_option("sqlalchemy.url"), poolclass=sa.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=Base.metadata)
+        with context.begin_transaction():
+            # Two hosts starting at once must not both run the same migration.
+            connection.execute(sa.text("select pg_advisory_xact_lock(7283401)"))
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run against a database")
+run_migrations_online()

@@ -1,0 +1,55 @@
+"""ORM tables, one module per area. Importing this package registers them all."""
+
+from dtbase_core.orm.base import Base, Datatype, HttpMethod
+from dtbase_core.orm.locations import (
+    Location,
+    LocationIdentifier,
+    LocationSchema,
+    LocationSchemaIdentifier,
+    location_value_tables,
+)
+from dtbase_core.orm.models import (
+    Model,
+    ModelMeasure,
+    ModelProduct,
+    ModelRun,
+    ModelScenario,
+    model_value_tables,
+)
+from dtbase_core.orm.sensors import (
+    Sensor,
+    SensorLocation,
+    SensorMeasure,
+    SensorType,
+    SensorTypeMeasure,
+    reading_tables,
+)
+from dtbase_core.orm.services import Service, ServiceParameterSet, ServiceRunLog
+from dtbase_core.orm.users import User
+
+__all__ = [
+    "Base",
+    "Datatype",
+    "HttpMethod",
+    "Location",
+    "LocationIdentifier",
+    "LocationSchema",
+    "LocationSchemaIdentifier",
+    "Model",
+    "ModelMeasure",
+    "ModelProduct",
+    "ModelRun",
+    "ModelScenario",
+    "Sensor",
+    "SensorLocation",
+    "SensorMeasure",
+    "SensorType",
+    "SensorTypeMeasure",
+    "Service",
+    "ServiceParameterSet",
+    "ServiceRunLog",
+    "User",
+    "location_value_tables",
+    "model_value_tables",
+    "reading_tables",
+]

@@ -1,0 +1,100 @@
+"""Sensors: measures, types, sensors, typed readings, location history (§3.2).
+
+Readings tables have no surrogate id: their primary key (sensor_id, measure_id,
+timestamp) is the uniqueness rule, the index every read uses, and leads with the column
+a Citus deployment distributes them by (infra/README.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dtbase_core.orm.base import (
+    DATATYPE_ENUM,
+    VALUE_COLUMN_TYPES,
+    Base,
+    Datatype,
+    Timestamped,
+    UtcDateTime,
+)
+
+
+class SensorMeasure(Timestamped, Base):
+    __tablename__ = "sensor_measure"
+    __table_args__ = (
+        sa.UniqueConstraint("name", "units", postgresql_nulls_not_distinct=True),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    units: Mapped[str | None] = mapped_column(sa.String(100))
+    datatype: Mapped[Datatype] = mapped_column(DATATYPE_ENUM)
+
+
+class SensorType(Timestamped, Base):
+    __tablename__ = "sensor_type"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class SensorTypeMeasure(Timestamped, Base):
+    __tablename__ = "sensor_type_measure_relation"
+    __table_args__ = (sa.UniqueConstraint("type_id", "measure_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sensor_type.id", ondelete="CASCADE"), index=True
+    )
+    measure_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sensor_measure.id", ondelete="RESTRICT"), index=True
+    )
+
+
+class Sensor(Timestamped, Base):
+    __tablename__ = "sensor"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("sensor_type.id", ondelete="RESTRICT"), index=True
+    )
+    unique_identifier: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    name: Mapped[str | None] = mapped_column(sa.String(100))
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+
+
+class SensorLocation(Timestamped, Base):
+    __tablename__ = "sensor_location"
+    __table_args__ = (sa.UniqueConstraint("sensor_id", "installation_datetime"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sensor_id: Mapped[int] = mapped_column(sa.ForeignKey("sensor.id", ondelete="CASCADE"))
+    location_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("location.id", ondelete="RESTRICT"), index=True
+    )
+    installation_datetime: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+def _reading_table(datatype: Datatype) -> sa.Table:
+    return sa.Table(
+        f"sensor_{datatype.value}_reading",
+        Base.metadata,
+        sa.Column(
+            "sensor_id", sa.ForeignKey("sensor.id", ondelete="CASCADE"), primary_key=True
+        ),
+        sa.Column(
+            "measure_id",
+            sa.ForeignKey("sensor_measure.id", ondelete="RESTRICT"),
+            primary_key=True,
+            index=True,
+        ),
+        sa.Column("timestamp", UtcDateTime, primary_key=True),
+        sa.Column("value", VALUE_COLUMN_TYPES[datatype], nullable=False),
+    )
+
+
+reading_tables: dict[Datatype, sa.Table] = {dt: _reading_table(dt) for dt in Datatype}

@@ -1,0 +1,21 @@
+"""UTC everywhere (Part A 6): naive input is read as UTC, output is ISO with a `Z`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive datetimes are UTC by definition here; aware ones are converted."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def iso_z(value: datetime) -> str:
+    """`2023-03-29T00:00:00Z`; microseconds only when non-zero, as DTBase writes them."""
+    return as_utc(value).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,1 @@
+"""Run the function app on a laptop without Azure Functions Core Tools."""
