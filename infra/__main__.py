@@ -1,0 +1,21 @@
+"""Pulumi entry point: `pulumi up` in this directory deploys DTBase for the selected stack."""
+
+import pulumi
+
+from dtbase_infra.settings import load_settings
+from dtbase_infra.stack import build
+
+settings = load_settings()
+outputs = build(settings)
+
+pulumi.export("siteUrl", outputs.site_url)
+pulumi.export("apiUrl", outputs.api_url)
+pulumi.export("resourceGroupName", outputs.resource_group_name)
+pulumi.export("functionAppName", outputs.function_app_name)
+pulumi.export("staticSiteName", outputs.static_site_name)
+pulumi.export("databaseServerName", outputs.database_server_name)
+pulumi.export("databaseAccess", settings.database_access)
+pulumi.export("hostingPlan", settings.hosting_plan)
+pulumi.export("packageContainerUrl", outputs.package_container_url)
+# Secret: read by the pipeline (`pulumi stack output databaseUrl --show-secrets`) to migrate.
+pulumi.export("databaseUrl", outputs.database_url)

@@ -1,0 +1,1 @@
+"""The DTBase Azure deployment, one module per concern; `stack.build` wires them together."""

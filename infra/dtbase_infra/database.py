@@ -1,0 +1,103 @@
+"""PostgreSQL Flexible Server (version 16) and the DTBase database.
+
+Reachable either from Azure-hosted callers only (the special 0.0.0.0-0.0.0.0 rule) or, with
+`databaseAccess: private`, only from inside the VNet. TLS is enforced by the server default
+(`require_secure_transport=on`), so the URL carries `sslmode=require`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pulumi
+from pulumi_azure_native import dbforpostgresql as pg
+
+from .network import PrivateNetwork
+from .settings import StackSettings
+
+POSTGRES_VERSION = "16"
+# Azure's documented meaning of a 0.0.0.0-0.0.0.0 rule: "allow public access from any Azure
+# service within Azure to this server". No other rule is ever created.
+AZURE_SERVICES_RULE = "AllowAllAzureServicesAndResourcesWithinAzureIps"
+
+
+@dataclass
+class Database:
+    server: pg.Server
+    database: pg.Database
+    url: pulumi.Output[str]
+
+
+def database_url(
+    login: str, password: pulumi.Input[str], host: pulumi.Input[str], name: str
+) -> pulumi.Output[str]:
+    """The `DT_DATABASE_URL` form the app reads; marked secret because it holds the password."""
+    return pulumi.Output.secret(
+        pulumi.Output.all(password, host).apply(
+            lambda v: f"postgresql://{quote(login, safe='')}:{quote(v[0], safe='')}"
+            f"@{v[1]}:5432/{name}?sslmode=require"
+        )
+    )
+
+
+def create_database(
+    settings: StackSettings,
+    resource_group: pulumi.Input[str],
+    private_network: PrivateNetwork | None,
+) -> Database:
+    if private_network is not None:
+        network_args = pg.NetworkArgs(
+            delegated_subnet_resource_id=private_network.database_subnet.id,
+            private_dns_zone_arm_resource_id=private_network.database_dns_zone.id,
+            public_network_access=pg.ServerPublicNetworkAccessState.DISABLED,
+        )
+    else:
+        network_args = pg.NetworkArgs(
+            public_network_access=pg.ServerPublicNetworkAccessState.ENABLED
+        )
+
+    server = pg.Server(
+        "postgres",
+        server_name=settings.name("pg"),
+        resource_group_name=resource_group,
+        location=settings.location,
+        version=POSTGRES_VERSION,
+        sku=pg.SkuArgs(name=settings.db_sku_name, tier=settings.db_sku_tier),
+        storage=pg.StorageArgs(storage_size_gb=settings.db_storage_gb, auto_grow="Enabled"),
+        backup=pg.BackupArgs(
+            backup_retention_days=settings.db_backup_retention_days,
+            geo_redundant_backup=pg.GeographicallyRedundantBackup.DISABLED,
+        ),
+        high_availability=pg.HighAvailabilityArgs(mode="Disabled"),
+        auth_config=pg.AuthConfigArgs(password_auth="Enabled", active_directory_auth="Disabled"),
+        administrator_login=settings.db_admin_login,
+        administrator_login_password=pulumi.Output.secret(settings.db_admin_password),
+        network=network_args,
+        create_mode="Default",
+        tags=dict(settings.tags),
+    )
+    database = pg.Database(
+        "database",
+        database_name=settings.db_name,
+        server_name=server.name,
+        resource_group_name=resource_group,
+        charset="UTF8",
+        collation="en_US.utf8",
+    )
+    if private_network is None:
+        pg.FirewallRule(
+            "allow-azure-services",
+            firewall_rule_name=AZURE_SERVICES_RULE,
+            server_name=server.name,
+            resource_group_name=resource_group,
+            start_ip_address="0.0.0.0",
+            end_ip_address="0.0.0.0",
+        )
+    url = database_url(
+        settings.db_admin_login,
+        settings.db_admin_password,
+        server.fully_qualified_domain_name,
+        settings.db_name,
+    )
+    return Database(server=server, database=database, url=url)

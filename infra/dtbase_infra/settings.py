@@ -1,0 +1,115 @@
+"""Every stack setting, read from Pulumi config (`Pulumi.<stack>.yaml`) in this one place.
+
+Names of the Azure resources are derived from `prefix`, so two stacks with different prefixes
+never collide. Several names (storage, Key Vault, PostgreSQL, Function App) are global DNS
+names, which is why the prefix is short and must be unique to you.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import pulumi
+
+HostingPlan = Literal["flex", "consumption"]
+DatabaseAccess = Literal["azureServices", "private"]
+
+_PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,12}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    prefix: str
+    location: str
+    db_admin_password: pulumi.Input[str]
+    jwt_secret_key: pulumi.Input[str]
+    default_user_password: pulumi.Input[str]
+    openweathermap_api_key: pulumi.Input[str] | None = None
+    openweathermap_lat: str = "51.5"
+    openweathermap_lon: str = "-0.12"
+    # Flex Consumption is the serverless plan; "consumption" (Linux Y1) is only for regions
+    # without Flex, and is retiring in September 2028.
+    hosting_plan: HostingPlan = "flex"
+    function_max_instances: int = 40
+    function_instance_memory_mb: int = 2048
+    # "azureServices": public endpoint, firewall admits Azure-hosted callers only (0.0.0.0-0.0.0.0).
+    # "private": server inside a VNet with no public endpoint; the Function App joins the VNet.
+    database_access: DatabaseAccess = "azureServices"
+    db_sku_name: str = "Standard_B1ms"
+    db_sku_tier: str = "Burstable"
+    db_storage_gb: int = 32
+    db_backup_retention_days: int = 7
+    db_admin_login: str = "dtbaseadmin"
+    db_name: str = "dtbase"
+    ingress_schedule: str = "0 0 * * * *"
+    forecast_schedule: str = "0 0 3 * * *"
+    # Extra browser origins allowed to call the API; the Static Web App's own is always added.
+    cors_origins: tuple[str, ...] = ()
+    log_retention_days: int = 30
+    # Static Web Apps run in a few regions only; the content is served globally anyway.
+    static_site_location: str = "westeurope"
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _PREFIX.match(self.prefix):
+            raise ValueError(
+                f"prefix {self.prefix!r} must be 3-14 characters of lowercase letters, digits and "
+                "hyphens, starting with a letter (it becomes part of global DNS names)"
+            )
+        if self.hosting_plan not in ("flex", "consumption"):
+            raise ValueError(f"hostingPlan must be 'flex' or 'consumption', not {self.hosting_plan!r}")
+        if self.database_access not in ("azureServices", "private"):
+            raise ValueError(
+                f"databaseAccess must be 'azureServices' or 'private', not {self.database_access!r}"
+            )
+        if self.database_access == "private" and self.hosting_plan != "flex":
+            raise ValueError("databaseAccess 'private' needs hostingPlan 'flex' (VNet integration)")
+        if self.function_instance_memory_mb not in (512, 2048, 4096):
+            raise ValueError("functionInstanceMemoryMb must be 512, 2048 or 4096")
+
+    @property
+    def compact_prefix(self) -> str:
+        """The prefix without hyphens, for names that allow only letters and digits."""
+        return self.prefix.replace("-", "")
+
+    def name(self, suffix: str) -> str:
+        return f"{self.prefix}-{suffix}"
+
+
+def load_settings() -> StackSettings:
+    """Read the current stack's configuration (namespace `dtbase`)."""
+    config = pulumi.Config("dtbase")
+
+    def text(key: str, default: str) -> str:
+        return config.get(key) or default
+
+    def number(key: str, default: int) -> int:
+        return config.get_int(key) or default
+
+    defaults = StackSettings.__dataclass_fields__
+    return StackSettings(
+        prefix=config.require("prefix"),
+        location=config.require("location"),
+        db_admin_password=config.require_secret("dbAdminPassword"),
+        jwt_secret_key=config.require_secret("jwtSecretKey"),
+        default_user_password=config.require_secret("defaultUserPassword"),
+        openweathermap_api_key=config.get_secret("openWeatherMapApiKey"),
+        openweathermap_lat=text("openWeatherMapLat", defaults["openweathermap_lat"].default),
+        openweathermap_lon=text("openWeatherMapLon", defaults["openweathermap_lon"].default),
+        hosting_plan=text("hostingPlan", "flex"),  # type: ignore[arg-type]
+        function_max_instances=number("functionMaxInstances", 40),
+        function_instance_memory_mb=number("functionInstanceMemoryMb", 2048),
+        database_access=text("databaseAccess", "azureServices"),  # type: ignore[arg-type]
+        db_sku_name=text("dbSkuName", "Standard_B1ms"),
+        db_sku_tier=text("dbSkuTier", "Burstable"),
+        db_storage_gb=number("dbStorageGb", 32),
+        db_backup_retention_days=number("dbBackupRetentionDays", 7),
+        ingress_schedule=text("ingressSchedule", defaults["ingress_schedule"].default),
+        forecast_schedule=text("forecastSchedule", defaults["forecast_schedule"].default),
+        cors_origins=tuple(config.get_object("corsOrigins") or ()),
+        log_retention_days=number("logRetentionDays", 30),
+        static_site_location=text("staticSiteLocation", "westeurope"),
+        tags=tuple(sorted((config.get_object("tags") or {}).items())),
+    )
