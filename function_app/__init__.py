@@ -1,0 +1,21 @@
+"""The one function app object: every blueprint registered on it.
+
+The Functions worker loads it through `function_app_entry.py` at the app root; the local
+host imports it directly. Start-up refuses to go on without real secrets outside local
+mode (API.md Part A 8).
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from dtbase_core.config import check_deployable, get_settings
+from function_app import auth, fallback, health, openapi, users
+
+check_deployable(get_settings())
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+# The catch-all fallback goes last; every other route is more specific than it.
+for blueprint in (auth, users, health, openapi, fallback):
+    app.register_functions(blueprint.bp)

@@ -1,0 +1,32 @@
+"""`GET /health`: no token; says whether the database answers (Part C)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import azure.functions as func
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from dtbase_core.db import get_engine
+from function_app.http import endpoint, json_response
+
+bp = func.Blueprint()
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+
+
+@endpoint(bp, "health", method="GET", response=Health, auth=None, db=False,
+          errors={503: "The database does not answer"})
+def health(call: Any) -> Any:
+    """200 when the API and its database are up, 503 naming what is down."""
+    try:
+        with get_engine().connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "down", reported not raised
+        reason = type(exc).__name__
+        return json_response({"status": "unavailable", "database": f"down ({reason})"}, 503)
+    return {"status": "ok", "database": "ok"}
