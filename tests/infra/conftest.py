@@ -1,173 +1,16 @@
-"""Fixtures for the infra tests: run the Pulumi program under mocks and record every resource.
-
-Self-contained on purpose (no database, no network, no Pulumi CLI). Per NOTES.md §6 the
-program is imported only after `pulumi.runtime.set_mocks`.
-"""
+"""Fixtures for the infra tests. Self-contained: they need no database and no top-level conftest."""
 
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-INFRA = REPO / "infra"
+# The helpers live beside this file; make them importable under any pytest import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
-TENANT = "00000000-0000-0000-0000-000000000002"
-
-# Recognisable plain-text secrets: a test fails if any of them shows up where it must not.
-DB_PASSWORD = "db-P@ss:w/rd-5f1c"
-JWT_SECRET = "jwt-secret-8a7b6c5d4e3f"
-DEFAULT_USER_PASSWORD = "default-user-pass-77aa"
-OWM_KEY = "owm-api-key-1234abcd"
-
-
-@dataclass
-class Recorded:
-    """Inputs of every resource the program registered, keyed by Pulumi type token."""
-
-    resources: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    raw: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    names: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    ids: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-    def all(self, type_token: str) -> list[dict[str, Any]]:
-        return self.resources.get(type_token, [])
-
-    def one(self, type_token: str) -> dict[str, Any]:
-        found = self.all(type_token)
-        assert len(found) == 1, f"expected one {type_token}, found {len(found)}"
-        return found[0]
-
-
-SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
-
-
-def is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and SECRET_SIGNATURE in value
-
-
-def _unwrap_secrets(value: Any) -> Any:
-    """Recorded inputs wrap secret values in a signature dict (NOTES.md §6, pitfall 3)."""
-    if isinstance(value, dict):
-        if SECRET_SIGNATURE in value:
-            return _unwrap_secrets(value.get("value"))
-        return {key: _unwrap_secrets(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_unwrap_secrets(item) for item in value]
-    return value
-
-
-def _resource_id(type_token: str, name: str) -> str:
-    _, module, kind = type_token.split(":")
-    return (
-        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/mock-rg/providers/"
-        f"Microsoft.{module.capitalize()}/{kind}/{name}"
-    )
-
-
-# The input that holds each resource's explicit name; Azure echoes it back as `name`.
-_NAME_INPUT = {
-    "azure-native:resources:ResourceGroup": "resourceGroupName",
-    "azure-native:storage:StorageAccount": "accountName",
-    "azure-native:storage:BlobContainer": "containerName",
-    "azure-native:keyvault:Vault": "vaultName",
-    "azure-native:keyvault:Secret": "secretName",
-    "azure-native:dbforpostgresql:Server": "serverName",
-    "azure-native:dbforpostgresql:Database": "databaseName",
-    "azure-native:operationalinsights:Workspace": "workspaceName",
-    "azure-native:applicationinsights:Component": "resourceName",
-    "azure-native:network:VirtualNetwork": "virtualNetworkName",
-    "azure-native:network:Subnet": "subnetName",
-    "azure-native:privatedns:PrivateZone": "privateZoneName",
-}
-
-
-def _computed_outputs(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """What Azure would fill in after creation, for the outputs the program reads."""
-    name = inputs.get(_NAME_INPUT.get(type_token, "name"))
-    return {"name": name, **_type_outputs(type_token, name, inputs)}
-
-
-def _type_outputs(type_token: str, name: str | None, inputs: dict[str, Any]) -> dict[str, Any]:
-    match type_token:
-        case "azure-native:web:WebApp":
-            return {
-                "defaultHostName": f"{name}.azurewebsites.net",
-                "identity": {"type": "SystemAssigned", "principalId": f"principal-of-{name}"},
-            }
-        case "azure-native:web:StaticSite":
-            return {"defaultHostname": f"{name}.azurestaticapps.net"}
-        case "azure-native:keyvault:Vault":
-            return {"properties": {**inputs.get("properties", {}),
-                                   "vaultUri": f"https://{name}.vault.azure.net/"}}
-        case "azure-native:storage:StorageAccount":
-            return {"primaryEndpoints": {"blob": f"https://{name}.blob.core.windows.net/"}}
-        case "azure-native:dbforpostgresql:Server":
-            return {"fullyQualifiedDomainName": f"{name}.postgres.database.azure.com"}
-        case "azure-native:applicationinsights:Component":
-            return {"connectionString": "InstrumentationKey=00000000-aaaa;IngestionEndpoint=https://x/"}
-    return {}
-
-
-def run_program(settings_overrides: dict[str, Any] | None = None) -> Recorded:
-    """Run `dtbase_infra.stack.build` under mocks and return what it registered."""
-    import pulumi
-
-    recorded = Recorded()
-
-    class Mocks(pulumi.runtime.Mocks):
-        def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-            inputs = _unwrap_secrets(args.inputs)
-            resource_id = _resource_id(args.typ, args.name)
-            recorded.resources[args.typ].append(inputs)
-            recorded.raw[args.typ].append(dict(args.inputs))
-            recorded.names[args.typ].append(args.name)
-            recorded.ids[args.typ].append(resource_id)
-            outputs = {**args.inputs, **_computed_outputs(args.typ, inputs)}
-            return resource_id, outputs
-
-        def call(self, args: pulumi.runtime.MockCallArgs):
-            if args.token == "azure-native:authorization:getClientConfig":
-                return {"subscriptionId": SUBSCRIPTION, "tenantId": TENANT,
-                        "clientId": "client", "objectId": "deployer"}
-            raise AssertionError(f"unexpected invoke {args.token}")
-
-    pulumi.runtime.set_mocks(Mocks(), project="dtbase-azure", stack="test", preview=False)
-    if str(INFRA) not in sys.path:
-        sys.path.insert(0, str(INFRA))
-    from dtbase_infra.settings import StackSettings
-    from dtbase_infra.stack import build
-
-    settings = StackSettings(
-        **{
-            "prefix": "dtbase-test",
-            "location": "uksouth",
-            "db_admin_password": DB_PASSWORD,
-            "jwt_secret_key": JWT_SECRET,
-            "default_user_password": DEFAULT_USER_PASSWORD,
-            "openweathermap_api_key": OWM_KEY,
-            **(settings_overrides or {}),
-        }
-    )
-
-    @pulumi.runtime.test
-    def program():
-        outputs = build(settings)
-        return pulumi.Output.all(
-            site_url=outputs.site_url,
-            api_url=outputs.api_url,
-            database_url=outputs.database_url,
-        ).apply(recorded.outputs.update)
-
-    program()
-    return recorded
+from pulumi_harness import Recorded, run_program  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -182,4 +25,11 @@ def private_stack() -> Recorded:
 
 @pytest.fixture(scope="module")
 def consumption_stack() -> Recorded:
-    return run_program({"hosting_plan": "consumption", "openweathermap_api_key": None})
+    # Also the non-default sizes, to show they reach the resources.
+    return run_program({
+        "hosting_plan": "consumption",
+        "openweathermap_api_key": None,
+        "db_sku_name": "Standard_B2s",
+        "db_storage_gb": 64,
+        "db_backup_retention_days": 14,
+    })
