@@ -10,12 +10,22 @@ from __future__ import annotations
 import azure.functions as func
 
 from dtbase_core.config import check_deployable, get_settings
-from function_app import auth, fallback, health, openapi, users
+from function_app import (
+    auth,
+    fallback,
+    health,
+    locations,
+    models,
+    openapi,
+    sensors,
+    services,
+    users,
+)
 
 check_deployable(get_settings())
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 # The catch-all fallback goes last; every other route is more specific than it.
-for blueprint in (auth, users, health, openapi, fallback):
+for blueprint in (auth, users, locations, sensors, models, services, health, openapi, fallback):
     app.register_functions(blueprint.bp)

@@ -1,0 +1,79 @@
+"""Fixtures: one real PostgreSQL database per session (embedded, or the server named by
+DT_TEST_DATABASE_URL), one local host serving it over real HTTP, and clean tables for
+each test that asks for them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import ADMIN_PASSWORD, Api, LocalHost, TestDatabase, start_host
+
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="dtbase-run-"))
+os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o700)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    where = os.environ.get("DT_TEST_DATABASE_URL") or "embedded PostgreSQL"
+    return f"dtbase test database: {where}"
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[TestDatabase]:
+    db = TestDatabase()
+    yield db
+    db.close()
+
+
+@pytest.fixture(scope="session")
+def host_root() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="dtbase-hosts-") as tmp:
+        os.chmod(tmp, 0o755)
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="session")
+def live_host(database: TestDatabase, host_root: Path) -> Iterator[LocalHost]:
+    host = start_host(database.url, host_root / "main")
+    yield host
+    host.stop()
+
+
+@pytest.fixture
+def host_factory(database: TestDatabase, host_root: Path) -> Iterator[Callable[..., LocalHost]]:
+    """Start more hosts on the same database, with extra settings: host_factory(env={...})."""
+    started: list[LocalHost] = []
+
+    def start(env: dict[str, str] | None = None) -> LocalHost:
+        host = start_host(database.url, host_root / f"extra-{len(started)}-{os.getpid()}", env)
+        started.append(host)
+        return host
+
+    yield start
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def clean_db(database: TestDatabase) -> TestDatabase:
+    database.truncate_all()
+    return database
+
+
+@pytest.fixture
+def admin(live_host: LocalHost, clean_db: TestDatabase) -> Iterator[Api]:
+    """A client signed in as the default (admin) user, on empty tables."""
+    api = Api(live_host.api, live_host.admin_email, ADMIN_PASSWORD)
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def anon(live_host: LocalHost) -> Iterator[Api]:
+    api = Api(live_host.api)
+    yield api
+    api.close()

@@ -1,0 +1,211 @@
+"""Test helpers: the database the suite runs against, local hosts in subprocesses, and an
+authenticated HTTP client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from dtbase_core.config import DEFAULT_USER_EMAIL
+from dtbase_core.db import normalise_url
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_PASSWORD = "test-admin-password"
+JWT_SECRET = "test-secret-" + "x" * 40
+
+
+class TestDatabase:
+    """A fresh database: on the server DT_TEST_DATABASE_URL names, or on an embedded one."""
+
+    def __init__(self) -> None:
+        self._embedded: Any = None
+        self._tmp: str | None = None
+        server_url = os.environ.get("DT_TEST_DATABASE_URL")
+        if server_url:
+            self.kind = f"server at {normalise_url(server_url).render_as_string()}"
+        else:
+            self._tmp = tempfile.mkdtemp(prefix="dtbase-test-")
+            os.chmod(self._tmp, 0o755)
+            from local.database import EmbeddedDatabase
+
+            self._embedded = EmbeddedDatabase(Path(self._tmp))
+            server_url = self._embedded.url
+            self.kind = "embedded PostgreSQL"
+        self.name = f"dtbase_test_{uuid.uuid4().hex[:8]}"
+        self._server = normalise_url(server_url)
+        with self._admin() as conn:
+            conn.execute(sa.text(f'create database "{self.name}"'))
+        self.url = self._server.set(database=self.name).render_as_string(hide_password=False)
+        self.engine = sa.create_engine(normalise_url(self.url), connect_args={"options": "-c timezone=UTC"})
+
+    def _admin(self) -> Any:
+        engine = sa.create_engine(self._server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        return engine.connect()
+
+    def truncate_all(self) -> None:
+        """Empty every table but keep the default user; ids restart at 1."""
+        with self.engine.begin() as conn:
+            tables = conn.scalars(
+                sa.text(
+                    "select tablename from pg_tables where schemaname = 'public' "
+                    "and tablename not in ('alembic_version', 'user_account')"
+                )
+            ).all()
+            if tables:
+                conn.execute(sa.text(f"truncate {', '.join(tables)} restart identity cascade"))
+            conn.execute(sa.text("delete from user_account where email <> :e"), {"e": DEFAULT_USER_EMAIL})
+
+    def close(self) -> None:
+        self.engine.dispose()
+        with self._admin() as conn:
+            conn.execute(sa.text(f'drop database if exists "{self.name}" with (force)'))
+        if self._embedded is not None:
+            self._embedded.stop()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LocalHost:
+    """A `dtbase-local` process serving the API and the static site."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    log_path: Path
+    admin_email: str = DEFAULT_USER_EMAIL
+    admin_password: str = ADMIN_PASSWORD
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api(self) -> str:
+        return self.url + "/api"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def host_environment(database_url: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DT_")}
+    env.update(
+        {
+            "DT_JWT_SECRET_KEY": JWT_SECRET,
+            "DT_DEFAULT_USER_PASS": ADMIN_PASSWORD,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if database_url:
+        env["DT_DATABASE_URL"] = database_url
+    env.update(extra or {})
+    return env
+
+
+def start_host(
+    database_url: str | None,
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+    wait: bool = True,
+) -> LocalHost:
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / f"host-{port}.log"
+    env = host_environment(database_url, extra_env)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.cli", "--port", str(port), "--data-dir", str(data_dir),
+         "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    host = LocalHost(url=f"http://127.0.0.1:{port}", process=process, data_dir=data_dir,
+                     log_path=log_path, env=env)
+    if wait:
+        wait_ready(host)
+    return host
+
+
+def wait_ready(host: LocalHost, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if host.process.poll() is not None:
+            raise RuntimeError(f"local host exited early:\n{host.log()}")
+        try:
+            if httpx.get(host.api + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    host.stop()
+    raise RuntimeError(f"local host did not become ready:\n{host.log()}")
+
+
+class Api:
+    """An httpx client for the API that signs in once and sends the token."""
+
+    def __init__(self, base: str, email: str | None = None, password: str | None = None) -> None:
+        self.base = base
+        self.http = httpx.Client(base_url=base, timeout=120)
+        self.token: str | None = None
+        if email is not None:
+            self.login(email, password or "")
+
+    def login(self, email: str, password: str) -> dict[str, str]:
+        reply = self.http.post("/auth/login", json={"email": email, "password": password})
+        assert reply.status_code == 200, reply.text
+        tokens = reply.json()
+        self.token = tokens["access_token"]
+        return tokens
+
+    def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        merged = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        merged.update(headers or {})
+        return merged
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        if json is not None:
+            kw["json"] = json
+        return self.http.post(path, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.http.get(path, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def ok(self, path: str, json: Any = None, status: int | None = None) -> Any:
+        """POST and assert success (any 2xx, or exactly `status`); return the JSON."""
+        reply = self.post(path, json)
+        if status is None:
+            assert 200 <= reply.status_code < 300, (path, reply.status_code, reply.text)
+        else:
+            assert reply.status_code == status, (path, reply.status_code, reply.text)
+        return reply.json()
+
+    def close(self) -> None:
+        self.http.close()
