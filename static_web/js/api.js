@@ -295,6 +295,40 @@ export async function me() {
   return user;
 }
 
+/**
+ * GET a status URL handed out by the API (such as a Durable Functions
+ * `statusQueryGetUri`) and return `{status, body}` whatever the status code. The access
+ * token is sent only to this site's origin.
+ */
+export async function getStatusUrl(url) {
+  const target = new URL(url, location.href);
+  const headers = { Accept: "application/json" };
+  if (target.origin === location.origin) {
+    if (accessTokenNeedsRefresh()) await refreshTokens();
+    const tokens = getTokens();
+    if (tokens) headers.Authorization = `Bearer ${tokens.access_token}`;
+  }
+  const reply = await rawFetch(target.href, { headers });
+  const text = await reply.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = text;
+  }
+  return { status: reply.status, body };
+}
+
+/** The API's OpenAPI document (no auth), or null when it cannot be read. */
+export async function openApi() {
+  try {
+    const reply = await rawFetch("/openapi.json", { headers: { Accept: "application/json" } });
+    return reply.ok ? await reply.json() : null;
+  } catch {
+    return null;
+  }
+}
+
 /** `GET /health` without auth: `{ok, detail}`. */
 export async function health() {
   try {

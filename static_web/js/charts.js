@@ -1,0 +1,171 @@
+// Time-series charts on uPlot (vendored in /vendor/uplot, MIT licence): several series on
+// one time axis, drag to zoom, wheel to zoom, buttons to zoom and pan by keyboard,
+// double-click or "Reset" to see everything, and an optional shaded band between two series.
+
+import uPlot from "../vendor/uplot/uPlot.esm.js";
+import { el } from "./dom.js";
+
+export const PALETTE = ["#1f5fbf", "#d1495b", "#2a9d8f", "#e9a13b", "#6a4c93", "#3d8b37", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
+
+/** A group of charts whose x ranges and cursors move together. */
+export class ChartGroup {
+  constructor(key = "dtbase") {
+    this.key = key;
+    this.charts = [];
+    this.syncing = false;
+  }
+
+  add(chart) {
+    this.charts.push(chart);
+  }
+
+  /** Apply an x range to every chart but the one it came from. */
+  setRange(source, min, max) {
+    if (this.syncing) return;
+    this.syncing = true;
+    try {
+      for (const chart of this.charts) if (chart.plot !== source) chart.plot.setScale("x", { min, max });
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  destroy() {
+    for (const chart of this.charts) chart.destroy();
+    this.charts = [];
+  }
+}
+
+function wheelZoomPlugin(factor = 0.8) {
+  return {
+    hooks: {
+      ready: (u) => {
+        u.over.addEventListener(
+          "wheel",
+          (event) => {
+            if (!(event.ctrlKey || event.shiftKey || event.metaKey) || event.deltaY === 0) return;
+            event.preventDefault();
+            const { left } = u.cursor;
+            const at = u.posToVal(left ?? u.over.clientWidth / 2, "x");
+            const { min, max } = u.scales.x;
+            const scale = event.deltaY < 0 ? factor : 1 / factor;
+            u.setScale("x", { min: at - (at - min) * scale, max: at + (max - at) * scale });
+          },
+          { passive: false },
+        );
+      },
+    },
+  };
+}
+
+function seriesRange(data) {
+  const xs = data[0];
+  return xs.length ? { min: xs[0], max: xs[xs.length - 1] } : { min: Date.now() / 1000 - 3600, max: Date.now() / 1000 };
+}
+
+/**
+ * Draw a chart.
+ * @param {HTMLElement} container where the chart card goes
+ * @param {{title: string, yLabel?: string, note?: string,
+ *          series: Array<{label: string, points: Array<[number, number|null]>, color?: string, dash?: number[], width?: number, fill?: string, points_only?: boolean}>,
+ *          band?: {upper: number, lower: number, fill: string},
+ *          group?: ChartGroup, height?: number}} spec points are [unix seconds, value]
+ */
+export function timeSeriesChart(container, spec) {
+  const titleId = `chart-${Math.random().toString(36).slice(2, 9)}`;
+  const plotBox = el("div", { class: "chart", role: "img", "aria-labelledby": titleId });
+  const buttons = {
+    zoomIn: el("button", { type: "button", class: "secondary small", text: "Zoom in" }),
+    zoomOut: el("button", { type: "button", class: "secondary small", text: "Zoom out" }),
+    panLeft: el("button", { type: "button", class: "secondary small", text: "◀ Earlier", "aria-label": "Pan earlier" }),
+    panRight: el("button", { type: "button", class: "secondary small", text: "Later ▶", "aria-label": "Pan later" }),
+    reset: el("button", { type: "button", class: "secondary small", text: "Reset zoom" }),
+  };
+  const card = el(
+    "figure",
+    { class: "chart-card", dataset: { chart: spec.title } },
+    el("h3", { id: titleId, text: spec.title }),
+    el("div", { class: "chart-tools", role: "group", "aria-label": `Zoom and pan ${spec.title}` }, Object.values(buttons)),
+    plotBox,
+    spec.note ? el("figcaption", { class: "chart-note", text: spec.note }) : null,
+  );
+  container.append(card);
+
+  const tables = spec.series.map((s) => [s.points.map((p) => p[0]), s.points.map((p) => p[1])]);
+  const data = tables.length ? uPlot.join(tables) : [[]];
+  const full = seriesRange(data);
+
+  const series = [
+    { label: "Time", value: (u, v) => (v == null ? "—" : new Date(v * 1000).toLocaleString()) },
+    ...spec.series.map((s, i) => {
+      const color = s.color || PALETTE[i % PALETTE.length];
+      const options = {
+        label: s.label,
+        stroke: color,
+        width: s.width ?? 1.5,
+        spanGaps: true,
+        points: s.points_only ? { show: true, size: 5, fill: color } : { show: s.points.length < 60, size: 4 },
+      };
+      if (s.dash) options.dash = s.dash;
+      if (s.fill) options.fill = s.fill;
+      if (s.points_only) options.paths = () => null;
+      return options;
+    }),
+  ];
+
+  const width = Math.max(280, plotBox.clientWidth || container.clientWidth || 600);
+  const opts = {
+    width,
+    height: spec.height || 300,
+    series,
+    scales: { x: { time: true } },
+    axes: [{}, { label: spec.yLabel || "", size: 60 }],
+    cursor: { sync: spec.group ? { key: spec.group.key } : undefined, drag: { x: true, y: false } },
+    bands: spec.band ? [{ series: [spec.band.upper + 1, spec.band.lower + 1], fill: spec.band.fill }] : [],
+    legend: { live: true },
+    plugins: [wheelZoomPlugin()],
+    hooks: {
+      setScale: [
+        (u, key) => {
+          if (key === "x" && spec.group) spec.group.setRange(u, u.scales.x.min, u.scales.x.max);
+        },
+      ],
+    },
+  };
+  const plot = new uPlot(opts, data, plotBox);
+
+  const zoom = (scale) => {
+    const { min, max } = plot.scales.x;
+    const mid = (min + max) / 2;
+    const half = ((max - min) / 2) * scale;
+    plot.setScale("x", { min: mid - half, max: mid + half });
+  };
+  const pan = (fraction) => {
+    const { min, max } = plot.scales.x;
+    const shift = (max - min) * fraction;
+    plot.setScale("x", { min: min + shift, max: max + shift });
+  };
+  buttons.zoomIn.addEventListener("click", () => zoom(0.5));
+  buttons.zoomOut.addEventListener("click", () => zoom(2));
+  buttons.panLeft.addEventListener("click", () => pan(-0.25));
+  buttons.panRight.addEventListener("click", () => pan(0.25));
+  buttons.reset.addEventListener("click", () => plot.setScale("x", full));
+
+  const resize = new ResizeObserver(() => {
+    const w = Math.max(280, plotBox.clientWidth);
+    if (Math.abs(w - plot.width) > 2) plot.setSize({ width: w, height: plot.height });
+  });
+  resize.observe(plotBox);
+
+  const chart = {
+    plot,
+    card,
+    destroy() {
+      resize.disconnect();
+      plot.destroy();
+      card.remove();
+    },
+  };
+  if (spec.group) spec.group.add(chart);
+  return chart;
+}

@@ -1,0 +1,136 @@
+// The page frame shared by every signed-in page: sign-in guard, navigation bar, the
+// signed-in user, admin-only controls, a global loading indicator and an
+// "API unavailable" banner.
+
+import { apiEvents, isSignedIn, logout, me, sendToLogin, currentEmail, ApiError } from "./api.js";
+import { el, $, $$ } from "./dom.js";
+
+export const NAV_ITEMS = [
+  { page: "dashboard", href: "/index.html", label: "Dashboard" },
+  { page: "sensors", href: "/sensors.html", label: "Sensors" },
+  { page: "readings", href: "/readings.html", label: "Readings" },
+  { page: "plots", href: "/plots.html", label: "Plots" },
+  { page: "locations", href: "/locations.html", label: "Locations" },
+  { page: "models", href: "/models.html", label: "Models" },
+  { page: "forecasts", href: "/forecasts.html", label: "Forecasts" },
+  { page: "services", href: "/services.html", label: "Services" },
+  { page: "users", href: "/users.html", label: "Users" },
+];
+
+function buildHeader(currentPage) {
+  const menuId = "site-nav-list";
+  const toggle = el("button", {
+    type: "button",
+    class: "nav-toggle",
+    "aria-expanded": "false",
+    "aria-controls": menuId,
+    text: "Menu",
+  });
+  const list = el(
+    "ul",
+    { id: menuId, class: "nav-list" },
+    NAV_ITEMS.map((item) =>
+      el(
+        "li",
+        {},
+        el("a", {
+          href: item.href,
+          text: item.label,
+          "aria-current": item.page === currentPage ? "page" : undefined,
+        }),
+      ),
+    ),
+  );
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", String(open));
+    list.classList.toggle("open", open);
+  });
+  const userBox = el(
+    "div",
+    { class: "user-box" },
+    el("span", { class: "user-email", id: "user-email", text: currentEmail() }),
+    el("span", { class: "badge admin-badge", "data-admin-only": "", hidden: true, text: "admin" }),
+    el("button", { type: "button", id: "sign-out", class: "secondary small", text: "Sign out" }),
+  );
+  const activity = el("span", { id: "activity", class: "activity", role: "status", "aria-live": "polite" });
+  return [
+    el(
+      "div",
+      { class: "bar" },
+      el("a", { class: "brand", href: "/index.html" }, el("img", { src: "/favicon.svg", alt: "", width: 24, height: 24 }), "DTBase"),
+      toggle,
+      el("nav", { "aria-label": "Main" }, list),
+      activity,
+      userBox,
+    ),
+    el("div", { id: "api-banner", class: "banner error", role: "alert", hidden: true }),
+  ];
+}
+
+function watchApiActivity() {
+  const activity = $("#activity");
+  let hideTimer = null;
+  apiEvents.addEventListener("activity", (event) => {
+    const busy = event.detail.inFlight > 0;
+    clearTimeout(hideTimer);
+    if (busy) {
+      activity.textContent = "Loading…";
+      activity.classList.add("busy");
+      document.body.setAttribute("aria-busy", "true");
+    } else {
+      hideTimer = setTimeout(() => {
+        activity.textContent = "";
+        activity.classList.remove("busy");
+        document.body.removeAttribute("aria-busy");
+      }, 150);
+    }
+  });
+  const banner = $("#api-banner");
+  apiEvents.addEventListener("availability", (event) => {
+    if (event.detail.available) {
+      banner.hidden = true;
+      banner.textContent = "";
+    } else {
+      banner.hidden = false;
+      banner.textContent = `${event.detail.message} This page will work again once the API is back; nothing you entered is lost.`;
+    }
+  });
+}
+
+/** Show or hide controls marked `data-admin-only` (the API enforces roles anyway). */
+export function applyRole(isAdmin) {
+  document.body.classList.toggle("is-admin", isAdmin);
+  for (const node of $$("[data-admin-only]")) node.hidden = !isAdmin;
+  for (const node of $$("[data-non-admin-only]")) node.hidden = isAdmin;
+}
+
+/**
+ * Start a signed-in page. Redirects a signed-out visitor to the sign-in page.
+ * @returns {Promise<{email: string, is_admin: boolean}>} the user (is_admin false if unknown)
+ */
+export async function startPage(pageName) {
+  if (!isSignedIn()) {
+    sendToLogin();
+    // Never resolves: the browser is leaving.
+    return new Promise(() => {});
+  }
+  const header = $("#site-header");
+  header.replaceChildren(...buildHeader(pageName));
+  watchApiActivity();
+  $("#sign-out").addEventListener("click", () => {
+    logout();
+    location.assign("/login.html?reason=signed-out");
+  });
+  applyRole(false);
+  let user = { email: currentEmail(), is_admin: false };
+  try {
+    user = await me();
+  } catch (error) {
+    if (!(error instanceof ApiError) || !error.isUnavailable) console.warn("Could not read the signed-in user", error);
+  }
+  $("#user-email").textContent = user.email;
+  applyRole(Boolean(user.is_admin));
+  document.body.classList.remove("auth-pending");
+  return user;
+}

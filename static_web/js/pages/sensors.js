@@ -1,0 +1,241 @@
+// Sensors: list by type, add types and sensors, edit and delete sensors, location history.
+
+import { post } from "../api.js";
+import { startPage } from "../layout.js";
+import { el, $, replace, table, withLoading, errorBox, bindForm, fillSelect, confirmDialog, queryParams, setQueryParams } from "../dom.js";
+import { formatTime, timeZoneName, toLocalInput, localInputToIso, formatValue } from "../format.js";
+import { listSensorTypes, listMeasures, listSensorsWithTypes, listLocationSchemas, measureLabel } from "../catalog.js";
+import { definitionList, coordinateInputs } from "../editors.js";
+
+const state = { types: [], sensors: [], schemas: [], historyFor: null, coordinates: null };
+
+function renderTypes() {
+  replace(
+    $("#type-list"),
+    table(
+      "Sensor types and their measures",
+      [
+        { label: "Type", render: (t) => t.name },
+        { label: "Description", render: (t) => t.description ?? "" },
+        { label: "Measures", render: (t) => t.measures.map((m) => `${measureLabel(m)}: ${m.datatype}`).join(", ") },
+        {
+          label: "Actions",
+          render: (t) =>
+            el("button", {
+              type: "button",
+              class: "secondary small",
+              text: "Delete",
+              "aria-label": `Delete sensor type ${t.name}`,
+              onclick: () => deleteType(t.name),
+            }),
+        },
+      ],
+      state.types,
+      { empty: "No sensor types yet. Add one below." },
+    ),
+  );
+  const typeNames = state.types.map((t) => t.name);
+  fillSelect($("#type-filter"), typeNames, { placeholder: "All types" });
+  fillSelect($("#new-sensor-type"), typeNames, { placeholder: typeNames.length ? "" : "Add a sensor type first" });
+}
+
+function renderSensors() {
+  const filter = $("#type-filter").value;
+  const rows = state.sensors.filter((s) => !filter || s.type_name === filter);
+  replace(
+    $("#sensor-list"),
+    table(
+      filter ? `Sensors of type ${filter}` : "All sensors",
+      [
+        { label: "Unique identifier", render: (s) => s.unique_identifier },
+        { label: "Type", render: (s) => s.type_name },
+        { label: "Name", render: (s) => s.name ?? "" },
+        { label: "Notes", render: (s) => s.notes ?? "" },
+        {
+          label: "Actions",
+          render: (s) =>
+            el(
+              "div",
+              { class: "actions" },
+              el("button", { type: "button", class: "secondary small", text: "Edit", "aria-label": `Edit sensor ${s.unique_identifier}`, onclick: () => openEdit(s) }),
+              el("button", { type: "button", class: "secondary small", text: "Locations", "aria-label": `Location history of ${s.unique_identifier}`, onclick: () => showHistory(s.unique_identifier) }),
+              el("a", { class: "button secondary small", href: `/readings.html?type=${encodeURIComponent(s.type_name)}&sensor=${encodeURIComponent(s.unique_identifier)}`, text: "Readings", "aria-label": `Readings of ${s.unique_identifier}` }),
+              el("button", { type: "button", class: "danger small", text: "Delete", "aria-label": `Delete sensor ${s.unique_identifier}`, onclick: () => deleteSensor(s.unique_identifier) }),
+            ),
+        },
+      ],
+      rows,
+      { empty: state.types.length ? "No sensors yet. Add one below." : "Add a sensor type, then a sensor." },
+    ),
+  );
+}
+
+async function reload() {
+  const region = $("#sensor-list");
+  try {
+    const [types, measures] = await withLoading(region, Promise.all([listSensorTypes(), listMeasures()]));
+    state.types = types;
+    measureEditor.setExisting(measures);
+    state.sensors = await withLoading(region, listSensorsWithTypes(types));
+    renderTypes();
+    renderSensors();
+  } catch (error) {
+    replace(region, errorBox(error));
+  }
+}
+
+async function deleteType(name) {
+  if (!(await confirmDialog(`Delete sensor type “${name}”? Its measures stay.`))) return;
+  try {
+    await post("/sensor/delete-sensor-type", { type_name: name });
+  } catch (error) {
+    replace($("#type-list"), errorBox(error));
+    setTimeout(reload, 4000);
+    return;
+  }
+  await reload();
+}
+
+async function deleteSensor(uniqueIdentifier) {
+  if (!(await confirmDialog(`Delete sensor “${uniqueIdentifier}” with all its readings and location history?`))) return;
+  const region = $("#sensor-list");
+  try {
+    await withLoading(region, post("/sensor/delete-sensor", { unique_identifier: uniqueIdentifier }));
+  } catch (error) {
+    region.prepend(errorBox(error));
+    return;
+  }
+  if (state.historyFor === uniqueIdentifier) $("#history-section").hidden = true;
+  await reload();
+}
+
+// ------------------------------------------------------------------ edit dialog
+
+function openEdit(sensor) {
+  const dialog = $("#edit-dialog");
+  $("#edit-id").textContent = sensor.unique_identifier;
+  $("#edit-name").value = sensor.name ?? "";
+  $("#edit-notes").value = sensor.notes ?? "";
+  dialog.dataset.sensor = sensor.unique_identifier;
+  const status = $("#edit-form .form-status");
+  if (status) status.textContent = "";
+  dialog.showModal();
+  $("#edit-name").focus();
+}
+
+// ------------------------------------------------------------------ location history
+
+async function showHistory(uniqueIdentifier) {
+  state.historyFor = uniqueIdentifier;
+  setQueryParams({ sensor: uniqueIdentifier });
+  const section = $("#history-section");
+  section.hidden = false;
+  $("#history-heading").textContent = `Location history of ${uniqueIdentifier}`;
+  $("#history-heading").focus();
+  const region = $("#history");
+  try {
+    const [history, schemas] = await withLoading(
+      region,
+      Promise.all([post("/sensor/list-sensor-locations", { unique_identifier: uniqueIdentifier }), listLocationSchemas()]),
+    );
+    state.schemas = schemas;
+    const identifierNames = [...new Set(history.flatMap((h) => Object.keys(h).filter((k) => k !== "id" && k !== "installation_datetime")))];
+    replace(
+      region,
+      table(
+        `Newest installation first (times in ${timeZoneName()})`,
+        [
+          { label: "Installed", render: (h) => el("time", { datetime: h.installation_datetime, text: formatTime(h.installation_datetime) }) },
+          { label: "Location id", render: (h) => String(h.id) },
+          ...identifierNames.map((name) => ({ label: name, render: (h) => (name in h ? formatValue(h[name]) : "") })),
+        ],
+        history,
+        { empty: "This sensor has no recorded location." },
+      ),
+    );
+    const schemaSelect = $("#sl-schema");
+    fillSelect(schemaSelect, schemas.map((s) => s.name), { placeholder: schemas.length ? "" : "Create a location schema first" });
+    renderCoordinateInputs();
+  } catch (error) {
+    replace(region, errorBox(error));
+  }
+}
+
+function renderCoordinateInputs() {
+  const schema = state.schemas.find((s) => s.name === $("#sl-schema").value);
+  state.coordinates = schema ? coordinateInputs(schema, "sl") : null;
+  replace($("#sl-coordinates"), state.coordinates ? state.coordinates.node : el("p", { class: "muted", text: "Choose a schema." }));
+}
+
+// ------------------------------------------------------------------ start
+
+const measureEditor = definitionList("measure");
+
+async function main() {
+  await startPage("sensors");
+  $("#measure-editor").append(measureEditor.node);
+  $("#type-filter").addEventListener("change", renderSensors);
+  $("#filter-form").addEventListener("submit", (e) => e.preventDefault());
+  $("#sl-schema").addEventListener("change", renderCoordinateInputs);
+  $("#sl-installed").value = toLocalInput(new Date());
+
+  bindForm($("#add-type-form"), async (form) => {
+    const measures = measureEditor.read();
+    await post("/sensor/insert-sensor-type", {
+      name: form.elements.name.value.trim(),
+      description: form.elements.description.value.trim() || null,
+      measures,
+    });
+    const name = form.elements.name.value.trim();
+    form.reset();
+    measureEditor.reset();
+    await reload();
+    return `Sensor type “${name}” added.`;
+  });
+
+  bindForm($("#add-sensor-form"), async (form) => {
+    const body = {
+      type_name: form.elements.type_name.value,
+      unique_identifier: form.elements.unique_identifier.value.trim(),
+    };
+    if (form.elements.name.value.trim()) body.name = form.elements.name.value.trim();
+    if (form.elements.notes.value.trim()) body.notes = form.elements.notes.value.trim();
+    await post("/sensor/insert-sensor", body);
+    const typeName = body.type_name;
+    form.reset();
+    form.elements.type_name.value = typeName;
+    await reload();
+    return `Sensor “${body.unique_identifier}” added.`;
+  });
+
+  const dialog = $("#edit-dialog");
+  $("#edit-cancel").addEventListener("click", () => dialog.close());
+  bindForm($("#edit-form"), async (form) => {
+    await post("/sensor/edit-sensor", {
+      unique_identifier: dialog.dataset.sensor,
+      name: form.elements.name.value,
+      notes: form.elements.notes.value,
+    });
+    dialog.close();
+    await reload();
+    return "Saved.";
+  });
+
+  bindForm($("#sensor-location-form"), async (form) => {
+    if (!state.coordinates) throw new Error("Choose a location schema.");
+    await post("/sensor/insert-sensor-location", {
+      unique_identifier: state.historyFor,
+      schema_name: form.elements.schema_name.value,
+      coordinates: state.coordinates.read(),
+      installation_datetime: localInputToIso(form.elements.installation_datetime.value),
+    });
+    await showHistory(state.historyFor);
+    return "Location recorded.";
+  });
+
+  await reload();
+  const wanted = queryParams().get("sensor");
+  if (wanted && state.sensors.some((s) => s.unique_identifier === wanted)) showHistory(wanted);
+}
+
+main();
