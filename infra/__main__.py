@@ -1,7 +1,6 @@
 """Pulumi entry point: `pulumi up` in this directory deploys DTBase for the selected stack."""
 
 import pulumi
-
 from dtbase_infra.settings import load_settings
 from dtbase_infra.stack import build
 

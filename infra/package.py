@@ -1,6 +1,7 @@
 """Build the deployable packages: `python infra/package.py` writes
 
-  dist/functionapp.zip   host.json, function_app_entry.py, requirements.txt, function_app/, dtbase_core/
+  dist/functionapp.zip   host.json, function_app_entry.py, requirements.txt,
+                         function_app/, dtbase_core/
   dist/static_web.zip    the contents of static_web/, as served
 
 Nothing else goes in: no tests, infra, local data or settings files (which may hold secrets).
@@ -41,7 +42,11 @@ def _walk(root: Path, excluded_dirs: set[str], excluded_files: set[str]) -> Iter
         relative = path.relative_to(root)
         if any(part in excluded_dirs for part in relative.parts):
             continue
-        if path.is_file() and path.name not in excluded_files and not path.name.endswith(CACHE_SUFFIXES):
+        if (
+            path.is_file()
+            and path.name not in excluded_files
+            and not path.name.endswith(CACHE_SUFFIXES)
+        ):
             yield path
 
 
@@ -70,16 +75,34 @@ def static_site_files(repo: Path = REPO) -> list[tuple[Path, str]]:
     root = repo / STATIC_SITE
     if not root.is_dir():
         raise FileNotFoundError(f"cannot package the static site, missing: {STATIC_SITE}/")
-    return [(path, path.relative_to(root).as_posix()) for path in _walk(root, CACHE_DIRS, CACHE_FILES)]
+    return [
+        (path, path.relative_to(root).as_posix()) for path in _walk(root, CACHE_DIRS, CACHE_FILES)
+    ]
 
 
 def vendored_dependencies(requirements: Path, target: Path) -> list[tuple[Path, str]]:
     """Install Linux wheels for Python 3.11 into .python_packages/lib/site-packages."""
     site_packages = target / ".python_packages" / "lib" / "site-packages"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--only-binary=:all:",
-         "--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
-         "--target", str(site_packages), "-r", str(requirements)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--target",
+            str(site_packages),
+            "-r",
+            str(requirements),
+        ],
         check=True,
     )
     return [

@@ -1,4 +1,4 @@
-"""Role assignments for the Function App's managed identity: each one a built-in role on one resource."""
+"""Role assignments for the Function App's identity: each one built-in role on one resource."""
 
 from __future__ import annotations
 

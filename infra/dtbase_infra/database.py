@@ -35,8 +35,10 @@ def database_url(
     """The `DT_DATABASE_URL` form the app reads; marked secret because it holds the password."""
     return pulumi.Output.secret(
         pulumi.Output.all(password, host).apply(
-            lambda v: f"postgresql://{quote(login, safe='')}:{quote(v[0], safe='')}"
-            f"@{v[1]}:5432/{name}?sslmode=require"
+            lambda v: (
+                f"postgresql://{quote(login, safe='')}:{quote(v[0], safe='')}"
+                f"@{v[1]}:5432/{name}?sslmode=require"
+            )
         )
     )
 

@@ -191,4 +191,6 @@ def create_function_app(
             scope=storage.account.id,
             principal_id=principal_id,
         )
-    return FunctionApp(plan=plan, app=app, api_url=pulumi.Output.from_input(f"https://{host_name}/api"))
+    return FunctionApp(
+        plan=plan, app=app, api_url=pulumi.Output.from_input(f"https://{host_name}/api")
+    )

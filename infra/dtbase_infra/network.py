@@ -44,7 +44,9 @@ def create_private_network(
         resource_group_name=resource_group,
         address_prefix=FUNCTIONS_SUBNET,
         # Flex Consumption VNet integration needs this delegation.
-        delegations=[network.DelegationArgs(name="flex", service_name="Microsoft.App/environments")],
+        delegations=[
+            network.DelegationArgs(name="flex", service_name="Microsoft.App/environments")
+        ],
     )
     database_subnet = network.Subnet(
         "database-subnet",

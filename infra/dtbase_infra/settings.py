@@ -59,7 +59,9 @@ class StackSettings:
                 "hyphens, starting with a letter (it becomes part of global DNS names)"
             )
         if self.hosting_plan not in ("flex", "consumption"):
-            raise ValueError(f"hostingPlan must be 'flex' or 'consumption', not {self.hosting_plan!r}")
+            raise ValueError(
+                f"hostingPlan must be 'flex' or 'consumption', not {self.hosting_plan!r}"
+            )
         if self.database_access not in ("azureServices", "private"):
             raise ValueError(
                 f"databaseAccess must be 'azureServices' or 'private', not {self.database_access!r}"

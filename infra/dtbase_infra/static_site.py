@@ -14,7 +14,9 @@ from .settings import StackSettings
 SKU = "Standard"
 
 
-def create_static_site(settings: StackSettings, resource_group: pulumi.Input[str]) -> web.StaticSite:
+def create_static_site(
+    settings: StackSettings, resource_group: pulumi.Input[str]
+) -> web.StaticSite:
     return web.StaticSite(
         "static-site",
         name=settings.name("web"),

@@ -10,7 +10,7 @@ import pytest
 # The helpers live beside this file; make them importable under any pytest import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pulumi_harness import Recorded, run_program  # noqa: E402
+from pulumi_harness import Recorded, run_program
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +26,12 @@ def private_stack() -> Recorded:
 @pytest.fixture(scope="module")
 def consumption_stack() -> Recorded:
     # Also the non-default sizes, to show they reach the resources.
-    return run_program({
-        "hosting_plan": "consumption",
-        "openweathermap_api_key": None,
-        "db_sku_name": "Standard_B2s",
-        "db_storage_gb": 64,
-        "db_backup_retention_days": 14,
-    })
+    return run_program(
+        {
+            "hosting_plan": "consumption",
+            "openweathermap_api_key": None,
+            "db_sku_name": "Standard_B2s",
+            "db_storage_gb": 64,
+            "db_backup_retention_days": 14,
+        }
+    )

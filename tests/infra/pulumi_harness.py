@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 
@@ -104,14 +103,20 @@ def _type_outputs(type_token: str, name: str | None, inputs: dict[str, Any]) -> 
         case "azure-native:web:StaticSite":
             return {"defaultHostname": f"{name}.azurestaticapps.net"}
         case "azure-native:keyvault:Vault":
-            return {"properties": {**inputs.get("properties", {}),
-                                   "vaultUri": f"https://{name}.vault.azure.net/"}}
+            return {
+                "properties": {
+                    **inputs.get("properties", {}),
+                    "vaultUri": f"https://{name}.vault.azure.net/",
+                }
+            }
         case "azure-native:storage:StorageAccount":
             return {"primaryEndpoints": {"blob": f"https://{name}.blob.core.windows.net/"}}
         case "azure-native:dbforpostgresql:Server":
             return {"fullyQualifiedDomainName": f"{name}.postgres.database.azure.com"}
         case "azure-native:applicationinsights:Component":
-            return {"connectionString": "InstrumentationKey=00000000-aaaa;IngestionEndpoint=https://x/"}
+            return {
+                "connectionString": "InstrumentationKey=00000000-aaaa;IngestionEndpoint=https://x/"
+            }
     return {}
 
 
@@ -134,8 +139,12 @@ def run_program(settings_overrides: dict[str, Any] | None = None) -> Recorded:
 
         def call(self, args: pulumi.runtime.MockCallArgs):
             if args.token == "azure-native:authorization:getClientConfig":
-                return {"subscriptionId": SUBSCRIPTION, "tenantId": TENANT,
-                        "clientId": "client", "objectId": "deployer"}
+                return {
+                    "subscriptionId": SUBSCRIPTION,
+                    "tenantId": TENANT,
+                    "clientId": "client",
+                    "objectId": "deployer",
+                }
             raise AssertionError(f"unexpected invoke {args.token}")
 
     pulumi.runtime.set_mocks(Mocks(), project="dtbase-azure", stack="test", preview=False)
@@ -167,5 +176,3 @@ def run_program(settings_overrides: dict[str, Any] | None = None) -> Recorded:
 
     program()
     return recorded
-
-

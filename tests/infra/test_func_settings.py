@@ -14,7 +14,12 @@ from pulumi_harness import Recorded
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "local" / "local.settings.template.json"
 AZURITE = REPO / "local" / "azurite.sh"
-SECRET_SETTINGS = {"DT_DATABASE_URL", "DT_JWT_SECRET_KEY", "DT_DEFAULT_USER_PASS", "DT_OPENWEATHERMAP_APIKEY"}
+SECRET_SETTINGS = {
+    "DT_DATABASE_URL",
+    "DT_JWT_SECRET_KEY",
+    "DT_DEFAULT_USER_PASS",
+    "DT_OPENWEATHERMAP_APIKEY",
+}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +81,10 @@ def test_template_commits_no_secret(template: dict):
 
 
 def test_template_and_azure_set_the_same_app_settings(template: dict, flex_stack: Recorded):
-    deployed = {pair["name"] for pair in flex_stack.one("azure-native:web:WebApp")["siteConfig"]["appSettings"]}
+    deployed = {
+        pair["name"]
+        for pair in flex_stack.one("azure-native:web:WebApp")["siteConfig"]["appSettings"]
+    }
     local = set(template["Values"])
     assert {n for n in local if n.startswith("DT_")} == {n for n in deployed if n.startswith("DT_")}
     assert template["Values"]["DT_INGRESS_SCHEDULE"] == "0 0 * * * *"

@@ -1,4 +1,4 @@
-"""`python infra/package.py`: the zips hold exactly the deployable files, built from the real repo."""
+"""`python infra/package.py`: the zips hold exactly the deployable files of the real repo."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "infra" / "package.py"
 
-TOP_LEVEL = {"host.json", "function_app_entry.py", "requirements.txt", "function_app/", "dtbase_core/"}
+TOP_LEVEL = {
+    "host.json",
+    "function_app_entry.py",
+    "requirements.txt",
+    "function_app/",
+    "dtbase_core/",
+}
 
 
 def load_packager():
@@ -48,7 +54,9 @@ def test_function_app_zip_holds_exactly_the_app(built: Path):
     with zipfile.ZipFile(built / "functionapp.zip") as archive:
         names = archive.namelist()
         assert archive.read("host.json") == (REPO / "host.json").read_bytes()
-        assert archive.read("function_app_entry.py") == (REPO / "function_app_entry.py").read_bytes()
+        assert (
+            archive.read("function_app_entry.py") == (REPO / "function_app_entry.py").read_bytes()
+        )
     assert top_level(names) == TOP_LEVEL
     assert len(names) == len(set(names))
     expected = {"host.json", "function_app_entry.py", "requirements.txt"}
@@ -123,5 +131,5 @@ def test_a_missing_entry_script_stops_the_build(tmp_path: Path):
     (repo / "dtbase_core").mkdir()
     (repo / "host.json").write_text("{}")
     (repo / "requirements.txt").write_text("")
-    with pytest.raises(FileNotFoundError, match="function_app_entry.py"):
+    with pytest.raises(FileNotFoundError, match=r"function_app_entry\.py"):
         load_packager().build(tmp_path / "out", repo=repo)

@@ -71,12 +71,18 @@ def test_every_resource_of_the_issue_exists(flex_stack: Recorded):
         assert flex_stack.all(type_token), f"no {type_token}"
     # Four secrets: database URL, JWT secret, default user password, OpenWeatherMap key.
     assert {s["secretName"] for s in flex_stack.all(SECRET)} == {
-        "database-url", "jwt-secret-key", "default-user-pass", "openweathermap-apikey"
+        "database-url",
+        "jwt-secret-key",
+        "default-user-pass",
+        "openweathermap-apikey",
     }
 
 
 def test_names_come_from_the_prefix(flex_stack: Recorded):
-    assert flex_stack.one("azure-native:resources:ResourceGroup")["resourceGroupName"] == "dtbase-test-rg"
+    assert (
+        flex_stack.one("azure-native:resources:ResourceGroup")["resourceGroupName"]
+        == "dtbase-test-rg"
+    )
     assert flex_stack.one(WEB_APP)["name"] == "dtbase-test-api"
     assert flex_stack.one(SERVER)["serverName"] == "dtbase-test-pg"
     assert flex_stack.one(VAULT)["vaultName"] == "dtbase-test-kv"
@@ -284,18 +290,31 @@ def test_private_mode_has_no_public_endpoint(private_stack: Recorded):
     assert not private_stack.all(FIREWALL)
     network = private_stack.one(SERVER)["network"]
     assert network["publicNetworkAccess"] == "Disabled"
-    subnets = dict(zip(private_stack.names["azure-native:network:Subnet"],
-                       private_stack.ids["azure-native:network:Subnet"]))
+    subnets = dict(
+        zip(
+            private_stack.names["azure-native:network:Subnet"],
+            private_stack.ids["azure-native:network:Subnet"],
+            strict=True,
+        )
+    )
     assert network["delegatedSubnetResourceId"] == subnets["database-subnet"]
-    assert network["privateDnsZoneArmResourceId"] == private_stack.ids["azure-native:privatedns:PrivateZone"][0]
+    assert (
+        network["privateDnsZoneArmResourceId"]
+        == private_stack.ids["azure-native:privatedns:PrivateZone"][0]
+    )
     zone = private_stack.one("azure-native:privatedns:PrivateZone")
     assert zone["privateZoneName"].endswith(".postgres.database.azure.com")
     link = private_stack.one("azure-native:privatedns:VirtualNetworkLink")
-    assert link["virtualNetwork"]["id"] == private_stack.ids["azure-native:network:VirtualNetwork"][0]
+    assert (
+        link["virtualNetwork"]["id"] == private_stack.ids["azure-native:network:VirtualNetwork"][0]
+    )
     delegations = {
         name: subnet["delegations"][0]["serviceName"]
-        for name, subnet in zip(private_stack.names["azure-native:network:Subnet"],
-                                private_stack.all("azure-native:network:Subnet"))
+        for name, subnet in zip(
+            private_stack.names["azure-native:network:Subnet"],
+            private_stack.all("azure-native:network:Subnet"),
+            strict=True,
+        )
     }
     assert delegations == {
         "functions-subnet": "Microsoft.App/environments",
@@ -309,7 +328,10 @@ def test_private_mode_has_no_public_endpoint(private_stack: Recorded):
 
 def test_insights_is_workspace_based(flex_stack: Recorded):
     insights = flex_stack.one("azure-native:applicationinsights:Component")
-    assert insights["workspaceResourceId"] == flex_stack.ids["azure-native:operationalinsights:Workspace"][0]
+    assert (
+        insights["workspaceResourceId"]
+        == flex_stack.ids["azure-native:operationalinsights:Workspace"][0]
+    )
     workspace = flex_stack.one("azure-native:operationalinsights:Workspace")
     assert workspace["sku"] == {"name": "PerGB2018"} and workspace["retentionInDays"] == 30
 
@@ -344,8 +366,13 @@ def settings_class():
     ],
 )
 def test_invalid_settings_are_refused(flex_stack: Recorded, overrides: dict, message: str):
-    base = dict(prefix="dtbase-test", location="uksouth", db_admin_password="x",
-                jwt_secret_key="y", default_user_password="z")
+    base = dict(
+        prefix="dtbase-test",
+        location="uksouth",
+        db_admin_password="x",
+        jwt_secret_key="y",
+        default_user_password="z",
+    )
     with pytest.raises(ValueError, match=message):
         settings_class()(**{**base, **overrides})
 
@@ -353,17 +380,24 @@ def test_invalid_settings_are_refused(flex_stack: Recorded, overrides: dict, mes
 def test_example_stack_file_loads_and_holds_no_plain_secret(flex_stack: Recorded):
     import pulumi
     import yaml
-
     from dtbase_infra.settings import load_settings
 
     config = yaml.safe_load((INFRA / "Pulumi.dev.yaml").read_text())["config"]
-    for key in ("dtbase:dbAdminPassword", "dtbase:jwtSecretKey", "dtbase:defaultUserPassword",
-                "dtbase:openWeatherMapApiKey"):
+    for key in (
+        "dtbase:dbAdminPassword",
+        "dtbase:jwtSecretKey",
+        "dtbase:defaultUserPassword",
+        "dtbase:openWeatherMapApiKey",
+    ):
         assert key not in config or set(config[key]) == {"secure"}, key
-    secrets = {"dtbase:dbAdminPassword": "a", "dtbase:jwtSecretKey": "b",
-               "dtbase:defaultUserPassword": "c"}
-    flat = {key: value if isinstance(value, str) else json.dumps(value)
-            for key, value in config.items()}
+    secrets = {
+        "dtbase:dbAdminPassword": "a",
+        "dtbase:jwtSecretKey": "b",
+        "dtbase:defaultUserPassword": "c",
+    }
+    flat = {
+        key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()
+    }
     pulumi.runtime.set_all_config({**flat, **secrets}, secret_keys=list(secrets))
     try:
         settings = load_settings()

@@ -41,7 +41,9 @@ def test_azure_login_is_oidc_from_secrets(workflow: dict):
     for value in login["with"].values():
         assert re.fullmatch(r"\$\{\{ secrets\.[A-Z_]+ \}\}", value)
     for name, value in deploy["env"].items():
-        if any(word in name for word in ("TOKEN", "PASSPHRASE", "CLIENT_ID", "TENANT", "SUBSCRIPTION")):
+        if any(
+            word in name for word in ("TOKEN", "PASSPHRASE", "CLIENT_ID", "TENANT", "SUBSCRIPTION")
+        ):
             assert re.fullmatch(r"\$\{\{ secrets\.[A-Z_]+ \}\}", value), name
 
 
