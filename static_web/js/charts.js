@@ -127,7 +127,10 @@ export function timeSeriesChart(container, spec) {
     hooks: {
       setScale: [
         (u, key) => {
-          if (key === "x" && spec.group) spec.group.setRange(u, u.scales.x.min, u.scales.x.max);
+          if (key !== "x") return;
+          // The visible range, for tests and for anyone inspecting the page.
+          card.dataset.xRange = `${Math.round(u.scales.x.min)}-${Math.round(u.scales.x.max)}`;
+          if (spec.group) spec.group.setRange(u, u.scales.x.min, u.scales.x.max);
         },
       ],
     },

@@ -29,12 +29,12 @@ export function definitionList(noun, { minRows = 1 } = {}) {
       ...existing.map((def, i) => ({ value: String(i), label: label(def) })),
     ]);
     const name = el("input", { name: `${noun}_name`, type: "text", required: true, autocomplete: "off" });
-    const units = el("input", { name: `${noun}_units`, type: "text", autocomplete: "off" });
+    const units = el("input", { name: `${noun}_units`, type: "text", autocomplete: "off", placeholder: "none" });
     const datatype = select(`${noun}_datatype`, DATATYPES);
     const remove = el("button", { type: "button", class: "secondary small", text: "Remove", "aria-label": `Remove ${noun} ${index}` });
     const newFields = [
       field("Name", name),
-      field("Units", units, "Leave empty for none"),
+      field("Units", units),
       field("Datatype", datatype),
     ];
     const row = el(

@@ -172,8 +172,8 @@ async function main() {
     try {
       const { sensors, measures, from, to } = chosen();
       body = {
-        unique_identifiers: sensors.map((s) => s.unique_identifier),
-        measure_names: measures.map((m) => m.name),
+        unique_identifier: sensors.map((s) => s.unique_identifier),
+        measure_name: measures.map((m) => m.name),
         dt_from: from.toISOString(),
         dt_to: to.toISOString(),
       };

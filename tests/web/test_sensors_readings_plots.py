@@ -1,0 +1,170 @@
+"""From an empty database: create a sensor type and a sensor in the browser, post readings
+through the API, then see them in the readings table (typed), the CSV and the plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+from playwright.sync_api import Page, expect
+
+from tests.web.conftest import canvas_ink
+
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+TIMES = [NOW - timedelta(minutes=50 - 10 * i) for i in range(5)]
+TEMPERATURES = [20.5, 21.0, 21.25, 22.0, 19.75]
+COUNTS = [3, 4, 5, 6, 7]
+RAINING = [True, False, True, False, False]
+ICONS = ["01d", "02d", "03d", "04d", "10d"]
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def add_weather_type_in_browser(page: Page, base_url: str) -> None:
+    page.goto(base_url + "/sensors.html")
+    form = page.locator("#add-type-form")
+    form.get_by_label("Type name").fill("Weather")
+    form.get_by_label("Description").fill("A weather station")
+    rows = [
+        ("temperature", "degrees Celsius", "float"),
+        ("count", "", "integer"),
+        ("raining", "", "boolean"),
+        ("icon", "", "string"),
+    ]
+    for i, (name, units, datatype) in enumerate(rows):
+        if i:
+            form.get_by_role("button", name="Add another measure").click()
+        row = form.locator(".measure-row").nth(i)
+        row.get_by_label("Name").fill(name)
+        row.get_by_label("Units").fill(units)
+        row.get_by_label("Datatype").select_option(datatype)
+    form.get_by_role("button", name="Add sensor type").click()
+    expect(form.locator(".form-status")).to_have_text("Sensor type “Weather” added.")
+    types = page.locator("#type-list table")
+    expect(types).to_contain_text("Weather")
+    expect(types).to_contain_text("temperature (degrees Celsius): float")
+    expect(types).to_contain_text("raining: boolean")
+
+
+def add_sensor_in_browser(page: Page, uid: str, name: str) -> None:
+    form = page.locator("#add-sensor-form")
+    form.get_by_label("Sensor type").select_option("Weather")
+    form.get_by_label("Unique identifier").fill(uid)
+    form.get_by_label("Name").fill(name)
+    form.get_by_role("button", name="Add sensor").click()
+    expect(form.locator(".form-status")).to_have_text(f"Sensor “{uid}” added.")
+    expect(page.locator("#sensor-list table")).to_contain_text(uid)
+
+
+def post_readings(admin, uid: str, offset: float = 0.0) -> None:  # noqa: ANN001
+    for measure, values in (
+        ("temperature", [v + offset for v in TEMPERATURES]),
+        ("count", COUNTS),
+        ("raining", RAINING),
+        ("icon", ICONS),
+    ):
+        admin.ok(
+            "/sensor/insert-sensor-readings",
+            {
+                "unique_identifier": uid,
+                "measure_name": measure,
+                "readings": values,
+                "timestamps": [iso(t) for t in TIMES],
+            },
+            status=201,
+        )
+
+
+def test_sensor_to_readings_csv_and_plot(signed_in: Page, live_host, admin, shoot) -> None:  # noqa: ANN001
+    page = signed_in
+    add_weather_type_in_browser(page, live_host.url)
+    add_sensor_in_browser(page, "station-1", "Roof")
+    add_sensor_in_browser(page, "station-2", "Garden")
+    shoot("sensors")
+    post_readings(admin, "station-1")
+    post_readings(admin, "station-2", offset=5.0)
+
+    # Readings table: every value shown as its type.
+    page.get_by_role("link", name="Readings", exact=True).click()
+    form = page.locator("#readings-form")
+    expect(form.get_by_label("station-1 (Roof)")).to_be_checked()
+    form.get_by_label("station-2 (Garden)").uncheck()
+    form.get_by_role("button", name="Show readings").click()
+    table = page.locator("#readings-table")
+    expect(table.locator("caption")).to_contain_text("20 readings from 1 sensor")
+    rows = table.locator("tbody tr")
+    expect(rows).to_have_count(20)
+    first_time = TIMES[0].strftime("%Y-%m-%d %H:%M:%S")
+    cells = [
+        [c.strip() for c in rows.nth(i).locator("td").all_inner_texts()] for i in range(4)
+    ]
+    assert cells == [
+        [first_time, "station-1", "count", "3", "integer"],
+        [first_time, "station-1", "icon", "01d", "string"],
+        [first_time, "station-1", "raining", "true", "boolean"],
+        [first_time, "station-1", "temperature (degrees Celsius)", "20.5", "float"],
+    ]
+    # A whole float keeps its decimal; an integer has none.
+    last_temperature = table.locator("td[data-datatype=float]").last
+    expect(last_temperature).to_have_text("19.75")
+    expect(table.locator("td[data-datatype=boolean]").nth(1)).to_have_text("false")
+
+    shoot("readings")
+
+    # Paging: both sensors give 40 readings, 25 a page.
+    form.get_by_label("station-2 (Garden)").check()
+    form.get_by_role("button", name="Show readings").click()
+    expect(table.locator("caption")).to_contain_text("40 readings from 2 sensors")
+    page.get_by_label("Rows per page").select_option("25")
+    expect(page.locator("#page-info")).to_have_text("Page 1 of 2")
+    expect(rows).to_have_count(25)
+    page.get_by_role("button", name="Next page").click()
+    expect(page.locator("#page-info")).to_have_text("Page 2 of 2")
+    expect(rows).to_have_count(15)
+    expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+
+    # CSV download through the export endpoint, both sensors.
+    with page.expect_download() as download_info:
+        form.get_by_role("button", name="Download CSV").click()
+    download = download_info.value
+    text = open(download.path(), encoding="utf-8").read()
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert len(records) == 40
+    assert list(records[0].keys()) == ["unique_identifier", "measure_name", "units", "timestamp", "value"]
+    by_key = {(r["unique_identifier"], r["measure_name"], r["timestamp"]): r["value"] for r in records}
+    assert by_key[("station-2", "temperature", iso(TIMES[0]))] in ("25.5",)
+    assert by_key[("station-1", "raining", iso(TIMES[0]))] == "true"
+    assert by_key[("station-1", "count", iso(TIMES[4]))] == "7"
+    assert by_key[("station-1", "icon", iso(TIMES[1]))] == "02d"
+    expect(form.locator(".form-status")).to_have_text("CSV downloaded.")
+
+    # Plots: one chart per plottable measure (strings are not plotted), two lines each.
+    page.get_by_role("link", name="Plots", exact=True).click()
+    plot_form = page.locator("#plot-form")
+    expect(plot_form.get_by_label("station-1 (Roof)")).to_be_checked()
+    plot_form.get_by_role("button", name="Last 24 hours").click()
+    plot_form.get_by_role("button", name="Plot", exact=True).click()
+    charts = page.locator("figure.chart-card")
+    expect(charts).to_have_count(3)
+    expect(charts.first.locator("h3")).to_have_text("temperature (degrees Celsius)")
+    expect(charts.first.locator(".chart-note")).to_have_text("10 points, every reading.")
+    # Both series drew ink on the canvas: blue (station-1) and red (station-2).
+    page.wait_for_timeout(300)
+    assert canvas_ink(page, "temperature (degrees Celsius)", (31, 95, 191)) > 50
+    assert canvas_ink(page, "temperature (degrees Celsius)", (209, 73, 91)) > 50
+    shoot("plots")
+
+    # Zoom and pan by buttons (keyboard reachable): every chart follows the same x range.
+    x_range = "() => [...document.querySelectorAll('figure.chart-card')].map(f => f.dataset.xRange)"
+    full = page.evaluate(x_range)
+    charts.first.get_by_role("button", name="Zoom in").click()
+    zoomed = page.evaluate(x_range)
+    assert zoomed[0] != full[0] and len(set(zoomed)) == 1
+    charts.nth(1).get_by_role("button", name="Pan earlier").click()
+    panned = page.evaluate(x_range)
+    assert panned[0] != zoomed[0] and len(set(panned)) == 1
+    charts.first.get_by_role("button", name="Reset zoom").click()
+    assert page.evaluate(x_range) == full
