@@ -31,23 +31,34 @@ def check_value(value: Any, datatype: Datatype, loc: tuple[str | int, ...]) -> A
     """The value as stored (an int for a float becomes a float), or Invalid naming `loc`."""
     if not _fits(value, datatype):
         raise Invalid(
-            f"{'.'.join(str(p) for p in loc[1:])}: {value!r} is not a valid "
-            f"{datatype.value} value",
+            f"{'.'.join(str(p) for p in loc[1:])}: {value!r} is not a valid {datatype.value} value",
             loc=loc,
         )
     return float(value) if datatype is Datatype.FLOAT else value
 
 
-def check_values(values: Sequence[Any], datatype: Datatype, field: str) -> list[Any]:
-    """Check a whole list; the error names the first bad element by index."""
+def _loc(field: str | tuple[str | int, ...]) -> tuple[str | int, ...]:
+    return ("body", field) if isinstance(field, str) else ("body", *field)
+
+
+def check_values(
+    values: Sequence[Any], datatype: Datatype, field: str | tuple[str | int, ...]
+) -> list[Any]:
+    """Check a whole list; the error names the first bad element by index. `field` is
+    a key of the body, or a path to one (`("series", 2, "readings")`)."""
     if datatype is Datatype.FLOAT and all(type(v) is float for v in values):
         return list(values)  # the bulk path: nothing to convert
-    return [check_value(v, datatype, ("body", field, i)) for i, v in enumerate(values)]
+    loc = _loc(field)
+    return [check_value(v, datatype, (*loc, i)) for i, v in enumerate(values)]
 
 
-def check_same_length(a: Sequence[Any], b: Sequence[Any], a_name: str, b_name: str) -> None:
+def check_same_length(
+    a: Sequence[Any], b: Sequence[Any], a_name: str, b_name: str | tuple[str | int, ...]
+) -> None:
     if len(a) != len(b):
+        loc = _loc(b_name)
         raise Invalid(
-            f"{a_name} and {b_name} must have the same length ({len(a)} != {len(b)})",
-            loc=("body", b_name),
+            f"{a_name} and {'.'.join(str(p) for p in loc[1:])} must have the same length "
+            f"({len(a)} != {len(b)})",
+            loc=loc,
         )

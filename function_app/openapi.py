@@ -59,10 +59,13 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
         }
     if route.auth is not None:
         op["security"] = [{"bearer": []}]
-        responses.setdefault("401", {
-            "description": "Not authenticated, invalid or expired token, or token of wrong type",
-            "content": detail,
-        })
+        responses.setdefault(
+            "401",
+            {
+                "description": "Missing, invalid or expired token, or a token of the wrong type",
+                "content": detail,
+            },
+        )
     op["responses"] = responses
     return op
 
@@ -88,7 +91,9 @@ def build_document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components.schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
         },
     }
 
@@ -108,10 +113,20 @@ def openapi_json(call: Any) -> Any:
 @endpoint(bp, "docs", method="GET", response=str, auth=None, media_type="text/html", db=False)
 def docs_page(call: Any) -> Any:
     """An interactive page rendering the OpenAPI document."""
-    return func.HttpResponse((ASSETS / "docs.html").read_bytes(), mimetype="text/html", charset="utf-8")
+    return func.HttpResponse(
+        (ASSETS / "docs.html").read_bytes(), mimetype="text/html", charset="utf-8"
+    )
 
 
-@endpoint(bp, "docs/{asset}", method="GET", response=str, auth=None, media_type="application/octet-stream", db=False)
+@endpoint(
+    bp,
+    "docs/{asset}",
+    method="GET",
+    response=str,
+    auth=None,
+    media_type="application/octet-stream",
+    db=False,
+)
 def docs_asset(call: Any) -> Any:
     """The vendored Swagger UI files the docs page loads."""
     name = call.request.route_params.get("asset", "")
@@ -119,7 +134,11 @@ def docs_asset(call: Any) -> Any:
     if "/" in name or name.startswith(".") or not path.is_file() or name.endswith(".md"):
         return detail_response(404, "Not Found")
     mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return func.HttpResponse(path.read_bytes(), mimetype=mimetype, charset="utf-8" if mimetype.startswith(("text/", "application/javascript")) else None)
+    return func.HttpResponse(
+        path.read_bytes(),
+        mimetype=mimetype,
+        charset="utf-8" if mimetype.startswith(("text/", "application/javascript")) else None,
+    )
 
 
 __all__ = ["bp", "build_document", "json_response"]

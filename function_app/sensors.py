@@ -1,7 +1,230 @@
-"""/sensors endpoints (API.md §2)."""
+"""/sensor endpoints (API.md §2.4 and Part C)."""
 
 from __future__ import annotations
 
+import csv
+import io
+from typing import Any
+
 import azure.functions as func
 
+from dtbase_core import sensors
+from dtbase_core.schemas.common import Value
+from dtbase_core.schemas.sensors import (
+    AggregatedQuery,
+    AggregateOut,
+    BulkInsertOut,
+    BulkReadingsIn,
+    EditSensorIn,
+    ExportQuery,
+    LatestReadingOut,
+    LatestReadingsIn,
+    ListSensorsIn,
+    MeasureOut,
+    ReadingOut,
+    ReadingsIn,
+    ReadingsQuery,
+    SensorIn,
+    SensorLocationIn,
+    SensorOut,
+    SensorTypeIn,
+    SensorTypeOut,
+    TypeNameIn,
+    UniqueIdentifierIn,
+)
+from dtbase_core.timeutil import iso_z
+from function_app.http import Call, endpoint
+
 bp = func.Blueprint()
+
+
+@endpoint(
+    bp,
+    "sensor/insert-sensor-type",
+    body=SensorTypeIn,
+    status=201,
+    errors={409: "Sensor type exists already, or a measure exists with another datatype"},
+)
+def insert_sensor_type(call: Call[SensorTypeIn]) -> Any:
+    """Create a sensor type with its measures (existing ones are reused by name and units)."""
+    sensors.insert_sensor_type(call.session, **call.body.model_dump())
+    return {"detail": "Sensor type inserted"}
+
+
+@endpoint(bp, "sensor/list-sensor-types", method="GET", response=list[SensorTypeOut])
+def list_sensor_types(call: Call[None]) -> Any:
+    """Every sensor type with its measures."""
+    return sensors.list_sensor_types(call.session)
+
+
+@endpoint(bp, "sensor/list-measures", method="GET", response=list[MeasureOut])
+def list_measures(call: Call[None]) -> Any:
+    """Every sensor measure."""
+    return sensors.list_measures(call.session)
+
+
+@endpoint(
+    bp,
+    "sensor/delete-sensor-type",
+    body=TypeNameIn,
+    errors={400: "Sensor type does not exist", 409: "Sensors of this type still exist"},
+)
+def delete_sensor_type(call: Call[TypeNameIn]) -> Any:
+    """Delete a sensor type that no sensor uses (its measures stay)."""
+    sensors.delete_sensor_type(call.session, type_name=call.body.type_name)
+    return {"detail": "Sensor type deleted"}
+
+
+@endpoint(
+    bp,
+    "sensor/insert-sensor",
+    body=SensorIn,
+    status=201,
+    errors={400: "Sensor type does not exist", 409: "Sensor exists already"},
+)
+def insert_sensor(call: Call[SensorIn]) -> Any:
+    """Create a sensor of a type."""
+    sensors.insert_sensor(call.session, **call.body.model_dump())
+    return {"detail": "Sensor inserted"}
+
+
+@endpoint(bp, "sensor/list-sensors", body=ListSensorsIn, response=list[SensorOut])
+def list_sensors(call: Call[ListSensorsIn]) -> Any:
+    """Every sensor, or those of one type (the body may be `{}`)."""
+    return sensors.list_sensors(call.session, type_name=call.body.type_name)
+
+
+@endpoint(bp, "sensor/edit-sensor", body=EditSensorIn, errors={400: "Sensor does not exist"})
+def edit_sensor(call: Call[EditSensorIn]) -> Any:
+    """Change a sensor's name and notes."""
+    sensors.edit_sensor(call.session, **call.body.model_dump())
+    return {"detail": "Sensor edited"}
+
+
+@endpoint(
+    bp, "sensor/delete-sensor", body=UniqueIdentifierIn, errors={400: "Sensor does not exist"}
+)
+def delete_sensor(call: Call[UniqueIdentifierIn]) -> Any:
+    """Delete a sensor with its readings and location history."""
+    sensors.delete_sensor(call.session, unique_identifier=call.body.unique_identifier)
+    return {"detail": "Sensor deleted"}
+
+
+@endpoint(
+    bp,
+    "sensor/insert-sensor-location",
+    body=SensorLocationIn,
+    status=201,
+    errors={
+        400: "Sensor, schema or location does not exist",
+        409: "The sensor already has a location at that installation datetime",
+    },
+)
+def insert_sensor_location(call: Call[SensorLocationIn]) -> Any:
+    """Record that a sensor was installed at a location (default: now)."""
+    sensors.insert_sensor_location(call.session, **call.body.model_dump())
+    return {"detail": "Sensor location inserted"}
+
+
+@endpoint(
+    bp, "sensor/list-sensor-locations", body=UniqueIdentifierIn, response=list[dict[str, Value]]
+)
+def list_sensor_locations(call: Call[UniqueIdentifierIn]) -> Any:
+    """A sensor's location history, newest installation first."""
+    return sensors.list_sensor_locations(
+        call.session, unique_identifier=call.body.unique_identifier
+    )
+
+
+@endpoint(
+    bp,
+    "sensor/insert-sensor-readings",
+    body=ReadingsIn,
+    status=201,
+    errors={400: "Sensor does not exist, or the measure is not of its type"},
+)
+def insert_sensor_readings(call: Call[ReadingsIn]) -> Any:
+    """Insert a series of readings; timestamps stored already are left as they were."""
+    sensors.insert_sensor_readings(call.session, **call.body.model_dump())
+    return {"detail": "Sensor readings inserted"}
+
+
+@endpoint(
+    bp,
+    "sensor/insert-readings-bulk",
+    body=BulkReadingsIn,
+    status=201,
+    response=BulkInsertOut,
+    errors={400: "A sensor or measure does not exist"},
+)
+def insert_readings_bulk(call: Call[BulkReadingsIn]) -> Any:
+    """Insert many (sensor, measure) series at once, all or nothing; counts duplicates."""
+    counts = sensors.insert_readings_bulk(call.session, series=call.body.model_dump()["series"])
+    return {"detail": "Sensor readings inserted", **counts}
+
+
+@endpoint(
+    bp,
+    "sensor/sensor-readings",
+    body=ReadingsQuery,
+    response=list[ReadingOut],
+    errors={400: "The measure is not a measure of the sensor's type"},
+)
+def sensor_readings(call: Call[ReadingsQuery]) -> Any:
+    """A sensor's readings of one measure between two instants (both inclusive)."""
+    return sensors.sensor_readings(call.session, **call.body.model_dump())
+
+
+@endpoint(
+    bp,
+    "sensor/sensor-readings-aggregated",
+    body=AggregatedQuery,
+    response=list[AggregateOut],
+    errors={400: "The measure is not a measure of the sensor's type"},
+)
+def sensor_readings_aggregated(call: Call[AggregatedQuery]) -> Any:
+    """Readings aggregated per time bucket (mean, min, max, sum, count, first, last)."""
+    return sensors.aggregated_readings(call.session, **call.body.model_dump())
+
+
+@endpoint(
+    bp,
+    "sensor/latest-readings",
+    body=LatestReadingsIn,
+    body_required=False,
+    response=list[LatestReadingOut],
+)
+def latest_readings(call: Call[LatestReadingsIn]) -> Any:
+    """The newest reading of every (sensor, measure), optionally for one sensor type."""
+    return sensors.latest_readings(call.session, type_name=call.body.type_name)
+
+
+def _csv_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+@endpoint(
+    bp,
+    "sensor/export-readings",
+    body=ExportQuery,
+    response=str,
+    media_type="text/csv",
+    errors={400: "A sensor or measure does not exist"},
+)
+def export_readings(call: Call[ExportQuery]) -> Any:
+    """Readings of several sensors and measures as CSV, with a header row."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(sensors.CSV_HEADER)
+    for uid, measure, units, ts, value in sensors.export_readings(
+        call.session, **call.body.model_dump()
+    ):
+        writer.writerow((uid, measure, units, iso_z(ts), _csv_text(value)))
+    return func.HttpResponse(
+        buffer.getvalue().encode(),
+        mimetype="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": 'attachment; filename="readings.csv"'},
+    )

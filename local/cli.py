@@ -27,7 +27,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="where the embedded database and local secrets live (.dtbase-local)",
     )
     parser.add_argument(
-        "--static-dir", type=Path, default=PROJECT_ROOT / "static_web",
+        "--static-dir",
+        type=Path,
+        default=PROJECT_ROOT / "static_web",
         help="the static web app to serve at / (static_web/)",
     )
     parser.add_argument("--log-level", default="info")
@@ -63,7 +65,7 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], object | None]:
     return in_force, embedded
 
 
-def build_app(static_dir: Path | None):  # noqa: ANN201 - an ASGI callable
+def build_app(static_dir: Path | None):
     from function_app import app
     from function_app.http import startup
     from local.host import FunctionHost
@@ -74,7 +76,9 @@ def build_app(static_dir: Path | None):  # noqa: ANN201 - an ASGI callable
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     import uvicorn
 
     from dtbase_core.config import DEFAULT_USER_EMAIL, ConfigError
@@ -87,18 +91,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asgi = build_app(args.static_dir)
         base = f"http://{args.host}:{args.port}"
+        where = f"embedded, in {args.data_dir.resolve()}" if embedded else "DT_DATABASE_URL"
         print(
             f"\nDTBase local twin\n"
             f"  web UI     {base}/\n"
             f"  API        {base}/api   (reference: {base}/api/docs)\n"
             f"  sign in as {DEFAULT_USER_EMAIL}\n"
             f"  password   {secrets_in_force['DT_DEFAULT_USER_PASS']}\n"
-            f"  database   {'embedded, in ' + str(args.data_dir.resolve()) if embedded else 'DT_DATABASE_URL'}\n"
+            f"  database   {where}\n"
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )
-        uvicorn.run(asgi, host=args.host, port=args.port, log_level=args.log_level.lower(),
-                    lifespan="on", access_log=False)
+        uvicorn.run(
+            asgi,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level.lower(),
+            lifespan="on",
+            access_log=False,
+        )
     finally:
         from dtbase_core.db import dispose_engine
 

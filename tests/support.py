@@ -48,7 +48,9 @@ class TestDatabase:
         with self._admin() as conn:
             conn.execute(sa.text(f'create database "{self.name}"'))
         self.url = self._server.set(database=self.name).render_as_string(hide_password=False)
-        self.engine = sa.create_engine(normalise_url(self.url), connect_args={"options": "-c timezone=UTC"})
+        self.engine = sa.create_engine(
+            normalise_url(self.url), connect_args={"options": "-c timezone=UTC"}
+        )
 
     def _admin(self) -> Any:
         engine = sa.create_engine(self._server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
@@ -65,7 +67,9 @@ class TestDatabase:
             ).all()
             if tables:
                 conn.execute(sa.text(f"truncate {', '.join(tables)} restart identity cascade"))
-            conn.execute(sa.text("delete from user_account where email <> :e"), {"e": DEFAULT_USER_EMAIL})
+            conn.execute(
+                sa.text("delete from user_account where email <> :e"), {"e": DEFAULT_USER_EMAIL}
+            )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -112,7 +116,9 @@ class LocalHost:
                 self.process.wait()
 
 
-def host_environment(database_url: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+def host_environment(
+    database_url: str | None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DT_")}
     env.update(
         {
@@ -139,15 +145,29 @@ def start_host(
     log_path = data_dir / f"host-{port}.log"
     env = host_environment(database_url, extra_env)
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.cli", "--port", str(port), "--data-dir", str(data_dir),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "local.cli",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    host = LocalHost(url=f"http://127.0.0.1:{port}", process=process, data_dir=data_dir,
-                     log_path=log_path, env=env)
+    host = LocalHost(
+        url=f"http://127.0.0.1:{port}",
+        process=process,
+        data_dir=data_dir,
+        log_path=log_path,
+        env=env,
+    )
     if wait:
         wait_ready(host)
     return host

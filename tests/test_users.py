@@ -25,7 +25,9 @@ def test_login_wrong_password_and_unknown_email(anon: Api) -> None:
 
 def test_login_validation(anon: Api) -> None:
     assert anon.post("/auth/login", {"email": "a"}).status_code == 422
-    reply = anon.post("/auth/login", content=b"{not json", headers={"content-type": "application/json"})
+    reply = anon.post(
+        "/auth/login", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert reply.status_code == 422
     assert reply.json()["detail"][0]["type"] == "json_invalid"
 
@@ -50,41 +52,79 @@ def test_auth_errors(admin: Api, anon: Api) -> None:
 
     now = int(time.time())
     expired = jwt.encode(
-        {"sub": "default_user@localhost", "token_type": "access", "exp": now - 10, "iat": now - 100,
-         "jti": "x", "ver": 0}, JWT_SECRET, algorithm="HS256")
+        {
+            "sub": "default_user@localhost",
+            "token_type": "access",
+            "exp": now - 10,
+            "iat": now - 100,
+            "jti": "x",
+            "ver": 0,
+        },
+        JWT_SECRET,
+        algorithm="HS256",
+    )
     reply = anon.get("/user/list-users", headers={"Authorization": f"Bearer {expired}"})
     assert reply.json()["detail"] == "Token has expired"
 
     # Claims are checked strictly: a token lacking jti is refused even with a good signature.
-    no_jti = jwt.encode({"sub": "default_user@localhost", "token_type": "access",
-                         "exp": now + 100, "iat": now, "ver": 0}, JWT_SECRET, algorithm="HS256")
+    no_jti = jwt.encode(
+        {
+            "sub": "default_user@localhost",
+            "token_type": "access",
+            "exp": now + 100,
+            "iat": now,
+            "ver": 0,
+        },
+        JWT_SECRET,
+        algorithm="HS256",
+    )
     reply = anon.get("/user/list-users", headers={"Authorization": f"Bearer {no_jti}"})
     assert reply.json()["detail"] == "Could not validate credentials"
 
-    forged = jwt.encode({"sub": "default_user@localhost", "token_type": "access", "exp": now + 100,
-                         "iat": now, "jti": "y", "ver": 0}, "another-secret-" + "y" * 30, algorithm="HS256")
+    forged = jwt.encode(
+        {
+            "sub": "default_user@localhost",
+            "token_type": "access",
+            "exp": now + 100,
+            "iat": now,
+            "jti": "y",
+            "ver": 0,
+        },
+        "another-secret-" + "y" * 30,
+        algorithm="HS256",
+    )
     reply = anon.get("/user/list-users", headers={"Authorization": f"Bearer {forged}"})
     assert reply.json()["detail"] == "Could not validate credentials"
 
     # Lower-case scheme works as in DTBase.
-    assert anon.get("/user/list-users", headers={"Authorization": f"bearer {admin.token}"}).status_code == 200
+    assert (
+        anon.get("/user/list-users", headers={"Authorization": f"bearer {admin.token}"}).status_code
+        == 200
+    )
 
 
 def test_refresh(admin: Api, anon: Api) -> None:
     tokens = admin.login("default_user@localhost", ADMIN_PASSWORD)
-    reply = anon.post("/auth/refresh", headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
+    reply = anon.post(
+        "/auth/refresh", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}
+    )
     assert reply.status_code == 200
     assert set(reply.json()) == {"access_token", "refresh_token"}
-    wrong = anon.post("/auth/refresh", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    wrong = anon.post(
+        "/auth/refresh", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
     assert (wrong.status_code, wrong.json()["detail"]) == (401, "Token of wrong type")
-    wrong = anon.get("/user/list-users", headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
+    wrong = anon.get(
+        "/user/list-users", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}
+    )
     assert (wrong.status_code, wrong.json()["detail"]) == (401, "Token of wrong type")
     assert anon.post("/auth/refresh").json()["detail"] == "Not authenticated"
 
 
 def test_create_delete_change_password(admin: Api, live_host) -> None:
     assert admin.ok("/user/create-user", {"email": "a@example.com", "password": "pw1"}, 201) == {
-        "detail": "User created"}
+        "detail": "User created"
+    }
     reply = admin.post("/user/create-user", {"email": "a@example.com", "password": "pw1"})
     assert (reply.status_code, reply.json()) == (409, {"detail": "User already exists"})
     assert admin.get("/user/list-users").json() == ["default_user@localhost", "a@example.com"]
@@ -93,7 +133,8 @@ def test_create_delete_change_password(admin: Api, live_host) -> None:
     assert user.get("/user/me").json() == {"email": "a@example.com", "is_admin": False}
     old_token = user.token
     assert user.ok("/user/change-password", {"email": "a@example.com", "password": "pw2"}) == {
-        "detail": "Password changed"}
+        "detail": "Password changed"
+    }
     # A changed password ends earlier tokens (Part A 8).
     assert user.get("/user/me").json() == {"detail": "Could not validate credentials"}
     user.login("a@example.com", "pw2")
@@ -110,7 +151,9 @@ def test_create_delete_change_password(admin: Api, live_host) -> None:
 
 def test_admin_only_rules(admin: Api, live_host) -> None:
     admin.ok("/user/create-user", {"email": "plain@example.com", "password": "pw"}, 201)
-    admin.ok("/user/create-user", {"email": "boss@example.com", "password": "pw", "is_admin": True}, 201)
+    admin.ok(
+        "/user/create-user", {"email": "boss@example.com", "password": "pw", "is_admin": True}, 201
+    )
     plain = Api(live_host.api, "plain@example.com", "pw")
     boss = Api(live_host.api, "boss@example.com", "pw")
     assert boss.get("/user/me").json()["is_admin"] is True
@@ -125,7 +168,10 @@ def test_admin_only_rules(admin: Api, live_host) -> None:
         assert "admin" in reply.json()["detail"]
     # Nothing was written by the refused calls.
     assert admin.get("/user/list-users").json() == [
-        "default_user@localhost", "plain@example.com", "boss@example.com"]
+        "default_user@localhost",
+        "plain@example.com",
+        "boss@example.com",
+    ]
     # Anyone may change their own password; an admin may change anyone's.
     plain.ok("/user/change-password", {"email": "plain@example.com", "password": "pw2"})
     boss.ok("/user/change-password", {"email": "plain@example.com", "password": "pw3"})

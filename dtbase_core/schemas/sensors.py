@@ -1,0 +1,158 @@
+"""Bodies of /sensor (API.md §2.4 and Part C)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from dtbase_core.orm.base import Datatype
+from dtbase_core.schemas.common import Body, Name, Units, UtcDatetime, Value
+
+
+class MeasureIn(Body):
+    name: Name
+    # Required but nullable, as DTBase's `Optional[str]` without a default (API.md §1.4).
+    units: Units | None
+    datatype: Datatype
+
+
+class SensorTypeIn(Body):
+    name: Name
+    description: str | None = None
+    measures: list[MeasureIn]
+
+
+class SensorIn(Body):
+    type_name: Name
+    unique_identifier: Name
+    name: Annotated[str, Field(max_length=100)] | None = None
+    notes: str | None = None
+
+
+class SensorLocationIn(Body):
+    unique_identifier: Name
+    schema_name: Name
+    coordinates: dict[str, Value]
+    installation_datetime: UtcDatetime | None = None
+
+
+class UniqueIdentifierIn(Body):
+    unique_identifier: Name
+
+
+class TypeNameIn(Body):
+    type_name: Name
+
+
+class ListSensorsIn(Body):
+    type_name: str | None = None
+
+
+class LatestReadingsIn(Body):
+    type_name: str | None = None
+
+
+class ReadingsIn(Body):
+    measure_name: Name
+    unique_identifier: Name
+    readings: list[Value]
+    timestamps: list[UtcDatetime]
+
+
+class BulkReadingsIn(Body):
+    series: Annotated[list[ReadingsIn], Field(min_length=1)]
+
+
+class ReadingsQuery(Body):
+    measure_name: Name
+    unique_identifier: Name
+    dt_from: UtcDatetime
+    dt_to: UtcDatetime
+
+
+class ExportQuery(Body):
+    """As ReadingsQuery, but each of the two names may also be a list."""
+
+    measure_name: Name | Annotated[list[Name], Field(min_length=1)]
+    unique_identifier: Name | Annotated[list[Name], Field(min_length=1)]
+    dt_from: UtcDatetime
+    dt_to: UtcDatetime
+
+
+INTERVAL_PATTERN = re.compile(r"^\s*(\d+)\s*(s|sec|min|m|h|d|w)\s*$")
+INTERVAL_UNITS = {
+    "s": "seconds",
+    "sec": "seconds",
+    "min": "minutes",
+    "m": "minutes",
+    "h": "hours",
+    "d": "days",
+    "w": "weeks",
+}
+
+Aggregation = Literal["mean", "min", "max", "sum", "count", "first", "last"]
+
+
+class AggregatedQuery(ReadingsQuery):
+    interval: str
+    aggregation: Aggregation
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        match = INTERVAL_PATTERN.match(value)
+        if not match or int(match.group(1)) <= 0:
+            raise ValueError(
+                "interval must be a positive count and a unit, such as 15min, 1h or 1d"
+            )
+        return value
+
+
+class EditSensorIn(Body):
+    unique_identifier: Name
+    name: Annotated[str, Field(max_length=100)]
+    notes: str
+
+
+class MeasureOut(BaseModel):
+    name: str
+    units: str | None
+    datatype: str
+
+
+class SensorTypeOut(BaseModel):
+    name: str
+    description: str | None
+    measures: list[MeasureOut]
+
+
+class SensorOut(BaseModel):
+    unique_identifier: str
+    name: str | None
+    notes: str | None
+
+
+class ReadingOut(BaseModel):
+    value: Value
+    timestamp: str
+
+
+class AggregateOut(BaseModel):
+    timestamp: str
+    value: Value | None
+
+
+class LatestReadingOut(BaseModel):
+    unique_identifier: str
+    measure_name: str
+    units: str | None
+    value: Value
+    timestamp: str
+
+
+class BulkInsertOut(BaseModel):
+    detail: str
+    inserted: int
+    duplicates: int

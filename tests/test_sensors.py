@@ -1,0 +1,469 @@
+"""/sensor over HTTP: DTBase's contract with Part A's fixes, and the Part C extensions."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.support import Api
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+WEATHER = {
+    "name": "weather",
+    "description": "weather station",
+    "measures": [
+        {"name": "temperature", "units": "degC", "datatype": "float"},
+        {"name": "count", "units": None, "datatype": "integer"},
+        {"name": "raining", "units": None, "datatype": "boolean"},
+        {"name": "icon", "units": "", "datatype": "string"},
+    ],
+}
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+def station(admin: Api) -> Api:
+    admin.ok("/sensor/insert-sensor-type", WEATHER, 201)
+    admin.ok(
+        "/sensor/insert-sensor",
+        {"type_name": "weather", "unique_identifier": "ws-1", "name": "Station 1", "notes": "roof"},
+        201,
+    )
+    return admin
+
+
+def post_readings(api: Api, measure: str, values: list, start: datetime = T0, uid: str = "ws-1"):
+    stamps = [iso(start + timedelta(minutes=i)) for i in range(len(values))]
+    return api.post(
+        "/sensor/insert-sensor-readings",
+        {
+            "measure_name": measure,
+            "unique_identifier": uid,
+            "readings": values,
+            "timestamps": stamps,
+        },
+    )
+
+
+def read(api: Api, measure: str, uid: str = "ws-1", dt_from=T0, dt_to=T0 + timedelta(days=1)):
+    return api.ok(
+        "/sensor/sensor-readings",
+        {
+            "measure_name": measure,
+            "unique_identifier": uid,
+            "dt_from": iso(dt_from),
+            "dt_to": iso(dt_to),
+        },
+    )
+
+
+def test_sensor_types_and_measures(station: Api) -> None:
+    types = station.get("/sensor/list-sensor-types").json()
+    assert types == [
+        {"name": "weather", "description": "weather station", "measures": WEATHER["measures"]}
+    ]
+    assert station.get("/sensor/list-measures").json() == WEATHER["measures"]
+    reply = station.post("/sensor/insert-sensor-type", WEATHER)
+    assert (reply.status_code, reply.json()) == (409, {"detail": "Sensor type exists already"})
+    # The frontend's extra key is ignored (API.md §1.1).
+    station.ok(
+        "/sensor/insert-sensor-type", {"name": "empty", "measures": [], "is_existing": 1}, 201
+    )
+
+
+def test_measures_are_shared_by_name_and_units(admin: Api) -> None:
+    """A new measure listed before an existing one, and null units reused by a second
+    type: both failed in DTBase (API.md §8.1 items 5 and 6)."""
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {"name": "a", "measures": [{"name": "rh", "units": None, "datatype": "float"}]},
+        201,
+    )
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {
+            "name": "b",
+            "measures": [
+                {"name": "new", "units": "x", "datatype": "integer"},
+                {"name": "rh", "units": None, "datatype": "float"},
+            ],
+        },
+        201,
+    )
+    assert admin.get("/sensor/list-measures").json() == [
+        {"name": "rh", "units": None, "datatype": "float"},
+        {"name": "new", "units": "x", "datatype": "integer"},
+    ]
+    # Same name, other units: a different measure.
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {"name": "c", "measures": [{"name": "rh", "units": "%", "datatype": "float"}]},
+        201,
+    )
+    assert len(admin.get("/sensor/list-measures").json()) == 3
+    # Same (name, units) with another datatype: refused, and nothing of the request stays.
+    reply = admin.post(
+        "/sensor/insert-sensor-type",
+        {
+            "name": "d",
+            "measures": [
+                {"name": "brand-new", "units": None, "datatype": "float"},
+                {"name": "rh", "units": None, "datatype": "string"},
+            ],
+        },
+    )
+    assert reply.status_code == 409 and "rh" in reply.json()["detail"]
+    assert [t["name"] for t in admin.get("/sensor/list-sensor-types").json()] == ["a", "b", "c"]
+    assert "brand-new" not in [m["name"] for m in admin.get("/sensor/list-measures").json()]
+
+
+def test_bad_sensor_type_bodies(admin: Api) -> None:
+    bad = [
+        {"name": "x", "measures": [{"name": "m", "units": None, "datatype": "decimal"}]},
+        {"name": "x", "measures": [{"name": "m", "datatype": "float"}]},  # units required
+        {"name": "x" * 101, "measures": []},
+        {"name": "x", "measures": "not a list"},
+    ]
+    for body in bad:
+        assert admin.post("/sensor/insert-sensor-type", body).status_code == 422, body
+    assert admin.get("/sensor/list-sensor-types").json() == []
+
+
+def test_sensors_crud(station: Api) -> None:
+    reply = station.post(
+        "/sensor/insert-sensor", {"type_name": "weather", "unique_identifier": "ws-1"}
+    )
+    assert (reply.status_code, reply.json()) == (409, {"detail": "Sensor exists already"})
+    reply = station.post(
+        "/sensor/insert-sensor", {"type_name": "nope", "unique_identifier": "ws-2"}
+    )
+    assert reply.status_code == 400 and "nope" in reply.json()["detail"]
+    station.ok("/sensor/insert-sensor", {"type_name": "weather", "unique_identifier": "ws-2"}, 201)
+    assert station.ok("/sensor/list-sensors", {}) == [
+        {"unique_identifier": "ws-1", "name": "Station 1", "notes": "roof"},
+        {"unique_identifier": "ws-2", "name": None, "notes": None},
+    ]
+    assert station.ok("/sensor/list-sensors", {"type_name": "other"}) == []
+    assert station.post("/sensor/list-sensors").status_code == 422  # DTBase: body required
+
+    assert station.ok(
+        "/sensor/edit-sensor", {"unique_identifier": "ws-2", "name": "two", "notes": "n"}
+    ) == {"detail": "Sensor edited"}
+    reply = station.post(
+        "/sensor/edit-sensor", {"unique_identifier": "zz", "name": "a", "notes": "b"}
+    )
+    assert (reply.status_code, reply.json()) == (400, {"detail": "Sensor does not exist"})
+
+    reply = station.post("/sensor/delete-sensor-type", {"type_name": "weather"})
+    assert reply.status_code == 409 and "2 sensor" in reply.json()["detail"]
+    assert station.post("/sensor/delete-sensor-type", {"type_name": "nope"}).status_code == 400
+
+    assert post_readings(station, "temperature", [1.5]).status_code == 201
+    assert station.ok("/sensor/delete-sensor", {"unique_identifier": "ws-1"}) == {
+        "detail": "Sensor deleted"
+    }
+    reply = station.post("/sensor/delete-sensor", {"unique_identifier": "ws-1"})
+    assert (reply.status_code, reply.json()) == (400, {"detail": "Sensor does not exist"})
+    station.ok("/sensor/delete-sensor", {"unique_identifier": "ws-2"})
+    assert station.ok("/sensor/delete-sensor-type", {"type_name": "weather"}) == {
+        "detail": "Sensor type deleted"
+    }
+    # The measures stay.
+    assert len(station.get("/sensor/list-measures").json()) == 4
+
+
+def test_readings_keep_their_types(station: Api) -> None:
+    assert post_readings(station, "temperature", [1.5, 2, -0.25]).json() == {
+        "detail": "Sensor readings inserted"
+    }
+    assert post_readings(station, "count", [3, 0, 7]).status_code == 201
+    assert post_readings(station, "raining", [True, False]).status_code == 201
+    assert (
+        post_readings(
+            station, "icon", ["01d", "ünï©ødé ☔", "'; drop table sensor; --"]
+        ).status_code
+        == 201
+    )
+    assert [r["value"] for r in read(station, "temperature")] == [1.5, 2.0, -0.25]
+    counts = read(station, "count")
+    assert [r["value"] for r in counts] == [3, 0, 7]
+    assert all(type(r["value"]) is int for r in counts)
+    assert [r["value"] for r in read(station, "raining")] == [True, False]
+    assert [r["value"] for r in read(station, "icon")] == [
+        "01d",
+        "ünï©ødé ☔",
+        "'; drop table sensor; --",
+    ]
+    assert [r["timestamp"] for r in counts] == [
+        iso(T0),
+        iso(T0 + timedelta(minutes=1)),
+        iso(T0 + timedelta(minutes=2)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("measure", "values", "bad_index"),
+    [
+        ("count", [1, 2, True], 2),  # a bool is never an integer
+        ("count", [1, 2.5], 1),
+        ("temperature", [1.0, "2"], 1),
+        ("temperature", [1.0, False], 1),
+        ("raining", [True, 1], 1),
+        ("icon", ["a", 5], 1),
+    ],
+)
+def test_every_value_is_checked(station: Api, measure: str, values: list, bad_index: int) -> None:
+    reply = post_readings(station, measure, values)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["detail"][0]["loc"] == ["body", "readings", bad_index]
+    assert read(station, measure) == []  # nothing half-written
+
+
+def test_reading_errors(station: Api) -> None:
+    body = {
+        "measure_name": "temperature",
+        "unique_identifier": "ws-1",
+        "readings": [1.0, 2.0],
+        "timestamps": [iso(T0)],
+    }
+    reply = station.post("/sensor/insert-sensor-readings", body)
+    assert reply.status_code == 422 and "same length" in reply.json()["detail"][0]["msg"]
+    reply = station.post(
+        "/sensor/insert-sensor-readings",
+        {**body, "timestamps": [iso(T0)] * 2, "unique_identifier": "ghost"},
+    )
+    assert reply.status_code == 400 and "ghost" in reply.json()["detail"]
+    reply = station.post(
+        "/sensor/insert-sensor-readings",
+        {**body, "timestamps": [iso(T0)] * 2, "measure_name": "humidity"},
+    )
+    assert reply.status_code == 400 and "humidity" in reply.json()["detail"]
+    reply = station.post(
+        "/sensor/insert-sensor-readings", {**body, "timestamps": ["2023-01-01", "x"]}
+    )
+    assert reply.status_code == 422
+    # Empty lists are fine (201), as in DTBase.
+    assert (
+        station.post(
+            "/sensor/insert-sensor-readings", {**body, "readings": [], "timestamps": []}
+        ).status_code
+        == 201
+    )
+    # Reading an unknown sensor is an empty list; an unknown measure names it.
+    assert read(station, "temperature", uid="ghost") == []
+    reply = station.post(
+        "/sensor/sensor-readings",
+        {"measure_name": "nope", "unique_identifier": "ws-1", "dt_from": iso(T0), "dt_to": iso(T0)},
+    )
+    assert reply.status_code == 400 and "nope" in reply.json()["detail"]
+
+
+def test_duplicates_and_time_zones(station: Api) -> None:
+    assert post_readings(station, "temperature", [1.0, 2.0]).status_code == 201
+    # Re-sending a timestamp keeps the stored value (DTBase's idempotency).
+    assert post_readings(station, "temperature", [9.0]).status_code == 201
+    assert [r["value"] for r in read(station, "temperature")] == [1.0, 2.0]
+    # The same instant written with an offset is a duplicate; naive input is UTC.
+    station.ok(
+        "/sensor/insert-sensor-readings",
+        {
+            "measure_name": "temperature",
+            "unique_identifier": "ws-1",
+            "readings": [5.0, 6.0],
+            "timestamps": ["2024-01-01T01:00:00+01:00", "2024-01-01T00:05:00"],
+        },
+        201,
+    )
+    rows = read(station, "temperature")
+    assert [(r["timestamp"], r["value"]) for r in rows] == [
+        ("2024-01-01T00:00:00Z", 1.0),
+        ("2024-01-01T00:01:00Z", 2.0),
+        ("2024-01-01T00:05:00Z", 6.0),
+    ]
+    # Bounds are inclusive; microseconds are kept.
+    station.ok(
+        "/sensor/insert-sensor-readings",
+        {
+            "measure_name": "temperature",
+            "unique_identifier": "ws-1",
+            "readings": [7.0],
+            "timestamps": ["2024-01-01T00:10:00.123456Z"],
+        },
+        201,
+    )
+    rows = read(
+        station,
+        "temperature",
+        dt_from=T0 + timedelta(minutes=1),
+        dt_to=datetime(2024, 1, 1, 0, 10, 0, 123456, tzinfo=UTC),
+    )
+    assert [r["timestamp"] for r in rows] == [
+        "2024-01-01T00:01:00Z",
+        "2024-01-01T00:05:00Z",
+        "2024-01-01T00:10:00.123456Z",
+    ]
+
+
+def test_large_series_and_json_integers(station: Api) -> None:
+    n = 100_000
+    values = [float(i) if i % 2 else i for i in range(n)]  # a JavaScript client sends 2 for 2.0
+    assert post_readings(station, "temperature", values).status_code == 201
+    rows = read(station, "temperature", dt_to=T0 + timedelta(days=100))
+    assert len(rows) == n and rows[-1]["value"] == float(n - 1)
+    assert all(type(r["value"]) is float for r in rows[:10])
+    bad = values[:]
+    bad[n - 1] = "oops"
+    reply = post_readings(station, "temperature", bad, start=T0 + timedelta(days=200))
+    assert reply.status_code == 422 and reply.json()["detail"][0]["loc"] == [
+        "body",
+        "readings",
+        n - 1,
+    ]
+
+
+def test_bulk_insert_is_all_or_nothing(station: Api) -> None:
+    station.ok("/sensor/insert-sensor", {"type_name": "weather", "unique_identifier": "ws-2"}, 201)
+    good = {
+        "measure_name": "temperature",
+        "unique_identifier": "ws-1",
+        "readings": [1.0, 2.0],
+        "timestamps": [iso(T0), iso(T0 + timedelta(minutes=1))],
+    }
+    other = {**good, "unique_identifier": "ws-2"}
+    bad = {**good, "unique_identifier": "ws-2", "measure_name": "count", "readings": [1, "x"]}
+    reply = station.post("/sensor/insert-readings-bulk", {"series": [good, other, bad]})
+    assert reply.status_code == 422
+    assert reply.json()["detail"][0]["loc"] == ["body", "series", 2, "readings", 1]
+    assert read(station, "temperature") == [] and read(station, "temperature", uid="ws-2") == []
+    reply = station.post("/sensor/insert-readings-bulk", {"series": [good, other]})
+    assert reply.status_code == 201
+    assert reply.json() == {"detail": "Sensor readings inserted", "inserted": 4, "duplicates": 0}
+    reply = station.post("/sensor/insert-readings-bulk", {"series": [good]})
+    assert reply.json() == {"detail": "Sensor readings inserted", "inserted": 0, "duplicates": 2}
+    assert station.post("/sensor/insert-readings-bulk", {"series": []}).status_code == 422
+
+
+def test_aggregated_readings(station: Api) -> None:
+    values = [float(i) for i in range(120)]  # two hours of one-minute readings
+    post_readings(station, "temperature", values)
+    post_readings(station, "icon", ["a", "b", "c"])
+    body = {
+        "measure_name": "temperature",
+        "unique_identifier": "ws-1",
+        "dt_from": iso(T0),
+        "dt_to": iso(T0 + timedelta(hours=3)),
+        "interval": "1h",
+    }
+    expected = {
+        "mean": [29.5, 89.5],
+        "min": [0.0, 60.0],
+        "max": [59.0, 119.0],
+        "sum": [sum(range(60)) * 1.0, sum(range(60, 120)) * 1.0],
+        "count": [60, 60],
+        "first": [0.0, 60.0],
+        "last": [59.0, 119.0],
+    }
+    for aggregation, want in expected.items():
+        rows = station.ok(
+            "/sensor/sensor-readings-aggregated", {**body, "aggregation": aggregation}
+        )
+        assert [r["value"] for r in rows] == want, aggregation
+        assert [r["timestamp"] for r in rows] == [iso(T0), iso(T0 + timedelta(hours=1))]
+    rows = station.ok(
+        "/sensor/sensor-readings-aggregated", {**body, "interval": "15min", "aggregation": "count"}
+    )
+    assert [r["value"] for r in rows] == [15] * 8
+    string_body = {**body, "measure_name": "icon"}
+    reply = station.post(
+        "/sensor/sensor-readings-aggregated", {**string_body, "aggregation": "mean"}
+    )
+    assert reply.status_code == 422 and "numeric" in reply.json()["detail"][0]["msg"]
+    rows = station.ok("/sensor/sensor-readings-aggregated", {**string_body, "aggregation": "last"})
+    assert [r["value"] for r in rows] == ["c"]
+    for bad in ({"interval": "fortnight"}, {"interval": "0h"}, {"aggregation": "median"}):
+        reply = station.post(
+            "/sensor/sensor-readings-aggregated", {**body, "aggregation": "mean", **bad}
+        )
+        assert reply.status_code == 422, bad
+
+
+def test_latest_readings(station: Api) -> None:
+    station.ok(
+        "/sensor/insert-sensor-type",
+        {"name": "door", "measures": [{"name": "open", "units": None, "datatype": "boolean"}]},
+        201,
+    )
+    station.ok("/sensor/insert-sensor", {"type_name": "door", "unique_identifier": "d-1"}, 201)
+    post_readings(station, "temperature", [1.0, 2.0, 3.0])
+    post_readings(station, "count", [4])
+    post_readings(station, "open", [False, True], uid="d-1")
+    rows = station.ok("/sensor/latest-readings", {})
+    assert rows == [
+        {
+            "unique_identifier": "ws-1",
+            "measure_name": "temperature",
+            "units": "degC",
+            "value": 3.0,
+            "timestamp": iso(T0 + timedelta(minutes=2)),
+        },
+        {
+            "unique_identifier": "ws-1",
+            "measure_name": "count",
+            "units": None,
+            "value": 4,
+            "timestamp": iso(T0),
+        },
+        {
+            "unique_identifier": "d-1",
+            "measure_name": "open",
+            "units": None,
+            "value": True,
+            "timestamp": iso(T0 + timedelta(minutes=1)),
+        },
+    ]
+    assert [
+        r["unique_identifier"] for r in station.ok("/sensor/latest-readings", {"type_name": "door"})
+    ] == ["d-1"]
+    assert station.post("/sensor/latest-readings").status_code == 200
+
+
+def test_export_readings_csv(station: Api) -> None:
+    station.ok("/sensor/insert-sensor", {"type_name": "weather", "unique_identifier": "ws-2"}, 201)
+    post_readings(station, "temperature", [1.5, 2.5])
+    post_readings(station, "raining", [True])
+    post_readings(station, "temperature", [7.0], uid="ws-2")
+    reply = station.post(
+        "/sensor/export-readings",
+        {
+            "measure_name": ["temperature", "raining"],
+            "unique_identifier": ["ws-1", "ws-2"],
+            "dt_from": iso(T0),
+            "dt_to": iso(T0 + timedelta(days=1)),
+        },
+    )
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(reply.text)))
+    assert rows == [
+        ["unique_identifier", "measure_name", "units", "timestamp", "value"],
+        ["ws-1", "temperature", "degC", "2024-01-01T00:00:00Z", "1.5"],
+        ["ws-1", "temperature", "degC", "2024-01-01T00:01:00Z", "2.5"],
+        ["ws-1", "raining", "", "2024-01-01T00:00:00Z", "true"],
+        ["ws-2", "temperature", "degC", "2024-01-01T00:00:00Z", "7.0"],
+    ]
+    reply = station.post(
+        "/sensor/export-readings",
+        {
+            "measure_name": "temperature",
+            "unique_identifier": "ghost",
+            "dt_from": iso(T0),
+            "dt_to": iso(T0),
+        },
+    )
+    assert reply.status_code == 400 and "ghost" in reply.json()["detail"]
