@@ -49,7 +49,7 @@ function buildHeader(currentPage) {
   const userBox = el(
     "div",
     { class: "user-box" },
-    el("span", { class: "user-email", id: "user-email", text: currentEmail() }),
+    el("span", { class: "user-email", id: "signed-in-email", text: currentEmail() }),
     el("span", { class: "badge admin-badge", "data-admin-only": "", hidden: true, text: "admin" }),
     el("button", { type: "button", id: "sign-out", class: "secondary small", text: "Sign out" }),
   );
@@ -129,7 +129,7 @@ export async function startPage(pageName) {
   } catch (error) {
     if (!(error instanceof ApiError) || !error.isUnavailable) console.warn("Could not read the signed-in user", error);
   }
-  $("#user-email").textContent = user.email;
+  $("#signed-in-email").textContent = user.email;
   applyRole(Boolean(user.is_admin));
   document.body.classList.remove("auth-pending");
   return user;

@@ -113,7 +113,7 @@ def sign_in(page: Page, base_url: str, email: str, password: str, start: str = "
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/login.html" not in url)
-    expect(page.locator("#user-email")).to_have_text(email)
+    expect(page.locator("#signed-in-email")).to_have_text(email)
 
 
 @pytest.fixture
