@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,8 +26,12 @@ from dtbase_core.orm import (
     SensorTypeMeasure,
     reading_tables,
 )
+from dtbase_core.orm.base import UtcDateTime
 from dtbase_core.timeutil import utcnow
 from dtbase_core.values import check_same_length, check_values
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 # --- sensor types and measures ------------------------------------------------------
 
@@ -174,11 +178,15 @@ def edit_sensor(session: Session, *, unique_identifier: str, name: str, notes: s
 def delete_sensor(session: Session, *, unique_identifier: str) -> None:
     """The sensor's readings and location history go with it; model runs that compared
     against it keep their data and lose the reference."""
-    deleted = session.execute(
-        sa.delete(Sensor).where(Sensor.unique_identifier == unique_identifier)
-    ).rowcount
-    if deleted == 0:
+    sensor_id = session.scalar(
+        sa.select(Sensor.id).where(Sensor.unique_identifier == unique_identifier).with_for_update()
+    )
+    if sensor_id is None:
         raise NotFound("Sensor does not exist")
+    # The readings tables carry no foreign key (see orm/sensors.py): delete them here.
+    for table in reading_tables.values():
+        session.execute(sa.delete(table).where(table.c.sensor_id == sensor_id))
+    session.execute(sa.delete(Sensor).where(Sensor.id == sensor_id))
 
 
 def _sensor_id(session: Session, unique_identifier: str) -> int:
@@ -256,9 +264,12 @@ class SeriesTarget:
     units: str | None
 
 
-def _series_target(session: Session, unique_identifier: str, measure_name: str) -> SeriesTarget:
-    """The sensor and the measure of its type called `measure_name`."""
-    rows = session.execute(
+def _series_target(
+    session: Session, unique_identifier: str, measure_name: str, *, for_write: bool = False
+) -> SeriesTarget:
+    """The sensor and the measure of its type called `measure_name`. For a write, the
+    sensor row is held FOR KEY SHARE until commit, so it cannot be deleted under us."""
+    query = (
         sa.select(
             Sensor.id.label("sensor_id"),
             SensorType.name.label("type_name"),
@@ -277,7 +288,10 @@ def _series_target(session: Session, unique_identifier: str, measure_name: str) 
             ),
         )
         .where(Sensor.unique_identifier == unique_identifier)
-    ).all()
+    )
+    if for_write:
+        query = query.with_for_update(read=True, key_share=True, of=Sensor)
+    rows = session.execute(query).all()
     if not rows:
         raise NotFound(f"Sensor '{unique_identifier}' does not exist")
     matches = [row for row in rows if row.measure_id is not None]
@@ -301,19 +315,20 @@ def _insert_series(
     if not values:
         return 0
     table = reading_tables[target.datatype]
-    value_type = table.c.value.type
+    # Instants travel as integer microseconds since the epoch: psycopg adapts a list of
+    # ints several times faster than a list of datetimes, and the conversion is exact.
+    micros = [(ts - EPOCH) // ONE_MICROSECOND for ts in timestamps]
     arrays = sa.select(
-        sa.func.unnest(
-            sa.cast(sa.bindparam("ts", timestamps), pg.ARRAY(sa.DateTime(timezone=True)))
-        ).label("t"),
-        sa.func.unnest(sa.cast(sa.bindparam("vs", values), pg.ARRAY(value_type))).label("v"),
+        sa.func.unnest(sa.bindparam("us", micros, type_=pg.ARRAY(sa.BigInteger))).label("us"),
+        sa.func.unnest(sa.bindparam("vs", values, type_=pg.ARRAY(table.c.value.type))).label("v"),
     ).subquery()
+    instant = sa.literal(EPOCH, UtcDateTime) + arrays.c.us * sa.literal(ONE_MICROSECOND)
     statement = (
         pg.insert(table)
         .from_select(
             ["sensor_id", "measure_id", "timestamp", "value"],
             sa.select(
-                sa.literal(target.sensor_id), sa.literal(target.measure_id), arrays.c.t, arrays.c.v
+                sa.literal(target.sensor_id), sa.literal(target.measure_id), instant, arrays.c.v
             ),
         )
         .on_conflict_do_nothing()
@@ -338,7 +353,7 @@ def insert_sensor_readings(
     idempotency, which the ingress relies on). Returns (inserted, duplicates). `loc`
     is where the series sits in the body, for error messages."""
     check_same_length(timestamps, readings, "timestamps", (*loc, "readings"))
-    target = _series_target(session, unique_identifier, measure_name)
+    target = _series_target(session, unique_identifier, measure_name, for_write=True)
     values = check_values(readings, target.datatype, (*loc, "readings"))
     inserted = _insert_series(session, target, values, timestamps)
     return inserted, len(values) - inserted

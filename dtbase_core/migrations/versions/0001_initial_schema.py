@@ -541,18 +541,6 @@ def upgrade() -> None:
         sa.Column("measure_id", sa.Integer(), nullable=False),
         sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
         sa.Column("value", sa.Boolean(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["measure_id"],
-            ["sensor_measure.id"],
-            name=op.f("fk_sensor_boolean_reading_measure_id_sensor_measure"),
-            ondelete="RESTRICT",
-        ),
-        sa.ForeignKeyConstraint(
-            ["sensor_id"],
-            ["sensor.id"],
-            name=op.f("fk_sensor_boolean_reading_sensor_id_sensor"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint(
             "sensor_id",
             "measure_id",
@@ -572,18 +560,6 @@ def upgrade() -> None:
         sa.Column("measure_id", sa.Integer(), nullable=False),
         sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
         sa.Column("value", sa.Double(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["measure_id"],
-            ["sensor_measure.id"],
-            name=op.f("fk_sensor_float_reading_measure_id_sensor_measure"),
-            ondelete="RESTRICT",
-        ),
-        sa.ForeignKeyConstraint(
-            ["sensor_id"],
-            ["sensor.id"],
-            name=op.f("fk_sensor_float_reading_sensor_id_sensor"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint(
             "sensor_id", "measure_id", "timestamp", name=op.f("pk_sensor_float_reading")
         ),
@@ -600,18 +576,6 @@ def upgrade() -> None:
         sa.Column("measure_id", sa.Integer(), nullable=False),
         sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["measure_id"],
-            ["sensor_measure.id"],
-            name=op.f("fk_sensor_integer_reading_measure_id_sensor_measure"),
-            ondelete="RESTRICT",
-        ),
-        sa.ForeignKeyConstraint(
-            ["sensor_id"],
-            ["sensor.id"],
-            name=op.f("fk_sensor_integer_reading_sensor_id_sensor"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint(
             "sensor_id",
             "measure_id",
@@ -669,18 +633,6 @@ def upgrade() -> None:
         sa.Column("measure_id", sa.Integer(), nullable=False),
         sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
         sa.Column("value", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["measure_id"],
-            ["sensor_measure.id"],
-            name=op.f("fk_sensor_string_reading_measure_id_sensor_measure"),
-            ondelete="RESTRICT",
-        ),
-        sa.ForeignKeyConstraint(
-            ["sensor_id"],
-            ["sensor.id"],
-            name=op.f("fk_sensor_string_reading_sensor_id_sensor"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint(
             "sensor_id",
             "measure_id",
