@@ -104,7 +104,7 @@ export function timeSeriesChart(container, spec) {
         stroke: color,
         width: s.width ?? 1.5,
         spanGaps: true,
-        points: s.points_only ? { show: true, size: 5, fill: color } : { show: s.points.length < 60, size: 4 },
+        points: s.points_only ? { show: true, size: 5, fill: color } : { show: !s.no_points && s.points.length < 60, size: 4 },
       };
       if (s.dash) options.dash = s.dash;
       if (s.fill) options.fill = s.fill;

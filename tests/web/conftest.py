@@ -99,6 +99,7 @@ def shoot(page: Page, screenshots: Path) -> Callable[[str], Path]:
 
     def take(name: str, target: Page | None = None) -> Path:
         path = screenshots / f"{name}.png"
+        (target or page).evaluate("() => window.scrollTo(0, 0)")
         (target or page).screenshot(path=str(path), full_page=True)
         return path
 
@@ -130,10 +131,17 @@ def copy_for_readme(name: str) -> None:
     shutil.copyfile(SCREENSHOTS / f"{name}.png", target / f"{name}.png")
 
 
-def canvas_ink(page: Page, chart_title: str, rgb: tuple[int, int, int], tolerance: int = 40) -> int:
-    """How many pixels of a chart's canvas are close to colour `rgb` (a series' stroke)."""
+def canvas_ink(
+    page: Page,
+    chart_title: str,
+    rgb: tuple[int, int, int],
+    tolerance: int = 40,
+    alpha: tuple[int, int] = (200, 255),
+) -> int:
+    """How many pixels of a chart's canvas are close to colour `rgb` with an opacity in
+    `alpha` (0-255): a series' stroke is opaque, a shaded band translucent."""
     return page.evaluate(
-        """([title, rgb, tol]) => {
+        """([title, rgb, tol, alpha]) => {
             const card = [...document.querySelectorAll('figure.chart-card')].find(f => f.dataset.chart === title);
             if (!card) return -1;
             const canvas = card.querySelector('canvas');
@@ -141,10 +149,10 @@ def canvas_ink(page: Page, chart_title: str, rgb: tuple[int, int, int], toleranc
             const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
             let n = 0;
             for (let i = 0; i < data.length; i += 4) {
-                if (data[i + 3] > 0 && Math.abs(data[i] - rgb[0]) <= tol && Math.abs(data[i + 1] - rgb[1]) <= tol
+                if (data[i + 3] >= alpha[0] && data[i + 3] <= alpha[1] && Math.abs(data[i] - rgb[0]) <= tol && Math.abs(data[i + 1] - rgb[1]) <= tol
                     && Math.abs(data[i + 2] - rgb[2]) <= tol) n++;
             }
             return n;
         }""",
-        [chart_title, list(rgb), tolerance],
+        [chart_title, list(rgb), tolerance, list(alpha)],
     )

@@ -78,8 +78,8 @@ async function showRun(run) {
       const series = [];
       let band;
       if (forecast.upper && forecast.lower) {
-        series.push({ label: "Upper bound", points: toPoints(products[forecast.upper]), color: "rgba(31,95,191,0.45)", width: 1 });
-        series.push({ label: "Lower bound", points: toPoints(products[forecast.lower]), color: "rgba(31,95,191,0.45)", width: 1 });
+        series.push({ label: "Upper bound", points: toPoints(products[forecast.upper]), color: "rgba(31,95,191,0.45)", width: 1, no_points: true });
+        series.push({ label: "Lower bound", points: toPoints(products[forecast.lower]), color: "rgba(31,95,191,0.45)", width: 1, no_points: true });
         band = { upper: 0, lower: 1, fill: "rgba(31,95,191,0.15)" };
       }
       series.push({ label: "Mean", points: mean, color: "#1f5fbf", width: 2 });
