@@ -55,7 +55,6 @@ class Settings:
     db_pool_size: int
     db_max_overflow: int
     backend_url: str
-    cors_origins: str | None
 
     @property
     def refresh_token_seconds(self) -> int:
@@ -84,7 +83,6 @@ def get_settings() -> Settings:
         db_pool_size=_int("DT_DB_POOL_SIZE", 5),
         db_max_overflow=_int("DT_DB_MAX_OVERFLOW", 5),
         backend_url=os.environ.get("DT_BACKEND_URL") or "http://127.0.0.1:7071/api",
-        cors_origins=_str("DT_CORS_ORIGINS"),
     )
     if settings.access_token_seconds <= 0:
         raise ConfigError("DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS must be positive")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -74,6 +75,10 @@ def build_app(static_dir: Path | None):
     return FunctionHost(app, static_dir=static_dir)
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     logging.basicConfig(
@@ -102,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal with
+        # the handlers that were in place before it started: make those a clean exit, so
+        # the `finally` below always stops the embedded database.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _exit_cleanly)
         uvicorn.run(
             asgi,
             host=args.host,

@@ -13,6 +13,9 @@ import pytest
 
 from tests.support import ADMIN_PASSWORD, Api, LocalHost, TestDatabase, start_host
 
+# Lets the tests import the function app itself (to read its routes); the hosts they
+# start get their own environment (tests/support.py).
+os.environ.setdefault("DT_LOCAL_MODE", "1")
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="dtbase-run-"))
 os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o700)
 
