@@ -21,9 +21,10 @@ functions = apps[0].get_functions() if len(apps) == 1 else []
 out = []
 for f in functions:
     t = f.get_trigger()
+    methods = getattr(t, "methods", None) or []
     out.append({"name": f.get_function_name(), "type": t.get_binding_name(),
                 "route": getattr(t, "route", None),
-                "methods": [str(getattr(m, "value", m)) for m in (getattr(t, "methods", None) or [])]})
+                "methods": [str(getattr(m, "value", m)) for m in methods]})
 from function_app.http import ROUTES
 declared = [[r.path, r.method] for r in ROUTES]
 print(json.dumps({"apps": len(apps), "functions": out, "declared": declared,

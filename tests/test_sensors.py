@@ -467,3 +467,71 @@ def test_export_readings_csv(station: Api) -> None:
         },
     )
     assert reply.status_code == 400 and "ghost" in reply.json()["detail"]
+
+
+def test_sensor_locations(station: Api) -> None:
+    station.ok(
+        "/location/insert-location-schema",
+        {
+            "name": "xy",
+            "description": None,
+            "identifiers": [
+                {"name": "x", "units": "m", "datatype": "float"},
+                {"name": "y", "units": "m", "datatype": "float"},
+            ],
+        },
+        201,
+    )
+    for x in (1.0, 2.0):
+        station.ok(
+            "/location/insert-location-for-schema",
+            {"schema_name": "xy", "coordinates": {"x": x, "y": 0.5}},
+            201,
+        )
+    body = {
+        "unique_identifier": "ws-1",
+        "schema_name": "xy",
+        "coordinates": {"x": 1.0, "y": 0.5},
+        "installation_datetime": "2024-01-01T00:00:00Z",
+    }
+    assert station.ok("/sensor/insert-sensor-location", body, 201) == {
+        "detail": "Sensor location inserted"
+    }
+    station.ok(
+        "/sensor/insert-sensor-location",
+        {**body, "coordinates": {"x": 2, "y": 0.5}, "installation_datetime": "2024-02-01T00:00:00"},
+        201,
+    )
+    reply = station.post("/sensor/insert-sensor-location", body)
+    assert reply.status_code == 409
+    for bad, status in (
+        ({"unique_identifier": "ghost"}, 400),
+        ({"schema_name": "nope"}, 400),
+        ({"coordinates": {"x": 9.0, "y": 0.5}}, 400),
+        ({"coordinates": {"x": 1.0}}, 422),
+        ({"coordinates": {"x": "1", "y": 0.5}}, 422),
+    ):
+        reply = station.post(
+            "/sensor/insert-sensor-location",
+            {**body, **bad, "installation_datetime": "2025-01-01T00:00:00Z"},
+        )
+        assert reply.status_code == status, (bad, reply.text)
+    history = station.ok("/sensor/list-sensor-locations", {"unique_identifier": "ws-1"})
+    assert history == [
+        {"id": 2, "x": 2.0, "y": 0.5, "installation_datetime": "2024-02-01T00:00:00Z"},
+        {"id": 1, "x": 1.0, "y": 0.5, "installation_datetime": "2024-01-01T00:00:00Z"},
+    ]
+    assert station.ok("/sensor/list-sensor-locations", {"unique_identifier": "ghost"}) == []
+    # A location a sensor was installed at cannot be deleted from under its history.
+    reply = station.post(
+        "/location/delete-location", {"schema_name": "xy", "coordinates": {"x": 1.0, "y": 0.5}}
+    )
+    assert reply.status_code == 409
+    # Deleting the sensor takes its history (and readings) with it.
+    post_readings(station, "temperature", [1.0])
+    station.ok("/sensor/delete-sensor", {"unique_identifier": "ws-1"})
+    station.ok(
+        "/location/delete-location", {"schema_name": "xy", "coordinates": {"x": 1.0, "y": 0.5}}
+    )
+    station.ok("/sensor/insert-sensor", {"type_name": "weather", "unique_identifier": "ws-1"}, 201)
+    assert read(station, "temperature") == []
