@@ -1,0 +1,109 @@
+"""Bodies and replies of /model (API.md §2.5, Part A 3, 5, 11; Part C delete-model-run)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from dtbase_core.orm.base import Datatype
+from dtbase_core.schemas.common import Body, Name, Units, UtcDatetime, Value
+
+
+class ModelNameIn(Body):
+    name: Name
+
+
+class ModelOut(BaseModel):
+    name: str
+
+
+class ModelScenarioIn(Body):
+    model_name: Name
+    # Required but nullable, as in DTBase (§1.4); a null description is a value (Part A 3).
+    description: str | None
+
+
+class ModelScenarioOut(BaseModel):
+    model_name: str
+    description: str | None
+
+
+class ModelMeasureIn(Body):
+    name: Name
+    units: Units
+    datatype: Datatype
+
+
+class ModelMeasureOut(BaseModel):
+    name: str
+    units: str
+    datatype: Datatype
+
+
+class MeasureNameIn(Body):
+    name: Name
+
+
+class SensorMeasureRef(BaseModel):
+    """A sensor measure by (name, units); null units are a value (Part A 3)."""
+
+    name: Name
+    units: Units | None
+
+
+class ProductIn(BaseModel):
+    """One product of a run: the values of one model measure, found by name."""
+
+    measure_name: Name
+    values: list[Value]
+    timestamps: list[UtcDatetime]
+
+
+class ModelRunIn(Body):
+    model_name: Name
+    scenario_description: str
+    measures_and_values: list[ProductIn]
+    time_created: UtcDatetime | None = None
+    create_scenario: bool = False
+    sensor_unique_id: Name | None = None
+    sensor_measure: SensorMeasureRef | None = None
+
+
+class ListModelRunsIn(Body):
+    model_name: Name
+    dt_from: UtcDatetime | None = None
+    dt_to: UtcDatetime | None = None
+    scenario: str | None = None
+
+
+class ModelRunOut(BaseModel):
+    """A `list-model-runs` item, with exactly DTBase's keys (§2.5)."""
+
+    id: int
+    model_id: int
+    model_name: str
+    scenario_id: int | None
+    scenario_description: str | None
+    time_created: datetime
+    sensor_unique_id: str | None
+    sensor_measure: SensorMeasureRef | None
+
+
+# Run ids are PostgreSQL integers: anything outside their range is refused, naming the field.
+RunId = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+
+
+class RunIdIn(Body):
+    run_id: RunId
+
+
+class RunValue(BaseModel):
+    value: Value
+    timestamp: datetime
+
+
+class RunSensorMeasure(BaseModel):
+    sensor_unique_id: str | None
+    sensor_measure: SensorMeasureRef | None
