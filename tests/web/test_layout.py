@@ -1,0 +1,197 @@
+"""Every page: no console errors, a screenshot, labels on every input, usable at 390 and
+1280 pixels and by keyboard alone, a clear message when the API is down, and the Static
+Web Apps configuration (CSP without inline scripts)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.web.conftest import sign_in
+
+STATIC = Path(__file__).resolve().parents[2] / "static_web"
+PAGES = {
+    "index.html": "Dashboard",
+    "sensors.html": "Sensors",
+    "readings.html": "Readings",
+    "plots.html": "Time-series plots",
+    "locations.html": "Locations",
+    "models.html": "Models",
+    "forecasts.html": "Forecasts",
+    "services.html": "Services",
+    "users.html": "Users",
+}
+
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
+    .filter(el => el.type !== 'hidden')
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+    .map(el => el.outerHTML)"""
+
+
+def seed(admin) -> None:  # noqa: ANN001
+    admin.ok("/sensor/insert-sensor-type", {"name": "Weather", "measures": [
+        {"name": "temperature", "units": "C", "datatype": "float"}]}, status=201)
+    admin.ok("/sensor/insert-sensor", {"type_name": "Weather", "unique_identifier": "roof"}, status=201)
+    admin.ok("/location/insert-location-schema", {"name": "xy", "description": None, "identifiers": [
+        {"name": "x", "units": None, "datatype": "float"}]}, status=201)
+    admin.ok("/service/insert-service", {"name": "svc", "url": "http://127.0.0.1:9/", "http_method": "POST"}, status=201)
+
+
+def test_every_page_loads_without_console_errors_and_labels_every_input(signed_in: Page, live_host, admin, shoot, console) -> None:  # noqa: ANN001
+    seed(admin)
+    page = signed_in
+    for path, heading in PAGES.items():
+        page.goto(f"{live_host.url}/{path}")
+        expect(page.locator("h1")).to_have_text(heading)
+        expect(page.locator("body")).not_to_have_class(re.compile("auth-pending"))
+        page.wait_for_load_state("networkidle")
+        expect(page.locator(".loading")).to_have_count(0)
+        assert page.title().endswith("· DTBase")
+        assert page.evaluate(UNLABELLED) == [], path
+        expect(page.locator("nav a[aria-current=page]")).to_have_count(1)
+        if path in ("index.html", "services.html", "users.html", "forecasts.html"):
+            shoot(f"page-{path.removesuffix('.html')}")
+    # The sign-in page too.
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/login.html**")
+    assert page.evaluate(UNLABELLED) == []
+    shoot("login")
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_pages_fit_the_screen(browser: Browser, live_host, admin, width: int) -> None:  # noqa: ANN001
+    seed(admin)
+    context = browser.new_context(viewport={"width": width, "height": 844}, timezone_id="UTC")
+    page = context.new_page()
+    sign_in(page, live_host.url, live_host.admin_email, live_host.admin_password)
+    for path in PAGES:
+        page.goto(f"{live_host.url}/{path}")
+        page.wait_for_load_state("networkidle")
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow}px too wide at {width}px"
+    menu = page.get_by_role("button", name="Menu")
+    sensors_link = page.get_by_role("link", name="Sensors", exact=True)
+    if width == 390:
+        expect(sensors_link).to_be_hidden()
+        menu.click()
+        expect(menu).to_have_attribute("aria-expanded", "true")
+        expect(sensors_link).to_be_visible()
+        page.screenshot(path=str(Path("test-artifacts/screenshots/mobile-menu.png")))
+        sensors_link.click()
+        page.wait_for_url("**/sensors.html")
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(Path("test-artifacts/screenshots/mobile-sensors.png")), full_page=True)
+    else:
+        expect(menu).to_be_hidden()
+        expect(sensors_link).to_be_visible()
+    context.close()
+
+
+def test_keyboard_alone(page: Page, live_host, admin, console) -> None:  # noqa: ANN001
+    """Sign in and add a sensor type without touching the mouse."""
+    page.goto(live_host.url + "/sensors.html")
+    page.wait_for_url("**/login.html**")
+    expect(page.get_by_label("Email")).to_be_focused()
+    page.keyboard.type(live_host.admin_email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(live_host.admin_password)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/sensors.html")
+    expect(page.locator("#type-filter")).to_be_enabled()
+    page.wait_for_load_state("networkidle")
+
+    # The first Tab reaches the skip link, which moves focus to the content.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+
+    def tab_to(selector: str, limit: int = 80) -> None:
+        for _ in range(limit):
+            if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
+                return
+            page.keyboard.press("Tab")
+        raise AssertionError(f"Tab never reached {selector}")
+
+    tab_to("#new-type-name")
+    page.keyboard.type("Keyboard")
+    tab_to("#add-type-form select[name=measure_choice]")
+    page.keyboard.press("Tab")
+    page.keyboard.type("level")
+    page.keyboard.press("Tab")
+    page.keyboard.type("cm")
+    tab_to("#add-type-form button[type=submit]")
+    page.keyboard.press("Enter")
+    expect(page.locator("#add-type-form .form-status")).to_have_text("Sensor type “Keyboard” added.")
+    assert admin.get("/sensor/list-sensor-types").json()[0]["measures"] == [
+        {"name": "level", "units": "cm", "datatype": "float"}
+    ]
+    # Focus is visible: the focused control draws a ring.
+    tab_to("#new-sensor-id")
+    shadow = page.evaluate("() => getComputedStyle(document.activeElement).boxShadow")
+    assert shadow and shadow != "none"
+
+
+def test_api_down_is_reported_and_pages_still_work(signed_in: Page, live_host, admin, console) -> None:  # noqa: ANN001
+    console.allow("net::ERR_FAILED")
+    console.allow("503 (Service Unavailable)")
+    page = signed_in
+    page.route("**/api/**", lambda route: route.abort())
+    page.goto(live_host.url + "/sensors.html")
+    banner = page.locator("#api-banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("The API cannot be reached")
+    expect(page.locator("#sensor-list .error")).to_contain_text("The API cannot be reached")
+    # The page itself still works: navigation, forms and their messages.
+    form = page.locator("#add-type-form")
+    form.get_by_label("Type name").fill("X")
+    form.locator(".measure-row").first.get_by_label("Name").fill("m")
+    form.get_by_role("button", name="Add sensor type").click()
+    expect(form.locator(".form-status.error")).to_contain_text("The API cannot be reached")
+    page.get_by_role("link", name="Readings", exact=True).click()
+    page.wait_for_url("**/readings.html")
+    expect(page.locator("#api-banner")).to_be_visible()
+    # A 503 from the API (its database down) is reported the same way.
+    page.unroute("**/api/**")
+    page.route("**/api/**", lambda route: route.fulfill(status=503, json={"status": "error", "database": "unavailable"}))
+    page.goto(live_host.url + "/index.html")
+    expect(page.locator("#api-banner")).to_contain_text("unavailable")
+    # And it recovers once the API is back.
+    page.unroute("**/api/**")
+    page.goto(live_host.url + "/index.html")
+    expect(page.locator("[data-stat=sensors] .number")).to_have_text("0")
+    expect(page.locator("#api-banner")).to_be_hidden()
+
+
+def test_static_web_app_config_and_no_inline_scripts(live_host) -> None:  # noqa: ANN001
+    config = json.loads((STATIC / "staticwebapp.config.json").read_text())
+    assert config["navigationFallback"]["rewrite"] == "/index.html"
+    assert "/api/*" in config["navigationFallback"]["exclude"]
+    csp = config["globalHeaders"]["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["script-src"] == "'self'"
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert directives["frame-ancestors"] == "'none'"
+    for header in ("X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options"):
+        assert header in config["globalHeaders"]
+
+    # The local host serves the pages with these headers.
+    reply = httpx.get(live_host.url + "/sensors.html")
+    assert reply.status_code == 200
+    assert reply.headers["content-security-policy"] == csp
+    assert reply.headers["content-type"].startswith("text/html")
+
+    for html in STATIC.glob("*.html"):
+        text = html.read_text()
+        assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text) is None, f"inline script in {html.name}"
+        assert re.search(r"\son[a-z]+\s*=", text) is None, f"inline handler in {html.name}"
+        assert "style=" not in text, f"inline style in {html.name}"
+        assert '<meta charset="utf-8">' in text
+    for js in STATIC.glob("js/**/*.js"):
+        text = js.read_text()
+        assert "innerHTML" not in text and "eval(" not in text, js.name
+    assert (STATIC / "vendor/uplot/LICENSE").read_text().startswith("The MIT License")
