@@ -69,7 +69,9 @@ function seriesRange(data) {
  * @param {{title: string, yLabel?: string, note?: string,
  *          series: Array<{label: string, points: Array<[number, number|null]>, color?: string, dash?: number[], width?: number, fill?: string, points_only?: boolean}>,
  *          band?: {upper: number, lower: number, fill: string},
- *          group?: ChartGroup, height?: number}} spec points are [unix seconds, value]
+ *          group?: ChartGroup, height?: number,
+ *          onRangeChange?: (min: number, max: number, chart) => void}} spec points are [unix seconds, value];
+ *          `onRangeChange` is called (debounced) after a zoom or pan, e.g. to fetch finer data.
  */
 export function timeSeriesChart(container, spec) {
   const titleId = `chart-${Math.random().toString(36).slice(2, 9)}`;
@@ -113,6 +115,8 @@ export function timeSeriesChart(container, spec) {
     }),
   ];
 
+  let chart = null;
+  let rangeTimer = null;
   const width = Math.max(280, plotBox.clientWidth || container.clientWidth || 600);
   const opts = {
     width,
@@ -131,6 +135,10 @@ export function timeSeriesChart(container, spec) {
           // The visible range, for tests and for anyone inspecting the page.
           card.dataset.xRange = `${Math.round(u.scales.x.min)}-${Math.round(u.scales.x.max)}`;
           if (spec.group) spec.group.setRange(u, u.scales.x.min, u.scales.x.max);
+          if (spec.onRangeChange && chart) {
+            clearTimeout(rangeTimer);
+            rangeTimer = setTimeout(() => spec.onRangeChange(u.scales.x.min, u.scales.x.max, chart), 250);
+          }
         },
       ],
     },
@@ -160,10 +168,22 @@ export function timeSeriesChart(container, spec) {
   });
   resize.observe(plotBox);
 
-  const chart = {
+  chart = {
     plot,
     card,
+    full,
+    /** Replace every series' points, keeping the visible range. */
+    setPoints(pointLists, note) {
+      const joined = uPlot.join(pointLists.map((points) => [points.map((p) => p[0]), points.map((p) => p[1])]));
+      plot.setData(joined, false);
+      plot.redraw();
+      if (note !== undefined) {
+        const caption = card.querySelector(".chart-note");
+        if (caption) caption.textContent = note;
+      }
+    },
     destroy() {
+      clearTimeout(rangeTimer);
       resize.disconnect();
       plot.destroy();
       card.remove();

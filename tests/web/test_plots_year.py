@@ -56,3 +56,17 @@ def test_a_year_of_minute_data_draws_quickly(signed_in: Page, live_host, admin, 
     page.wait_for_timeout(200)
     assert canvas_ink(page, "temperature (C)", (31, 95, 191)) > 500
     shoot("plot-year")
+
+    # Zooming in fetches finer data for the visible range, down to every reading.
+    chart = page.locator("figure.chart-card").first
+    note = chart.locator(".chart-note")
+    expect(note).to_have_text("1,460 points, 6h means.")
+    requests.clear()
+    for _ in range(7):  # 365 days / 2**7 is under three days
+        chart.get_by_role("button", name="Zoom in").click()
+    expect(note).to_contain_text("every reading. Zoomed in", timeout=10_000)
+    assert "sensor-readings" in requests
+    shown = int(note.inner_text().split(" points")[0].replace(",", ""))
+    assert 2.8 * 1440 < shown < 6 * 1440
+    chart.get_by_role("button", name="Reset zoom").click()
+    expect(note).to_have_text("1,460 points, 6h means.")

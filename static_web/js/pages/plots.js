@@ -78,17 +78,56 @@ async function draw({ sensors, measures, from, to, resolution, aggregation }) {
     interval ? `Loading ${interval} buckets…` : "Loading readings…",
   );
   let points = 0;
+  const describe = (count, chosen) => {
+    const how = chosen ? `${chosen} ${aggregation === "mean" ? "means" : `${aggregation} values`}` : "every reading";
+    return count ? `${count.toLocaleString()} points, ${how}.` : "No readings in this range.";
+  };
   measures.forEach((measure, mi) => {
     const series = sensors.map((sensor, si) => ({ label: sensor.unique_identifier, points: results[mi][si] }));
     const count = series.reduce((sum, s) => sum + s.points.length, 0);
     points += count;
-    const how = interval ? `${interval} ${aggregation === "mean" ? "means" : `${aggregation} values`}` : "every reading";
+    let shown = interval;
+    let fetched = null; // the range of finer data on show, or null for the original data
+    let generation = 0;
+    // Zooming into bucketed data fetches finer buckets (or every reading) for the visible range.
+    const onRangeChange = resolution !== "auto" ? undefined : async (min, max, chart) => {
+      const { full } = chart;
+      if (min <= full.min && max >= full.max) {
+        if (fetched) {
+          generation += 1;
+          fetched = null;
+          shown = interval;
+          chart.setPoints(series.map((s) => s.points), describe(count, interval));
+        }
+        return;
+      }
+      const wanted = chooseResolution(max - min, "auto");
+      const covered = fetched ? min >= fetched.min && max <= fetched.max : true;
+      if (wanted === shown && covered) return;
+      const mine = ++generation;
+      // Fetch a little either side so small pans need no new request.
+      const pad = (max - min) * 0.5;
+      const range = { min: Math.max(min - pad, full.min), max: Math.min(max + pad, full.max) };
+      try {
+        const lists = await Promise.all(
+          sensors.map((sensor) => fetchSeries(sensor, measure, new Date(range.min * 1000), new Date(range.max * 1000 + 1000), wanted, aggregation)),
+        );
+        if (mine !== generation) return;
+        shown = wanted;
+        fetched = range;
+        const total = lists.reduce((sum, l) => sum + l.length, 0);
+        chart.setPoints(lists, `${describe(total, wanted)} Zoomed in; “Reset zoom” shows the whole range.`);
+      } catch (error) {
+        console.warn("Could not fetch finer data", error);
+      }
+    };
     timeSeriesChart(region, {
       title: measureLabel(measure),
       yLabel: measure.units || "",
       series,
       group,
-      note: count ? `${count.toLocaleString()} points, ${how}.` : "No readings in this range.",
+      note: describe(count, interval),
+      onRangeChange,
     });
   });
   const seconds = ((performance.now() - started) / 1000).toFixed(2);
