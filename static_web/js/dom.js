@@ -159,7 +159,8 @@ export function bindForm(form, handler, { busyText = "Working…" } = {}) {
     } finally {
       form.removeAttribute("aria-busy");
       if (button) {
-        button.disabled = false;
+        // A handler may lock the form for good (e.g. a service found to be unavailable).
+        button.disabled = button.hasAttribute("data-locked");
         button.textContent = original;
       }
     }

@@ -26,14 +26,17 @@ function setServiceState(available) {
     notice.className = "notice warning";
     notice.textContent = "The forecasting service is unavailable: this API has no ARIMA starter yet. You can still look at earlier runs on the Models page.";
     button.disabled = true;
+    button.setAttribute("data-locked", "");
   } else if (available === true) {
     notice.className = "notice";
     notice.textContent = "The forecasting service is available.";
     button.disabled = false;
+    button.removeAttribute("data-locked");
   } else {
     notice.className = "notice";
     notice.textContent = "Could not tell whether the forecasting service is available; starting a forecast will find out.";
     button.disabled = false;
+    button.removeAttribute("data-locked");
   }
 }
 
