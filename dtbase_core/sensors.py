@@ -166,12 +166,13 @@ def list_sensors(session: Session, *, type_name: str | None = None) -> list[dict
 
 
 def edit_sensor(session: Session, *, unique_identifier: str, name: str, notes: str) -> None:
-    updated = session.execute(
+    updated = session.scalar(
         sa.update(Sensor)
         .where(Sensor.unique_identifier == unique_identifier)
         .values(name=name, notes=notes)
-    ).rowcount
-    if updated == 0:
+        .returning(Sensor.id)
+    )
+    if updated is None:
         raise NotFound("Sensor does not exist")
 
 
@@ -410,13 +411,21 @@ def sensor_readings(
     return [{"value": value, "timestamp": ts} for value, ts in rows]
 
 
-_AGGREGATES = {
-    "mean": sa.func.avg,
-    "min": sa.func.min,
-    "max": sa.func.max,
-    "sum": sa.func.sum,
-}
+ARITHMETIC = {"mean", "min", "max", "sum"}
 NUMERIC = (Datatype.FLOAT, Datatype.INTEGER)
+
+
+def _aggregate(aggregation: str, column: Any, datatype: Datatype) -> Any:
+    """The SQL aggregate; means are floats, sums keep the measure's type."""
+    if aggregation == "count":
+        return sa.func.count(column)
+    if aggregation == "mean":
+        return sa.cast(sa.func.avg(column), sa.Double)
+    if aggregation == "sum":
+        return sa.cast(
+            sa.func.sum(column), sa.Double if datatype is Datatype.FLOAT else sa.BigInteger
+        )
+    return getattr(sa.func, aggregation)(column)
 
 
 def parse_interval(text: str) -> timedelta:
@@ -442,7 +451,7 @@ def aggregated_readings(
     target = _measure_for_read(session, unique_identifier, measure_name)
     if target is None:
         return []
-    if aggregation in _AGGREGATES and target.datatype not in NUMERIC:
+    if aggregation in ARITHMETIC and target.datatype not in NUMERIC:
         raise Invalid(
             f"aggregation '{aggregation}' needs a numeric measure; '{measure_name}' is "
             f"{target.datatype.value}",
@@ -462,14 +471,7 @@ def aggregated_readings(
             sa.select(bucket, table.c.value).where(*where).distinct(bucket).order_by(bucket, order)
         )
     else:
-        func = sa.func.count if aggregation == "count" else _AGGREGATES[aggregation]
-        value = func(table.c.value)
-        if aggregation in ("mean", "sum"):
-            value = (
-                sa.cast(value, sa.Double)
-                if target.datatype is Datatype.FLOAT or aggregation == "mean"
-                else sa.cast(value, sa.BigInteger)
-            )
+        value = _aggregate(aggregation, table.c.value, target.datatype)
         query = (
             sa.select(bucket, value.label("value")).where(*where).group_by(bucket).order_by(bucket)
         )

@@ -92,22 +92,24 @@ def create_user(
 
 def delete_user(session: Session, *, actor: CurrentUser, email: str) -> None:
     _require_admin(actor, "delete users")
-    if session.execute(sa.delete(User).where(User.email == email)).rowcount == 0:
+    deleted = session.scalar(sa.delete(User).where(User.email == email).returning(User.id))
+    if deleted is None:
         raise NotFound("User doesn't exist")
 
 
 def change_password(session: Session, *, actor: CurrentUser, email: str, password: str) -> None:
     if email != actor.email:
         _require_admin(actor, "change another user's password")
-    updated = session.execute(
+    updated = session.scalar(
         sa.update(User)
         .where(User.email == email)
         .values(
             password_hash=security.hash_password(password),
             token_version=User.token_version + 1,
         )
-    ).rowcount
-    if updated == 0:
+        .returning(User.id)
+    )
+    if updated is None:
         raise NotFound("User doesn't exist")
 
 
@@ -124,9 +126,7 @@ def ensure_default_user(session: Session, password: str | None) -> None:
     if not password:
         log.warning("DT_DEFAULT_USER_PASS is not set: the default user is left as it is")
         return
-    user = session.scalar(
-        sa.select(User).where(User.email == DEFAULT_USER_EMAIL).with_for_update()
-    )
+    user = session.scalar(sa.select(User).where(User.email == DEFAULT_USER_EMAIL).with_for_update())
     if user is None:
         session.execute(
             insert(User)

@@ -11,7 +11,9 @@ config = context.config
 
 
 def run_migrations_online() -> None:
-    engine = sa.create_engine(config.get_main_option("sqlalchemy.url"), poolclass=sa.NullPool)
+    url = config.get_main_option("sqlalchemy.url")
+    assert url, "dtbase_core.migrations.alembic_config sets the URL"
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=Base.metadata)
         with context.begin_transaction():

@@ -17,9 +17,7 @@ from dtbase_core.orm.base import (
 class LocationIdentifier(Timestamped, Base):
     __tablename__ = "location_identifier"
     # NULLS NOT DISTINCT: a null unit is a value like any other (Part A 3).
-    __table_args__ = (
-        sa.UniqueConstraint("name", "units", postgresql_nulls_not_distinct=True),
-    )
+    __table_args__ = (sa.UniqueConstraint("name", "units", postgresql_nulls_not_distinct=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100))

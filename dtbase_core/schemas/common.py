@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from dtbase_core.timeutil import as_utc
 
@@ -13,10 +13,25 @@ from dtbase_core.timeutil import as_utc
 # Pydantic's smart-mode union picks the exact type match.
 Value = bool | int | float | str
 
-# Naive input is UTC; aware input is converted to UTC (Part A 6).
-UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+def _not_date_only(value: Any) -> Any:
+    """DTBase (pydantic 2.5) refused "2023-01-01" for a datetime; newer pydantic reads it
+    as midnight. Keep refusing it: a date alone is too easily a mistake (API.md §1.3)."""
+    if isinstance(value, str) and len(value.strip()) <= 10:
+        raise ValueError("Input should be a valid datetime, a date alone is not enough")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+# Naive input is UTC; aware input is converted to UTC (Part A 6). Numbers are Unix seconds.
+UtcDatetime = Annotated[datetime, BeforeValidator(_not_date_only), AfterValidator(as_utc)]
+
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
 Units = Annotated[str, Field(max_length=100)]
 
 
