@@ -29,6 +29,8 @@ JWT_SECRET = "test-secret-" + "x" * 40
 class TestDatabase:
     """A fresh database: on the server DT_TEST_DATABASE_URL names, or on an embedded one."""
 
+    __test__ = False  # not a test class, despite its name
+
     def __init__(self) -> None:
         self._embedded: Any = None
         self._tmp: str | None = None
