@@ -13,7 +13,7 @@ from tests.support import TestDatabase
 
 
 def test_migrations_match_the_orm(database: TestDatabase) -> None:
-    command.upgrade(alembic_config(database.url), "head")
+    command.upgrade(alembic_config(database.url), "heads")
     with database.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
@@ -21,7 +21,7 @@ def test_migrations_match_the_orm(database: TestDatabase) -> None:
 
 def test_nulls_are_not_distinct(database: TestDatabase) -> None:
     """Part A 3 at the database level: a second (name, null) measure is a duplicate."""
-    command.upgrade(alembic_config(database.url), "head")
+    command.upgrade(alembic_config(database.url), "heads")
     with database.engine.connect() as conn, conn.begin() as tx:
         insert = sa.text(
             "insert into sensor_measure (name, units, datatype) values ('m', null, 'float')"
@@ -50,7 +50,7 @@ def test_downgrade_and_upgrade_round_trip(database: TestDatabase) -> None:
     try:
         scratch_url = url.set(database=name).render_as_string(hide_password=False)
         cfg = alembic_config(scratch_url)
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
         command.downgrade(cfg, "base")
         engine = sa.create_engine(
             sa.make_url(scratch_url).set(drivername="postgresql+psycopg"), poolclass=sa.NullPool
@@ -69,7 +69,7 @@ def test_downgrade_and_upgrade_round_trip(database: TestDatabase) -> None:
             ).all()
         engine.dispose()
         assert left == [] and types == []
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))

@@ -23,7 +23,8 @@ def alembic_config(url: str | sa.URL) -> Config:
     return cfg
 
 
-def upgrade(url: str | sa.URL, revision: str = "head") -> None:
+def upgrade(url: str | sa.URL, revision: str = "heads") -> None:
+    """Every branch to its head: areas add their migrations on branches of their own."""
     command.upgrade(alembic_config(url), revision)
 
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if not url:
         print("dtbase-migrate: DT_DATABASE_URL is not set", file=sys.stderr)
         return 2
-    upgrade(url, args[0] if args else "head")
-    print(f"dtbase-migrate: database at {args[0] if args else 'head'}")
+    revision = args[0] if args else "heads"
+    upgrade(url, revision)
+    print(f"dtbase-migrate: database at {revision}")
     return 0
