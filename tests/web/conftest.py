@@ -17,14 +17,18 @@ CHROMIUM = os.environ.get("DT_TEST_CHROMIUM", "/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="pip install playwright pytest-playwright")
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: apt-get install -y chromium", allow_module_level=True
-    )
+from playwright.sync_api import Page, expect  # noqa: E402
 
-Page = playwright_sync.Page
-expect = playwright_sync.expect
+
+@pytest.fixture(scope="session", autouse=True)
+def chromium_installed() -> None:
+    """The web tests need Debian's Chromium; in CI its absence is a failure, not a skip."""
+    if Path(CHROMIUM).exists():
+        return
+    message = f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set DT_TEST_CHROMIUM)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +79,7 @@ def console(page: Page) -> Iterator[ConsoleLog]:
     """Collect console errors and page errors; the test fails if any is left unexplained."""
     log = ConsoleLog()
 
-    def on_console(message) -> None:  # noqa: ANN001
+    def on_console(message) -> None:
         if message.type == "error":
             url = (message.location or {}).get("url", "")
             log.messages.append(f"console error: {message.text} ({url})")
@@ -118,7 +122,7 @@ def sign_in(page: Page, base_url: str, email: str, password: str, start: str = "
 
 
 @pytest.fixture
-def signed_in(page: Page, live_host, admin, console: ConsoleLog) -> Page:  # noqa: ANN001
+def signed_in(page: Page, live_host, admin, console: ConsoleLog) -> Page:
     """A page signed in as the default (admin) user, on empty tables."""
     sign_in(page, live_host.url, live_host.admin_email, live_host.admin_password)
     return page
@@ -142,15 +146,19 @@ def canvas_ink(
     `alpha` (0-255): a series' stroke is opaque, a shaded band translucent."""
     return page.evaluate(
         """([title, rgb, tol, alpha]) => {
-            const card = [...document.querySelectorAll('figure.chart-card')].find(f => f.dataset.chart === title);
+            const card = [...document.querySelectorAll('figure.chart-card')]
+                .find(f => f.dataset.chart === title);
             if (!card) return -1;
             const canvas = card.querySelector('canvas');
             const ctx = canvas.getContext('2d');
             const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
             let n = 0;
             for (let i = 0; i < data.length; i += 4) {
-                if (data[i + 3] >= alpha[0] && data[i + 3] <= alpha[1] && Math.abs(data[i] - rgb[0]) <= tol && Math.abs(data[i + 1] - rgb[1]) <= tol
-                    && Math.abs(data[i + 2] - rgb[2]) <= tol) n++;
+                const opaque = data[i + 3] >= alpha[0] && data[i + 3] <= alpha[1];
+                const near = Math.abs(data[i] - rgb[0]) <= tol
+                    && Math.abs(data[i + 1] - rgb[1]) <= tol
+                    && Math.abs(data[i + 2] - rgb[2]) <= tol;
+                if (opaque && near) n++;
             }
             return n;
         }""",

@@ -22,7 +22,9 @@ PAGES = [
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_signed_out_visitor_is_sent_to_login_and_back(page: Page, live_host, admin, console, path: str) -> None:  # noqa: ANN001
+def test_signed_out_visitor_is_sent_to_login_and_back(
+    page: Page, live_host, admin, console, path: str
+) -> None:
     page.goto(f"{live_host.url}/{path}?x=1")
     page.wait_for_url("**/login.html?next=**")
     assert f"next=%2F{path.replace('.', '.')}%3Fx%3D1" in page.url
@@ -34,7 +36,7 @@ def test_signed_out_visitor_is_sent_to_login_and_back(page: Page, live_host, adm
     expect(page.locator("#signed-in-email")).to_have_text(live_host.admin_email)
 
 
-def test_wrong_password_shows_the_api_detail(page: Page, live_host, admin, console) -> None:  # noqa: ANN001
+def test_wrong_password_shows_the_api_detail(page: Page, live_host, admin, console) -> None:
     console.allow("401 (Unauthorized)")
     page.goto(live_host.url + "/login.html")
     page.get_by_label("Email").fill(live_host.admin_email)
@@ -51,7 +53,7 @@ def test_wrong_password_shows_the_api_detail(page: Page, live_host, admin, conso
     expect(page.get_by_label("Password", exact=True)).to_have_attribute("type", "password")
 
 
-def test_sign_out_and_tokens_per_tab(signed_in: Page, live_host, context) -> None:  # noqa: ANN001
+def test_sign_out_and_tokens_per_tab(signed_in: Page, live_host, context) -> None:
     page = signed_in
     stored = page.evaluate("() => JSON.parse(sessionStorage.getItem('dtbase.tokens'))")
     assert stored["access_token"].count(".") == 2 and stored["refresh_token"]
@@ -71,7 +73,7 @@ def test_sign_out_and_tokens_per_tab(signed_in: Page, live_host, context) -> Non
     page.wait_for_url("**/login.html?next=%2Findex.html")
 
 
-def test_token_refreshed_before_expiry_and_on_401(browser: Browser, host_factory, admin) -> None:  # noqa: ANN001
+def test_token_refreshed_before_expiry_and_on_401(browser: Browser, host_factory, admin) -> None:
     """With 5-second access tokens the page stays signed in: refreshed on schedule, and
     after a 401 "Token has expired" when its clock is behind the server's."""
     admin.ok(
@@ -94,10 +96,15 @@ def test_token_refreshed_before_expiry_and_on_401(browser: Browser, host_factory
     )
     sign_in(page, host.url, host.admin_email, host.admin_password, start="/sensors.html")
     expect(page.locator("#sensor-list table")).to_contain_text("s-1")
-    first_token = page.evaluate("() => JSON.parse(sessionStorage.getItem('dtbase.tokens')).access_token")
+    first_token = page.evaluate(
+        "() => JSON.parse(sessionStorage.getItem('dtbase.tokens')).access_token"
+    )
     page.wait_for_timeout(12_000)
     assert len(refreshes) >= 2 and set(refreshes) == {200}, refreshes
-    assert page.evaluate("() => JSON.parse(sessionStorage.getItem('dtbase.tokens')).access_token") != first_token
+    assert (
+        page.evaluate("() => JSON.parse(sessionStorage.getItem('dtbase.tokens')).access_token")
+        != first_token
+    )
     page.get_by_role("link", name="Sensors", exact=True).click()
     page.wait_for_url("**/sensors.html")
     expect(page.locator("#sensor-list table")).to_contain_text("s-1")
@@ -112,7 +119,12 @@ def test_token_refreshed_before_expiry_and_on_401(browser: Browser, host_factory
 
     page.clock.install(time=time.time() - 60)
     statuses: list[tuple[str, int]] = []
-    page.on("response", lambda r: statuses.append((r.url.split("/api/")[-1], r.status)) if "/api/" in r.url else None)
+    page.on(
+        "response",
+        lambda r: (
+            statuses.append((r.url.split("/api/")[-1], r.status)) if "/api/" in r.url else None
+        ),
+    )
     sign_in(page, host.url, host.admin_email, host.admin_password, start="/sensors.html")
     expect(page.locator("#sensor-list table")).to_contain_text("s-1")
     page.wait_for_timeout(7_000)
@@ -127,8 +139,12 @@ def test_token_refreshed_before_expiry_and_on_401(browser: Browser, host_factory
     context.close()
 
 
-def test_admin_only_controls_hidden_from_a_normal_user(page: Page, live_host, admin, console) -> None:  # noqa: ANN001
-    admin.ok("/user/create-user", {"email": "ann@example.com", "password": "ann-password-1"}, status=201)
+def test_admin_only_controls_hidden_from_a_normal_user(
+    page: Page, live_host, admin, console
+) -> None:
+    admin.ok(
+        "/user/create-user", {"email": "ann@example.com", "password": "ann-password-1"}, status=201
+    )
     sign_in(page, live_host.url, "ann@example.com", "ann-password-1", start="/users.html")
     expect(page.locator("#password-form")).to_be_visible()
     expect(page.locator("#create-user-form")).to_be_hidden()

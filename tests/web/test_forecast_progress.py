@@ -12,10 +12,18 @@ import json
 from playwright.sync_api import Page, Route, expect
 
 
-def seed(admin) -> None:  # noqa: ANN001
-    admin.ok("/sensor/insert-sensor-type", {"name": "Climate", "measures": [
-        {"name": "Temperature", "units": "Degrees C", "datatype": "float"}]}, status=201)
-    admin.ok("/sensor/insert-sensor", {"type_name": "Climate", "unique_identifier": "TRH1"}, status=201)
+def seed(admin) -> None:
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {
+            "name": "Climate",
+            "measures": [{"name": "Temperature", "units": "Degrees C", "datatype": "float"}],
+        },
+        status=201,
+    )
+    admin.ok(
+        "/sensor/insert-sensor", {"type_name": "Climate", "unique_identifier": "TRH1"}, status=201
+    )
 
 
 def advertise_starter(page: Page) -> None:
@@ -28,7 +36,7 @@ def advertise_starter(page: Page) -> None:
     page.route("**/api/openapi.json", openapi)
 
 
-def test_forecast_is_started_and_followed_to_its_runs(signed_in: Page, live_host, admin) -> None:  # noqa: ANN001
+def test_forecast_is_started_and_followed_to_its_runs(signed_in: Page, live_host, admin) -> None:
     seed(admin)
     page = signed_in
     advertise_starter(page)
@@ -45,15 +53,29 @@ def test_forecast_is_started_and_followed_to_its_runs(signed_in: Page, live_host
     def starter(route: Route) -> None:
         assert route.request.headers["authorization"].startswith("Bearer ")
         started.append(json.loads(route.request.post_data or "{}"))
-        route.fulfill(status=202, json={"id": "abc123", "statusQueryGetUri": status_url,
-                                        "sendEventPostUri": "", "terminatePostUri": "", "purgeHistoryDeleteUri": ""})
+        route.fulfill(
+            status=202,
+            json={
+                "id": "abc123",
+                "statusQueryGetUri": status_url,
+                "sendEventPostUri": "",
+                "terminatePostUri": "",
+                "purgeHistoryDeleteUri": "",
+            },
+        )
 
     def status(route: Route) -> None:
         body = statuses[min(len(seen), len(statuses) - 1)]
         seen.append(body["runtimeStatus"])
-        route.fulfill(status=200 if body["runtimeStatus"] == "Completed" else 202,
-                      json={"name": "arima_orchestrator", "instanceId": "abc123",
-                            "lastUpdatedTime": "2026-11-28T12:00:00Z", **body})
+        route.fulfill(
+            status=200 if body["runtimeStatus"] == "Completed" else 202,
+            json={
+                "name": "arima_orchestrator",
+                "instanceId": "abc123",
+                "lastUpdatedTime": "2026-11-28T12:00:00Z",
+                **body,
+            },
+        )
 
     page.route("**/api/forecast/arima", starter)
     page.route("**/runtime/webhooks/durabletask/instances/**", status)
@@ -71,26 +93,44 @@ def test_forecast_is_started_and_followed_to_its_runs(signed_in: Page, live_host
     expect(line).to_contain_text("Completed", timeout=15_000)
     expect(form.locator(".form-status")).to_have_text("The forecast has finished.")
     links = page.locator("#run-links a")
-    expect(links).to_have_text(["See the runs of this forecast on the Models page", "Run #7", "Run #8"])
+    expect(links).to_have_text(
+        ["See the runs of this forecast on the Models page", "Run #7", "Run #8"]
+    )
     assert "models.html?model=Arima&from=" in (links.first.get_attribute("href") or "")
     assert links.nth(1).get_attribute("href") == "/models.html?model=Arima&run=7"
     assert seen[:4] == ["Pending", "Running", "Running", "Completed"]
 
     body = started[0]
-    assert body["sensors"] == {"include_sensors": ["TRH1"], "include_measures": [["Temperature", "Degrees C"]]}
+    assert body["sensors"] == {
+        "include_sensors": ["TRH1"],
+        "include_measures": [["Temperature", "Degrees C"]],
+    }
     assert body["arima"] == {"hours_forecast": 24}
     assert body["data"]["num_days_training"] == 30
     assert body["data"]["predict_from_datetime"].endswith("Z")
 
 
-def test_a_failed_forecast_says_so(signed_in: Page, live_host, admin) -> None:  # noqa: ANN001
+def test_a_failed_forecast_says_so(signed_in: Page, live_host, admin) -> None:
     seed(admin)
     page = signed_in
     advertise_starter(page)
-    page.route("**/api/forecast/arima", lambda r: r.fulfill(status=202, json={
-        "id": "x", "statusQueryGetUri": live_host.url + "/runtime/webhooks/durabletask/instances/x"}))
-    page.route("**/runtime/webhooks/durabletask/instances/**", lambda r: r.fulfill(status=200, json={
-        "runtimeStatus": "Failed", "output": "No training data", "customStatus": None}))
+    page.route(
+        "**/api/forecast/arima",
+        lambda r: r.fulfill(
+            status=202,
+            json={
+                "id": "x",
+                "statusQueryGetUri": live_host.url + "/runtime/webhooks/durabletask/instances/x",
+            },
+        ),
+    )
+    page.route(
+        "**/runtime/webhooks/durabletask/instances/**",
+        lambda r: r.fulfill(
+            status=200,
+            json={"runtimeStatus": "Failed", "output": "No training data", "customStatus": None},
+        ),
+    )
     page.get_by_role("link", name="Forecasts", exact=True).click()
     expect(page.locator("#service-state")).to_have_text("The forecasting service is available.")
     page.locator("#arima-form").get_by_role("button", name="Start forecast").click()
@@ -99,17 +139,21 @@ def test_a_failed_forecast_says_so(signed_in: Page, live_host, admin) -> None:  
     expect(page.locator("#run-output")).to_have_text('"No training data"')
 
 
-def test_a_missing_starter_reads_as_unavailable(signed_in: Page, live_host, admin, console) -> None:  # noqa: ANN001
+def test_a_missing_starter_reads_as_unavailable(signed_in: Page, live_host, admin, console) -> None:
     """The OpenAPI document cannot be read, so the page tries; the 404 means unavailable."""
     console.allow("404 (Not Found)")
     seed(admin)
     page = signed_in
     page.route("**/api/openapi.json", lambda r: r.fulfill(status=404, json={"detail": "Not Found"}))
-    page.route("**/api/forecast/arima", lambda r: r.fulfill(status=404, json={"detail": "Not Found"}))
+    page.route(
+        "**/api/forecast/arima", lambda r: r.fulfill(status=404, json={"detail": "Not Found"})
+    )
     page.get_by_role("link", name="Forecasts", exact=True).click()
     expect(page.locator("#service-state")).to_contain_text("Could not tell")
     form = page.locator("#arima-form")
     form.get_by_role("button", name="Start forecast").click()
-    expect(form.locator(".form-status.error")).to_have_text("The forecasting service is unavailable on this API.")
+    expect(form.locator(".form-status.error")).to_have_text(
+        "The forecasting service is unavailable on this API."
+    )
     expect(page.locator("#service-state")).to_contain_text("The forecasting service is unavailable")
     expect(form.get_by_role("button", name="Start forecast")).to_be_disabled()

@@ -29,20 +29,42 @@ PAGES = {
 
 UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
     .filter(el => el.type !== 'hidden')
-    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+    .filter(el => !(el.labels && el.labels.length))
+    .filter(el => !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
     .map(el => el.outerHTML)"""
 
 
-def seed(admin) -> None:  # noqa: ANN001
-    admin.ok("/sensor/insert-sensor-type", {"name": "Weather", "measures": [
-        {"name": "temperature", "units": "C", "datatype": "float"}]}, status=201)
-    admin.ok("/sensor/insert-sensor", {"type_name": "Weather", "unique_identifier": "roof"}, status=201)
-    admin.ok("/location/insert-location-schema", {"name": "xy", "description": None, "identifiers": [
-        {"name": "x", "units": None, "datatype": "float"}]}, status=201)
-    admin.ok("/service/insert-service", {"name": "svc", "url": "http://127.0.0.1:9/", "http_method": "POST"}, status=201)
+def seed(admin) -> None:
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {
+            "name": "Weather",
+            "measures": [{"name": "temperature", "units": "C", "datatype": "float"}],
+        },
+        status=201,
+    )
+    admin.ok(
+        "/sensor/insert-sensor", {"type_name": "Weather", "unique_identifier": "roof"}, status=201
+    )
+    admin.ok(
+        "/location/insert-location-schema",
+        {
+            "name": "xy",
+            "description": None,
+            "identifiers": [{"name": "x", "units": None, "datatype": "float"}],
+        },
+        status=201,
+    )
+    admin.ok(
+        "/service/insert-service",
+        {"name": "svc", "url": "http://127.0.0.1:9/", "http_method": "POST"},
+        status=201,
+    )
 
 
-def test_every_page_loads_without_console_errors_and_labels_every_input(signed_in: Page, live_host, admin, shoot, console) -> None:  # noqa: ANN001
+def test_every_page_loads_without_console_errors_and_labels_every_input(
+    signed_in: Page, live_host, admin, shoot, console
+) -> None:
     seed(admin)
     page = signed_in
     for path, heading in PAGES.items():
@@ -64,7 +86,7 @@ def test_every_page_loads_without_console_errors_and_labels_every_input(signed_i
 
 
 @pytest.mark.parametrize("width", [390, 1280])
-def test_pages_fit_the_screen(browser: Browser, live_host, admin, width: int) -> None:  # noqa: ANN001
+def test_pages_fit_the_screen(browser: Browser, live_host, admin, width: int) -> None:
     seed(admin)
     context = browser.new_context(viewport={"width": width, "height": 844}, timezone_id="UTC")
     page = context.new_page()
@@ -85,14 +107,16 @@ def test_pages_fit_the_screen(browser: Browser, live_host, admin, width: int) ->
         sensors_link.click()
         page.wait_for_url("**/sensors.html")
         page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(Path("test-artifacts/screenshots/mobile-sensors.png")), full_page=True)
+        page.screenshot(
+            path=str(Path("test-artifacts/screenshots/mobile-sensors.png")), full_page=True
+        )
     else:
         expect(menu).to_be_hidden()
         expect(sensors_link).to_be_visible()
     context.close()
 
 
-def test_keyboard_alone(page: Page, live_host, admin, console) -> None:  # noqa: ANN001
+def test_keyboard_alone(page: Page, live_host, admin, console) -> None:
     """Sign in and add a sensor type without touching the mouse."""
     page.goto(live_host.url + "/sensors.html")
     page.wait_for_url("**/login.html**")
@@ -112,7 +136,9 @@ def test_keyboard_alone(page: Page, live_host, admin, console) -> None:  # noqa:
 
     def tab_to(selector: str, limit: int = 80) -> None:
         for _ in range(limit):
-            if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
+            if page.evaluate(
+                "(s) => document.activeElement && document.activeElement.matches(s)", selector
+            ):
                 return
             page.keyboard.press("Tab")
         raise AssertionError(f"Tab never reached {selector}")
@@ -126,7 +152,9 @@ def test_keyboard_alone(page: Page, live_host, admin, console) -> None:  # noqa:
     page.keyboard.type("cm")
     tab_to("#add-type-form button[type=submit]")
     page.keyboard.press("Enter")
-    expect(page.locator("#add-type-form .form-status")).to_have_text("Sensor type “Keyboard” added.")
+    expect(page.locator("#add-type-form .form-status")).to_have_text(
+        "Sensor type “Keyboard” added."
+    )
     assert admin.get("/sensor/list-sensor-types").json()[0]["measures"] == [
         {"name": "level", "units": "cm", "datatype": "float"}
     ]
@@ -136,7 +164,9 @@ def test_keyboard_alone(page: Page, live_host, admin, console) -> None:  # noqa:
     assert shadow and shadow != "none"
 
 
-def test_api_down_is_reported_and_pages_still_work(signed_in: Page, live_host, admin, console) -> None:  # noqa: ANN001
+def test_api_down_is_reported_and_pages_still_work(
+    signed_in: Page, live_host, admin, console
+) -> None:
     console.allow("net::ERR_FAILED")
     console.allow("503 (Service Unavailable)")
     page = signed_in
@@ -157,7 +187,12 @@ def test_api_down_is_reported_and_pages_still_work(signed_in: Page, live_host, a
     expect(page.locator("#api-banner")).to_be_visible()
     # A 503 from the API (its database down) is reported the same way.
     page.unroute("**/api/**")
-    page.route("**/api/**", lambda route: route.fulfill(status=503, json={"status": "error", "database": "unavailable"}))
+    page.route(
+        "**/api/**",
+        lambda route: route.fulfill(
+            status=503, json={"status": "error", "database": "unavailable"}
+        ),
+    )
     page.goto(live_host.url + "/index.html")
     expect(page.locator("#api-banner")).to_contain_text("unavailable")
     # And it recovers once the API is back.
@@ -167,7 +202,7 @@ def test_api_down_is_reported_and_pages_still_work(signed_in: Page, live_host, a
     expect(page.locator("#api-banner")).to_be_hidden()
 
 
-def test_static_web_app_config_and_no_inline_scripts(live_host) -> None:  # noqa: ANN001
+def test_static_web_app_config_and_no_inline_scripts(live_host) -> None:
     config = json.loads((STATIC / "staticwebapp.config.json").read_text())
     assert config["navigationFallback"]["rewrite"] == "/index.html"
     assert "/api/*" in config["navigationFallback"]["exclude"]
@@ -187,7 +222,9 @@ def test_static_web_app_config_and_no_inline_scripts(live_host) -> None:  # noqa
 
     for html in STATIC.glob("*.html"):
         text = html.read_text()
-        assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text) is None, f"inline script in {html.name}"
+        assert re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text) is None, (
+            f"inline script in {html.name}"
+        )
         assert re.search(r"\son[a-z]+\s*=", text) is None, f"inline handler in {html.name}"
         assert "style=" not in text, f"inline style in {html.name}"
         assert '<meta charset="utf-8">' in text

@@ -6,14 +6,16 @@ from __future__ import annotations
 from playwright.sync_api import Page, expect
 
 
-def fill_identifier(form, index: int, name: str, units: str, datatype: str) -> None:  # noqa: ANN001
+def fill_identifier(form, index: int, name: str, units: str, datatype: str) -> None:
     row = form.locator(".measure-row").nth(index)
     row.get_by_label("Name").fill(name)
     row.get_by_label("Units").fill(units)
     row.get_by_label("Datatype").select_option(datatype)
 
 
-def test_schemas_locations_and_sensor_history(signed_in: Page, live_host, admin, shoot, console) -> None:  # noqa: ANN001
+def test_schemas_locations_and_sensor_history(
+    signed_in: Page, live_host, admin, shoot, console
+) -> None:
     console.allow("409 (Conflict)")
     page = signed_in
     page.get_by_role("link", name="Locations", exact=True).click()
@@ -27,11 +29,15 @@ def test_schemas_locations_and_sensor_history(signed_in: Page, live_host, admin,
     fill_identifier(form, 2, "indoors", "", "boolean")
     form.get_by_role("button", name="Add schema").click()
     expect(form.locator(".form-status")).to_have_text("Schema “field” added.")
-    expect(page.locator("#schema-list table")).to_contain_text("x (m): float, row: integer, indoors: boolean")
+    expect(page.locator("#schema-list table")).to_contain_text(
+        "x (m): float, row: integer, indoors: boolean"
+    )
 
     # A second schema reusing the existing identifier x (m) and a new string one.
     form.get_by_label("Schema name").fill("shelves")
-    form.locator(".measure-row").first.get_by_label("Identifier 1", exact=True).select_option(label="x (m) · float")
+    form.locator(".measure-row").first.get_by_label("Identifier 1", exact=True).select_option(
+        label="x (m) · float"
+    )
     expect(form.locator(".measure-row").first.get_by_label("Name")).to_be_hidden()
     form.get_by_role("button", name="Add another identifier").click()
     fill_identifier(form, 1, "shelf", "", "string")
@@ -65,9 +71,21 @@ def test_schemas_locations_and_sensor_history(signed_in: Page, live_host, admin,
     field_table = page.locator("section[data-schema=field] table")
     rows = field_table.locator("tbody tr")
     expect(rows).to_have_count(2)
-    assert [c.strip() for c in rows.nth(0).locator("td").all_inner_texts()][:4] == ["1", "1.5", "3", "true"]
-    assert [c.strip() for c in rows.nth(1).locator("td").all_inner_texts()][:4] == ["2", "2.0", "4", "false"]
-    expect(page.locator("section[data-schema=shelves] tbody")).to_contain_text("No locations in this schema yet.")
+    assert [c.strip() for c in rows.nth(0).locator("td").all_inner_texts()][:4] == [
+        "1",
+        "1.5",
+        "3",
+        "true",
+    ]
+    assert [c.strip() for c in rows.nth(1).locator("td").all_inner_texts()][:4] == [
+        "2",
+        "2.0",
+        "4",
+        "false",
+    ]
+    expect(page.locator("section[data-schema=shelves] tbody")).to_contain_text(
+        "No locations in this schema yet."
+    )
     shoot("locations")
 
     # A sensor's location history, newest first.
@@ -75,8 +93,12 @@ def test_schemas_locations_and_sensor_history(signed_in: Page, live_host, admin,
     admin.ok("/sensor/insert-sensor", {"type_name": "T", "unique_identifier": "s-1"}, status=201)
     admin.ok(
         "/sensor/insert-sensor-location",
-        {"unique_identifier": "s-1", "schema_name": "field", "coordinates": {"x": 1.5, "row": 3, "indoors": True},
-         "installation_datetime": "2026-01-01T00:00:00Z"},
+        {
+            "unique_identifier": "s-1",
+            "schema_name": "field",
+            "coordinates": {"x": 1.5, "row": 3, "indoors": True},
+            "installation_datetime": "2026-01-01T00:00:00Z",
+        },
         status=201,
     )
     page.get_by_role("link", name="Sensors", exact=True).click()

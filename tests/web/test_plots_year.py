@@ -13,29 +13,60 @@ from tests.web.conftest import canvas_ink
 MINUTES_PER_YEAR = 365 * 24 * 60
 
 
-def test_a_year_of_minute_data_draws_quickly(signed_in: Page, live_host, admin, shoot) -> None:  # noqa: ANN001
-    admin.ok("/sensor/insert-sensor-type", {"name": "Logger", "measures": [
-        {"name": "temperature", "units": "C", "datatype": "float"}]}, status=201)
-    admin.ok("/sensor/insert-sensor", {"type_name": "Logger", "unique_identifier": "minute-logger"}, status=201)
+def test_a_year_of_minute_data_draws_quickly(signed_in: Page, live_host, admin, shoot) -> None:
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {
+            "name": "Logger",
+            "measures": [{"name": "temperature", "units": "C", "datatype": "float"}],
+        },
+        status=201,
+    )
+    admin.ok(
+        "/sensor/insert-sensor",
+        {"type_name": "Logger", "unique_identifier": "minute-logger"},
+        status=201,
+    )
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     start = end - timedelta(minutes=MINUTES_PER_YEAR - 1)
     chunk = 60 * 24 * 30
     started = time.monotonic()
     for offset in range(0, MINUTES_PER_YEAR, chunk):
         n = min(chunk, MINUTES_PER_YEAR - offset)
-        stamps = [(start + timedelta(minutes=offset + i)).strftime("%Y-%m-%dT%H:%M:00Z") for i in range(n)]
+        stamps = [
+            (start + timedelta(minutes=offset + i)).strftime("%Y-%m-%dT%H:%M:00Z") for i in range(n)
+        ]
         values = [
-            round(10 + 8 * math.sin(2 * math.pi * (offset + i) / MINUTES_PER_YEAR) + 3 * math.sin(2 * math.pi * (offset + i) / 1440), 3)
+            round(
+                10
+                + 8 * math.sin(2 * math.pi * (offset + i) / MINUTES_PER_YEAR)
+                + 3 * math.sin(2 * math.pi * (offset + i) / 1440),
+                3,
+            )
             for i in range(n)
         ]
-        reply = admin.post("/sensor/insert-readings-bulk", {"series": [
-            {"unique_identifier": "minute-logger", "measure_name": "temperature", "readings": values, "timestamps": stamps}]})
+        reply = admin.post(
+            "/sensor/insert-readings-bulk",
+            {
+                "series": [
+                    {
+                        "unique_identifier": "minute-logger",
+                        "measure_name": "temperature",
+                        "readings": values,
+                        "timestamps": stamps,
+                    }
+                ]
+            },
+        )
         assert reply.status_code == 201, reply.text
     print(f"inserted {MINUTES_PER_YEAR} readings in {time.monotonic() - started:.1f} s")
 
     page = signed_in
     requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url.rsplit("/", 1)[-1]) if "/api/sensor/" in r.url else None)
+    page.on(
+        "request",
+        lambda r: requests.append(r.url.rsplit("/", 1)[-1]) if "/api/sensor/" in r.url else None,
+    )
     page.goto(live_host.url + "/plots.html")
     form = page.locator("#plot-form")
     expect(form.get_by_label("minute-logger")).to_be_checked()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
@@ -59,7 +60,7 @@ def add_sensor_in_browser(page: Page, uid: str, name: str) -> None:
     expect(page.locator("#sensor-list table")).to_contain_text(uid)
 
 
-def post_readings(admin, uid: str, offset: float = 0.0) -> None:  # noqa: ANN001
+def post_readings(admin, uid: str, offset: float = 0.0) -> None:
     for measure, values in (
         ("temperature", [v + offset for v in TEMPERATURES]),
         ("count", COUNTS),
@@ -78,7 +79,7 @@ def post_readings(admin, uid: str, offset: float = 0.0) -> None:  # noqa: ANN001
         )
 
 
-def test_sensor_to_readings_csv_and_plot(signed_in: Page, live_host, admin, shoot) -> None:  # noqa: ANN001
+def test_sensor_to_readings_csv_and_plot(signed_in: Page, live_host, admin, shoot) -> None:
     page = signed_in
     add_weather_type_in_browser(page, live_host.url)
     add_sensor_in_browser(page, "station-1", "Roof")
@@ -98,9 +99,7 @@ def test_sensor_to_readings_csv_and_plot(signed_in: Page, live_host, admin, shoo
     rows = table.locator("tbody tr")
     expect(rows).to_have_count(20)
     first_time = TIMES[0].strftime("%Y-%m-%d %H:%M:%S")
-    cells = [
-        [c.strip() for c in rows.nth(i).locator("td").all_inner_texts()] for i in range(4)
-    ]
+    cells = [[c.strip() for c in rows.nth(i).locator("td").all_inner_texts()] for i in range(4)]
     assert cells == [
         [first_time, "station-1", "count", "3", "integer"],
         [first_time, "station-1", "icon", "01d", "string"],
@@ -130,11 +129,19 @@ def test_sensor_to_readings_csv_and_plot(signed_in: Page, live_host, admin, shoo
     with page.expect_download() as download_info:
         form.get_by_role("button", name="Download CSV").click()
     download = download_info.value
-    text = open(download.path(), encoding="utf-8").read()
+    text = Path(download.path()).read_text(encoding="utf-8")
     records = list(csv.DictReader(io.StringIO(text)))
     assert len(records) == 40
-    assert list(records[0].keys()) == ["unique_identifier", "measure_name", "units", "timestamp", "value"]
-    by_key = {(r["unique_identifier"], r["measure_name"], r["timestamp"]): r["value"] for r in records}
+    assert list(records[0].keys()) == [
+        "unique_identifier",
+        "measure_name",
+        "units",
+        "timestamp",
+        "value",
+    ]
+    by_key = {
+        (r["unique_identifier"], r["measure_name"], r["timestamp"]): r["value"] for r in records
+    }
     assert by_key[("station-2", "temperature", iso(TIMES[0]))] in ("25.5",)
     assert by_key[("station-1", "raining", iso(TIMES[0]))] == "true"
     assert by_key[("station-1", "count", iso(TIMES[4]))] == "7"

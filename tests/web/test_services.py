@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 
 class EchoHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         received = json.loads(self.rfile.read(length) or b"null")
         body = json.dumps({"received": received, "ok": True}).encode()
@@ -37,7 +37,9 @@ def echo_service() -> Iterator[str]:
     server.server_close()
 
 
-def test_service_parameter_sets_runs_and_log(signed_in: Page, live_host, admin, echo_service: str, shoot, console) -> None:  # noqa: ANN001
+def test_service_parameter_sets_runs_and_log(
+    signed_in: Page, live_host, admin, echo_service: str, shoot, console
+) -> None:
     console.allow("409 (Conflict)")
     page = signed_in
     page.get_by_role("link", name="Services", exact=True).click()
@@ -64,14 +66,18 @@ def test_service_parameter_sets_runs_and_log(signed_in: Page, live_host, admin, 
     editor.fill("[1, 2]")
     expect(check).to_have_text('Parameters must be a JSON object, like {"key": 1}.')
     page.get_by_role("button", name="Run with these parameters").click()
-    expect(page.locator("#parameters-form .form-status.error")).to_contain_text("must be a JSON object")
+    expect(page.locator("#parameters-form .form-status.error")).to_contain_text(
+        "must be a JSON object"
+    )
     editor.fill('{"days": 1}')
     expect(editor).to_have_attribute("aria-invalid", "false")
 
     # Save as a set, then run with it.
     page.get_by_label("Parameter set name").fill("daily")
     page.get_by_role("button", name="Save as parameter set").click()
-    expect(page.locator("#parameters-form .form-status")).to_have_text("Parameter set created successfully.")
+    expect(page.locator("#parameters-form .form-status")).to_have_text(
+        "Parameter set created successfully."
+    )
     sets = page.locator("#parameter-sets table tbody tr")
     expect(sets).to_have_count(1)
     expect(sets.first).to_contain_text('"days": 1')
@@ -87,7 +93,9 @@ def test_service_parameter_sets_runs_and_log(signed_in: Page, live_host, admin, 
     editor.fill('{"days": 3, "where": "roof"}')
     page.get_by_role("button", name="Run with these parameters").click()
     expect(page.locator("#run-log caption")).to_contain_text("2 runs ")
-    expect(page.locator("#parameters-form .form-status")).to_have_text("Service called successfully.")
+    expect(page.locator("#parameters-form .form-status")).to_have_text(
+        "Service called successfully."
+    )
     newest = [c.strip() for c in log.first.locator("td").all_inner_texts()]
     assert newest[1] == "ad hoc"
     assert json.loads(newest[2]) == {"days": 3, "where": "roof"}
@@ -99,7 +107,9 @@ def test_service_parameter_sets_runs_and_log(signed_in: Page, live_host, admin, 
     expect(editor).to_have_value('{\n  "days": 1\n}')
     editor.fill('{"days": 2}')
     page.get_by_role("button", name="Save as parameter set").click()
-    expect(page.locator("#parameters-form .form-status")).to_have_text("Parameter set edited successfully.")
+    expect(page.locator("#parameters-form .form-status")).to_have_text(
+        "Parameter set edited successfully."
+    )
     expect(sets.first).to_contain_text('"days": 2')
     shoot("services")
 

@@ -14,7 +14,9 @@ def iso(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-def test_admin_creates_and_deletes_users_and_anyone_changes_password(signed_in: Page, live_host, admin, shoot, page: Page, console) -> None:  # noqa: ANN001
+def test_admin_creates_and_deletes_users_and_anyone_changes_password(
+    signed_in: Page, live_host, admin, shoot, page: Page, console
+) -> None:
     console.allow("409 (Conflict)")
     page.get_by_role("link", name="Users", exact=True).click()
     users = page.locator("#user-list table tbody tr")
@@ -27,7 +29,9 @@ def test_admin_creates_and_deletes_users_and_anyone_changes_password(signed_in: 
     form.get_by_label("Password").fill("bob-password-1")
     form.get_by_label("Administrator (can manage users)").check()
     form.get_by_role("button", name="Create user").click()
-    expect(form.locator(".form-status")).to_have_text("User bob@example.com created as an administrator.")
+    expect(form.locator(".form-status")).to_have_text(
+        "User bob@example.com created as an administrator."
+    )
     form.get_by_label("Email").fill("carol@example.com")
     form.get_by_label("Password").fill("carol-password-1")
     form.get_by_role("button", name="Create user").click()
@@ -62,29 +66,71 @@ def test_admin_creates_and_deletes_users_and_anyone_changes_password(signed_in: 
     expect(page.locator("#signed-in-email")).to_have_text("carol@example.com")
 
 
-def test_dashboard_counts_latest_readings_and_runs(signed_in: Page, live_host, admin, shoot) -> None:  # noqa: ANN001
+def test_dashboard_counts_latest_readings_and_runs(
+    signed_in: Page, live_host, admin, shoot
+) -> None:
     page = signed_in
     now = datetime.now(UTC).replace(microsecond=0)
     admin.ok(
         "/sensor/insert-sensor-type",
-        {"name": "Weather", "measures": [
-            {"name": "temperature", "units": "degrees Celsius", "datatype": "float"},
-            {"name": "raining", "units": None, "datatype": "boolean"},
-        ]},
+        {
+            "name": "Weather",
+            "measures": [
+                {"name": "temperature", "units": "degrees Celsius", "datatype": "float"},
+                {"name": "raining", "units": None, "datatype": "boolean"},
+            ],
+        },
         status=201,
     )
     for uid in ("roof", "garden"):
-        admin.ok("/sensor/insert-sensor", {"type_name": "Weather", "unique_identifier": uid}, status=201)
-    admin.ok("/sensor/insert-sensor-readings", {"unique_identifier": "roof", "measure_name": "temperature",
-             "readings": [20.0, 21.0], "timestamps": [iso(now - timedelta(minutes=20)), iso(now - timedelta(minutes=5))]}, status=201)
-    admin.ok("/sensor/insert-sensor-readings", {"unique_identifier": "garden", "measure_name": "raining",
-             "readings": [True], "timestamps": [iso(now - timedelta(days=2))]}, status=201)
-    admin.ok("/location/insert-location-schema", {"name": "xy", "description": None, "identifiers": [
-        {"name": "x", "units": None, "datatype": "integer"}]}, status=201)
-    admin.ok("/location/insert-location-for-schema", {"schema_name": "xy", "coordinates": {"x": 1}}, status=201)
+        admin.ok(
+            "/sensor/insert-sensor", {"type_name": "Weather", "unique_identifier": uid}, status=201
+        )
+    admin.ok(
+        "/sensor/insert-sensor-readings",
+        {
+            "unique_identifier": "roof",
+            "measure_name": "temperature",
+            "readings": [20.0, 21.0],
+            "timestamps": [iso(now - timedelta(minutes=20)), iso(now - timedelta(minutes=5))],
+        },
+        status=201,
+    )
+    admin.ok(
+        "/sensor/insert-sensor-readings",
+        {
+            "unique_identifier": "garden",
+            "measure_name": "raining",
+            "readings": [True],
+            "timestamps": [iso(now - timedelta(days=2))],
+        },
+        status=201,
+    )
+    admin.ok(
+        "/location/insert-location-schema",
+        {
+            "name": "xy",
+            "description": None,
+            "identifiers": [{"name": "x", "units": None, "datatype": "integer"}],
+        },
+        status=201,
+    )
+    admin.ok(
+        "/location/insert-location-for-schema",
+        {"schema_name": "xy", "coordinates": {"x": 1}},
+        status=201,
+    )
     admin.ok("/model/insert-model", {"name": "Arima"}, status=201)
-    admin.ok("/model/insert-model-run", {"model_name": "Arima", "scenario_description": "Business as usual",
-             "create_scenario": True, "measures_and_values": []}, status=201)
+    admin.ok(
+        "/model/insert-model-run",
+        {
+            "model_name": "Arima",
+            "scenario_description": "Business as usual",
+            "create_scenario": True,
+            "measures_and_values": [],
+        },
+        status=201,
+    )
 
     page.goto(live_host.url + "/")
     stat = lambda key: page.locator(f"[data-stat='{key}'] .number")  # noqa: E731
@@ -114,12 +160,24 @@ def test_dashboard_counts_latest_readings_and_runs(signed_in: Page, live_host, a
     copy_for_readme("dashboard")
 
 
-def test_forecasts_page_says_when_the_service_is_unavailable(signed_in: Page, live_host, admin, shoot) -> None:  # noqa: ANN001
+def test_forecasts_page_says_when_the_service_is_unavailable(
+    signed_in: Page, live_host, admin, shoot
+) -> None:
     page = signed_in
-    admin.ok("/sensor/insert-sensor-type", {"name": "Climate", "measures": [
-        {"name": "Temperature", "units": "Degrees C", "datatype": "float"},
-        {"name": "Label", "units": None, "datatype": "string"}]}, status=201)
-    admin.ok("/sensor/insert-sensor", {"type_name": "Climate", "unique_identifier": "TRH1"}, status=201)
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {
+            "name": "Climate",
+            "measures": [
+                {"name": "Temperature", "units": "Degrees C", "datatype": "float"},
+                {"name": "Label", "units": None, "datatype": "string"},
+            ],
+        },
+        status=201,
+    )
+    admin.ok(
+        "/sensor/insert-sensor", {"type_name": "Climate", "unique_identifier": "TRH1"}, status=201
+    )
     paths = admin.get("/openapi.json").json()["paths"]
     has_starter = any(p.rstrip("/").endswith("/forecast/arima") for p in paths)
 
