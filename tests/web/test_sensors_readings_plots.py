@@ -175,3 +175,77 @@ def test_sensor_to_readings_csv_and_plot(signed_in: Page, live_host, admin, shoo
     assert panned[0] != zoomed[0] and len(set(panned)) == 1
     charts.first.get_by_role("button", name="Reset zoom").click()
     assert page.evaluate(x_range) == full
+
+
+def test_type_with_existing_measure_edit_delete_and_filter(
+    signed_in: Page, live_host, admin, console
+) -> None:
+    console.allow("409 (Conflict)")
+    page = signed_in
+    add_weather_type_in_browser(page, live_host.url)
+    # A second type reusing an existing measure and declaring a new one.
+    form = page.locator("#add-type-form")
+    form.get_by_label("Type name").fill("Indoor")
+    first = form.locator(".measure-row").first
+    first.get_by_label("Measure 1", exact=True).select_option(
+        label="temperature (degrees Celsius) · float"
+    )
+    expect(first.get_by_label("Name")).to_be_hidden()
+    form.get_by_role("button", name="Add another measure").click()
+    second = form.locator(".measure-row").nth(1)
+    second.get_by_label("Name").fill("co2")
+    second.get_by_label("Units").fill("ppm")
+    second.get_by_label("Datatype").select_option("integer")
+    form.get_by_role("button", name="Add sensor type").click()
+    expect(form.locator(".form-status")).to_have_text("Sensor type “Indoor” added.")
+    indoor = next(t for t in admin.get("/sensor/list-sensor-types").json() if t["name"] == "Indoor")
+    assert indoor["measures"] == [
+        {"name": "temperature", "units": "degrees Celsius", "datatype": "float"},
+        {"name": "co2", "units": "ppm", "datatype": "integer"},
+    ]
+    # The same type name again: the API's detail beside the form.
+    form.get_by_label("Type name").fill("Indoor")
+    form.locator(".measure-row").first.get_by_label("Name").fill("x")
+    form.get_by_role("button", name="Add sensor type").click()
+    expect(form.locator(".form-status.error")).to_have_text("Sensor type exists already")
+
+    add_sensor_in_browser(page, "station-1", "Roof")
+    sensor_form = page.locator("#add-sensor-form")
+    sensor_form.get_by_label("Sensor type").select_option("Indoor")
+    sensor_form.get_by_label("Unique identifier").fill("desk-1")
+    sensor_form.get_by_role("button", name="Add sensor").click()
+    expect(sensor_form.locator(".form-status")).to_have_text("Sensor “desk-1” added.")
+
+    # List by type.
+    sensors = page.locator("#sensor-list table tbody tr")
+    expect(sensors).to_have_count(2)
+    page.get_by_label("Sensor type", exact=True).first.select_option("Indoor")
+    expect(sensors).to_have_count(1)
+    expect(sensors.first).to_contain_text("desk-1")
+    page.locator("#type-filter").select_option("")
+
+    # Edit in a dialog.
+    page.get_by_role("button", name="Edit sensor station-1").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_label("Name")).to_have_value("Roof")
+    dialog.get_by_label("Name").fill("North roof")
+    dialog.get_by_label("Notes").fill("Moved in March")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_be_hidden()
+    expect(sensors.first).to_contain_text("North roof")
+    expect(sensors.first).to_contain_text("Moved in March")
+    listed = admin.ok("/sensor/list-sensors", {"type_name": "Weather"})
+    assert listed == [
+        {"unique_identifier": "station-1", "name": "North roof", "notes": "Moved in March"}
+    ]
+
+    # Delete, after confirming; cancelling keeps it.
+    page.get_by_role("button", name="Delete sensor desk-1").click()
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    expect(sensors).to_have_count(2)
+    page.get_by_role("button", name="Delete sensor desk-1").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(sensors).to_have_count(1)
+    assert admin.ok("/sensor/list-sensors", {}) == [
+        {"unique_identifier": "station-1", "name": "North roof", "notes": "Moved in March"}
+    ]
