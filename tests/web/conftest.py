@@ -129,7 +129,10 @@ def signed_in(page: Page, live_host, admin, console: ConsoleLog) -> Page:
 
 
 def copy_for_readme(name: str) -> None:
-    """Copy a screenshot into docs/screenshots/ (the README shows two of them)."""
+    """Copy a screenshot into docs/screenshots/ (the README shows two of them) when
+    DT_UPDATE_README_SCREENSHOTS=1, so ordinary runs leave the committed images alone."""
+    if os.environ.get("DT_UPDATE_README_SCREENSHOTS") != "1":
+        return
     target = ROOT / "docs" / "screenshots"
     target.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(SCREENSHOTS / f"{name}.png", target / f"{name}.png")
