@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.web.conftest import sign_in
 
@@ -86,7 +86,9 @@ def test_every_page_loads_without_console_errors_and_labels_every_input(
 
 
 @pytest.mark.parametrize("width", [390, 1280])
-def test_pages_fit_the_screen(browser: Browser, live_host, admin, width: int) -> None:
+def test_pages_fit_the_screen(
+    browser: Browser, live_host, admin, screenshots: Path, width: int
+) -> None:
     seed(admin)
     context = browser.new_context(viewport={"width": width, "height": 844}, timezone_id="UTC")
     page = context.new_page()
@@ -103,13 +105,11 @@ def test_pages_fit_the_screen(browser: Browser, live_host, admin, width: int) ->
         menu.click()
         expect(menu).to_have_attribute("aria-expanded", "true")
         expect(sensors_link).to_be_visible()
-        page.screenshot(path=str(Path("test-artifacts/screenshots/mobile-menu.png")))
+        page.screenshot(path=str(screenshots / "mobile-menu.png"))
         sensors_link.click()
         page.wait_for_url("**/sensors.html")
         page.wait_for_load_state("networkidle")
-        page.screenshot(
-            path=str(Path("test-artifacts/screenshots/mobile-sensors.png")), full_page=True
-        )
+        page.screenshot(path=str(screenshots / "mobile-sensors.png"), full_page=True)
     else:
         expect(menu).to_be_hidden()
         expect(sensors_link).to_be_visible()
@@ -232,3 +232,17 @@ def test_static_web_app_config_and_no_inline_scripts(live_host) -> None:
         text = js.read_text()
         assert "innerHTML" not in text and "eval(" not in text, js.name
     assert (STATIC / "vendor/uplot/LICENSE").read_text().startswith("The MIT License")
+
+
+def test_a_loading_state_shows_while_the_api_answers(signed_in: Page, live_host, admin) -> None:
+    page = signed_in
+    held: list[Route] = []
+    page.route("**/api/sensor/list-sensor-types", lambda route: held.append(route))
+    page.goto(live_host.url + "/sensors.html")
+    expect(page.locator("#sensor-list .loading")).to_have_text("Loading…")
+    expect(page.locator("#sensor-list")).to_have_attribute("aria-busy", "true")
+    expect(page.locator("#activity")).to_have_text("Loading…")
+    held[0].continue_()
+    expect(page.locator("#sensor-list table")).to_be_visible()
+    expect(page.locator("#sensor-list .loading")).to_have_count(0)
+    expect(page.locator("#activity")).to_have_text("")
