@@ -8,7 +8,7 @@ from typing import Any
 
 import azure.functions as func
 
-from dtbase_core import sensors
+from dtbase_core import aggregation, readings, sensors
 from dtbase_core.schemas.common import Value
 from dtbase_core.schemas.sensors import (
     AggregatedQuery,
@@ -145,7 +145,7 @@ def list_sensor_locations(call: Call[UniqueIdentifierIn]) -> Any:
 )
 def insert_sensor_readings(call: Call[ReadingsIn]) -> Any:
     """Insert a series of readings; timestamps stored already are left as they were."""
-    sensors.insert_sensor_readings(call.session, **call.body.model_dump())
+    readings.insert_sensor_readings(call.session, **call.body.model_dump())
     return {"detail": "Sensor readings inserted"}
 
 
@@ -159,7 +159,7 @@ def insert_sensor_readings(call: Call[ReadingsIn]) -> Any:
 )
 def insert_readings_bulk(call: Call[BulkReadingsIn]) -> Any:
     """Insert many (sensor, measure) series at once, all or nothing; counts duplicates."""
-    counts = sensors.insert_readings_bulk(call.session, series=call.body.model_dump()["series"])
+    counts = readings.insert_readings_bulk(call.session, series=call.body.model_dump()["series"])
     return {"detail": "Sensor readings inserted", **counts}
 
 
@@ -172,7 +172,7 @@ def insert_readings_bulk(call: Call[BulkReadingsIn]) -> Any:
 )
 def sensor_readings(call: Call[ReadingsQuery]) -> Any:
     """A sensor's readings of one measure between two instants (both inclusive)."""
-    return sensors.sensor_readings(call.session, **call.body.model_dump())
+    return readings.sensor_readings(call.session, **call.body.model_dump())
 
 
 @endpoint(
@@ -184,7 +184,7 @@ def sensor_readings(call: Call[ReadingsQuery]) -> Any:
 )
 def sensor_readings_aggregated(call: Call[AggregatedQuery]) -> Any:
     """Readings aggregated per time bucket (mean, min, max, sum, count, first, last)."""
-    return sensors.aggregated_readings(call.session, **call.body.model_dump())
+    return aggregation.aggregated_readings(call.session, **call.body.model_dump())
 
 
 @endpoint(
@@ -196,7 +196,7 @@ def sensor_readings_aggregated(call: Call[AggregatedQuery]) -> Any:
 )
 def latest_readings(call: Call[LatestReadingsIn]) -> Any:
     """The newest reading of every (sensor, measure), optionally for one sensor type."""
-    return sensors.latest_readings(call.session, type_name=call.body.type_name)
+    return readings.latest_readings(call.session, type_name=call.body.type_name)
 
 
 def _csv_text(value: Any) -> Any:
@@ -217,8 +217,8 @@ def export_readings(call: Call[ExportQuery]) -> Any:
     """Readings of several sensors and measures as CSV, with a header row."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(sensors.CSV_HEADER)
-    for uid, measure, units, ts, value in sensors.export_readings(
+    writer.writerow(readings.CSV_HEADER)
+    for uid, measure, units, ts, value in readings.export_readings(
         call.session, **call.body.model_dump()
     ):
         writer.writerow((uid, measure, units, iso_z(ts), _csv_text(value)))

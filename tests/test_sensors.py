@@ -535,3 +535,75 @@ def test_sensor_locations(station: Api) -> None:
     )
     station.ok("/sensor/insert-sensor", {"type_name": "weather", "unique_identifier": "ws-1"}, 201)
     assert read(station, "temperature") == []
+
+
+@pytest.mark.parametrize("datatype", ["float", "integer"])
+def test_aggregates_from_rollups_match_the_readings(admin: Api, datatype: str) -> None:
+    """Whole-hour buckets come from the hourly rollups kept at insert time; the result
+    must equal aggregating the stored readings, whatever order and duplicates the
+    readings arrived in, with the end bound falling inside an hour."""
+    import random
+
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {"name": "t", "measures": [{"name": "m", "units": None, "datatype": datatype}]},
+        201,
+    )
+    admin.ok("/sensor/insert-sensor", {"type_name": "t", "unique_identifier": "s"}, 201)
+    rng = random.Random(7)
+    minutes = list(range(0, 3 * 24 * 60, 7))  # three days, every seven minutes
+    value = (
+        (lambda: rng.randint(-50, 50)) if datatype == "integer" else (lambda: rng.uniform(-5, 5))
+    )
+    stored: dict[int, float] = {}
+    batches = [minutes[1::2], minutes[::2], rng.sample(minutes, 200)]  # late, early, repeats
+    for batch in batches:
+        values = [value() for _ in batch]
+        for m, v in zip(batch, values, strict=True):
+            stored.setdefault(m, v)  # a re-sent timestamp keeps its first value
+        admin.ok(
+            "/sensor/insert-sensor-readings",
+            {
+                "measure_name": "m",
+                "unique_identifier": "s",
+                "readings": values,
+                "timestamps": [iso(T0 + timedelta(minutes=m)) for m in batch],
+            },
+            201,
+        )
+
+    dt_to = T0 + timedelta(days=2, hours=5, minutes=30)
+    for interval, hours in (("1h", 1), ("3h", 3), ("1d", 24), ("90min", 1.5)):
+        width = int(hours * 60)
+        buckets: dict[int, list[tuple[int, float]]] = {}
+        for m in sorted(stored):
+            if T0 + timedelta(minutes=m) <= dt_to:
+                buckets.setdefault(m // width, []).append((m, stored[m]))
+        expected = {
+            "count": [len(b) for b in buckets.values()],
+            "sum": [sum(v for _, v in b) for b in buckets.values()],
+            "mean": [sum(v for _, v in b) / len(b) for b in buckets.values()],
+            "min": [min(v for _, v in b) for b in buckets.values()],
+            "max": [max(v for _, v in b) for b in buckets.values()],
+            "first": [b[0][1] for b in buckets.values()],
+            "last": [b[-1][1] for b in buckets.values()],
+        }
+        for aggregation, want in expected.items():
+            rows = admin.ok(
+                "/sensor/sensor-readings-aggregated",
+                {
+                    "measure_name": "m",
+                    "unique_identifier": "s",
+                    "dt_from": iso(T0),
+                    "dt_to": iso(dt_to),
+                    "interval": interval,
+                    "aggregation": aggregation,
+                },
+            )
+            assert [r["timestamp"] for r in rows] == [
+                iso(T0 + timedelta(minutes=k * width)) for k in buckets
+            ], (interval, aggregation)
+            got = [r["value"] for r in rows]
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-9), (interval, aggregation)
+            if datatype == "integer" and aggregation != "mean":
+                assert all(type(v) is int for v in got), (interval, aggregation)

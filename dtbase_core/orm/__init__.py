@@ -22,6 +22,7 @@ from dtbase_core.orm.sensors import (
     SensorMeasure,
     SensorType,
     SensorTypeMeasure,
+    reading_rollup,
     reading_tables,
 )
 from dtbase_core.orm.services import Service, ServiceParameterSet, ServiceRunLog
@@ -51,5 +52,6 @@ __all__ = [
     "User",
     "location_value_tables",
     "model_value_tables",
+    "reading_rollup",
     "reading_tables",
 ]

@@ -1,0 +1,331 @@
+"""Sensor readings: written in bulk, read with one indexed query (API.md §2.4, Part C).
+
+A series (one sensor, one measure) is written with one statement whatever its length:
+`INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`, which also updates the
+hourly rollups of numeric measures (`aggregation.py`) from exactly the rows it inserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.orm import Session
+
+from dtbase_core.errors import Invalid, NotFound
+from dtbase_core.orm import (
+    Datatype,
+    Sensor,
+    SensorMeasure,
+    SensorType,
+    SensorTypeMeasure,
+    reading_rollup,
+    reading_tables,
+)
+from dtbase_core.orm.base import UtcDateTime
+from dtbase_core.values import check_same_length, check_values
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
+NUMERIC = (Datatype.FLOAT, Datatype.INTEGER)
+
+
+@dataclass(frozen=True)
+class SeriesTarget:
+    sensor_id: int
+    measure_id: int
+    datatype: Datatype
+    units: str | None
+
+
+def series_target(
+    session: Session, unique_identifier: str, measure_name: str, *, for_write: bool = False
+) -> SeriesTarget:
+    """The sensor and the measure of its type called `measure_name`. For a write, the
+    sensor row is held FOR KEY SHARE until commit, so it cannot be deleted under us."""
+    query = (
+        sa.select(
+            Sensor.id.label("sensor_id"),
+            SensorType.name.label("type_name"),
+            SensorMeasure.id.label("measure_id"),
+            SensorMeasure.name,
+            SensorMeasure.units,
+            SensorMeasure.datatype,
+        )
+        .join(SensorType, SensorType.id == Sensor.type_id)
+        .outerjoin(SensorTypeMeasure, SensorTypeMeasure.type_id == Sensor.type_id)
+        .outerjoin(
+            SensorMeasure,
+            sa.and_(
+                SensorMeasure.id == SensorTypeMeasure.measure_id,
+                SensorMeasure.name == measure_name,
+            ),
+        )
+        .where(Sensor.unique_identifier == unique_identifier)
+    )
+    if for_write:
+        query = query.with_for_update(read=True, key_share=True, of=Sensor)
+    rows = session.execute(query).all()
+    if not rows:
+        raise NotFound(f"Sensor '{unique_identifier}' does not exist")
+    matches = [row for row in rows if row.measure_id is not None]
+    if not matches:
+        raise NotFound(
+            f"Measure '{measure_name}' is not a measure of sensor type '{rows[0].type_name}'"
+        )
+    if len(matches) > 1:
+        raise Invalid(
+            f"Sensor type '{rows[0].type_name}' has several measures called '{measure_name}'",
+            loc=("body", "measure_name"),
+        )
+    row = matches[0]
+    return SeriesTarget(row.sensor_id, row.measure_id, row.datatype, row.units)
+
+
+def target_for_read(
+    session: Session, unique_identifier: str, measure_name: str
+) -> SeriesTarget | None:
+    """None when the sensor does not exist (DTBase answers `[]` then)."""
+    try:
+        return series_target(session, unique_identifier, measure_name)
+    except NotFound:
+        exists = session.scalar(
+            sa.select(Sensor.id).where(Sensor.unique_identifier == unique_identifier)
+        )
+        if exists is None:
+            return None
+        raise
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def _rollup_upsert(inserted: Any, target: SeriesTarget) -> Any:
+    """Fold the rows just inserted into their hours' rollups (numeric measures only)."""
+    hour = sa.func.date_bin(timedelta(hours=1), inserted.c.timestamp, EPOCH)
+    first = pg.array_agg(pg.aggregate_order_by(inserted.c.value, inserted.c.timestamp))
+    last = pg.array_agg(pg.aggregate_order_by(inserted.c.value, inserted.c.timestamp.desc()))
+    partials = (
+        sa.select(
+            sa.literal(target.sensor_id),
+            sa.literal(target.measure_id),
+            hour,
+            sa.func.count(),
+            sa.func.sum(inserted.c.value),
+            sa.func.min(inserted.c.value),
+            sa.func.max(inserted.c.value),
+            sa.func.min(inserted.c.timestamp),
+            first[1],
+            sa.func.max(inserted.c.timestamp),
+            last[1],
+        )
+        .group_by(hour)
+        .order_by(hour)  # a fixed lock order: concurrent writers cannot deadlock
+    )
+    statement = pg.insert(reading_rollup).from_select([c.name for c in reading_rollup.c], partials)
+    old, new = reading_rollup.c, statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[old.sensor_id, old.measure_id, old.hour],
+        set_={
+            "count": old.count + new.count,
+            "sum": old.sum + new.sum,
+            "min": sa.func.least(old.min, new.min),
+            "max": sa.func.greatest(old.max, new.max),
+            "first_value": sa.case(
+                (new.first_timestamp < old.first_timestamp, new.first_value),
+                else_=old.first_value,
+            ),
+            "first_timestamp": sa.func.least(old.first_timestamp, new.first_timestamp),
+            "last_value": sa.case(
+                (new.last_timestamp > old.last_timestamp, new.last_value),
+                else_=old.last_value,
+            ),
+            "last_timestamp": sa.func.greatest(old.last_timestamp, new.last_timestamp),
+        },
+    )
+
+
+def _insert_series(
+    session: Session, target: SeriesTarget, values: list[Any], timestamps: list[datetime]
+) -> int:
+    """One statement for the whole series; returns how many rows were new."""
+    if not values:
+        return 0
+    table = reading_tables[target.datatype]
+    # Instants travel as integer microseconds since the epoch: psycopg adapts a list of
+    # ints several times faster than a list of datetimes, and the conversion is exact.
+    micros = [(ts - EPOCH) // ONE_MICROSECOND for ts in timestamps]
+    arrays = sa.select(
+        sa.func.unnest(sa.bindparam("us", micros, type_=pg.ARRAY(sa.BigInteger))).label("us"),
+        sa.func.unnest(sa.bindparam("vs", values, type_=pg.ARRAY(table.c.value.type))).label("v"),
+    ).subquery()
+    instant = sa.literal(EPOCH, UtcDateTime) + arrays.c.us * sa.literal(ONE_MICROSECOND)
+    inserted = (
+        pg.insert(table)
+        .from_select(
+            ["sensor_id", "measure_id", "timestamp", "value"],
+            sa.select(
+                sa.literal(target.sensor_id), sa.literal(target.measure_id), instant, arrays.c.v
+            ),
+        )
+        .on_conflict_do_nothing()
+        .returning(table.c.timestamp, table.c.value)
+        .cte("inserted")
+    )
+    # Count in the database: rowcount is not reliable for INSERT ... SELECT here, and
+    # sending every inserted row back would cost as much as the insert.
+    count = sa.select(sa.func.count()).select_from(inserted)
+    if target.datatype in NUMERIC:
+        count = count.add_cte(_rollup_upsert(inserted, target).cte("rolled_up"))
+    return int(session.scalar(count) or 0)
+
+
+def insert_sensor_readings(
+    session: Session,
+    *,
+    measure_name: str,
+    unique_identifier: str,
+    readings: list[Any],
+    timestamps: list[datetime],
+    loc: tuple[str | int, ...] = (),
+) -> tuple[int, int]:
+    """Insert one series; a timestamp stored already is kept as it was (DTBase's
+    idempotency, which the ingress relies on). Returns (inserted, duplicates). `loc`
+    is where the series sits in the body, for error messages."""
+    check_same_length(timestamps, readings, "timestamps", (*loc, "readings"))
+    target = series_target(session, unique_identifier, measure_name, for_write=True)
+    values = check_values(readings, target.datatype, (*loc, "readings"))
+    inserted = _insert_series(session, target, values, timestamps)
+    return inserted, len(values) - inserted
+
+
+def insert_readings_bulk(session: Session, *, series: list[dict[str, Any]]) -> dict[str, int]:
+    """Many series in one transaction: all of them are written, or none."""
+    inserted = duplicates = 0
+    for index, one in enumerate(series):
+        new, dup = insert_sensor_readings(session, **one, loc=("series", index))
+        inserted += new
+        duplicates += dup
+    return {"inserted": inserted, "duplicates": duplicates}
+
+
+def delete_sensor_readings(session: Session, sensor_id: int) -> None:
+    """The readings tables carry no foreign key (orm/sensors.py): a sensor's delete
+    calls this in its transaction."""
+    for table in (*reading_tables.values(), reading_rollup):
+        session.execute(sa.delete(table).where(table.c.sensor_id == sensor_id))
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def sensor_readings(
+    session: Session,
+    *,
+    measure_name: str,
+    unique_identifier: str,
+    dt_from: datetime,
+    dt_to: datetime,
+) -> list[dict[str, Any]]:
+    target = target_for_read(session, unique_identifier, measure_name)
+    if target is None:
+        return []
+    table = reading_tables[target.datatype]
+    rows = session.execute(
+        sa.select(table.c.value, table.c.timestamp)
+        .where(
+            table.c.sensor_id == target.sensor_id,
+            table.c.measure_id == target.measure_id,
+            table.c.timestamp.between(dt_from, dt_to),
+        )
+        .order_by(table.c.timestamp)
+    )
+    return [{"value": value, "timestamp": ts} for value, ts in rows]
+
+
+def latest_readings(session: Session, *, type_name: str | None = None) -> list[dict[str, Any]]:
+    """The newest reading of every (sensor, measure) that has one, in one query: a
+    backwards index scan per pair, across the four typed tables."""
+    parts = []
+    for datatype, table in reading_tables.items():
+        latest = (
+            sa.select(sa.func.to_jsonb(table.c.value).label("value"), table.c.timestamp)
+            .where(table.c.sensor_id == Sensor.id, table.c.measure_id == SensorMeasure.id)
+            .order_by(table.c.timestamp.desc())
+            .limit(1)
+            .lateral()
+        )
+        query = (
+            sa.select(
+                Sensor.id.label("sensor_id"),
+                SensorTypeMeasure.id.label("relation_id"),
+                Sensor.unique_identifier,
+                SensorMeasure.name.label("measure_name"),
+                SensorMeasure.units,
+                latest.c.value,
+                latest.c.timestamp,
+            )
+            .join(SensorTypeMeasure, SensorTypeMeasure.type_id == Sensor.type_id)
+            .join(SensorMeasure, SensorMeasure.id == SensorTypeMeasure.measure_id)
+            .join(latest, sa.true())
+            .where(SensorMeasure.datatype == datatype)
+        )
+        if type_name is not None:
+            query = query.join(SensorType, SensorType.id == Sensor.type_id).where(
+                SensorType.name == type_name
+            )
+        parts.append(query)
+    union = sa.union_all(*parts).subquery()
+    rows = session.execute(
+        sa.select(
+            union.c.unique_identifier,
+            union.c.measure_name,
+            union.c.units,
+            union.c.value,
+            union.c.timestamp,
+        ).order_by(union.c.sensor_id, union.c.relation_id)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+CSV_HEADER = ("unique_identifier", "measure_name", "units", "timestamp", "value")
+
+
+def export_readings(
+    session: Session,
+    *,
+    measure_name: str | list[str],
+    unique_identifier: str | list[str],
+    dt_from: datetime,
+    dt_to: datetime,
+    batch_size: int = 5000,
+) -> Iterator[tuple[Any, ...]]:
+    """Rows for a CSV export of every (sensor, measure) pair named, by sensor, measure
+    and time; fetched in batches from a server-side cursor, never all at once."""
+    sensors_named = [unique_identifier] if isinstance(unique_identifier, str) else unique_identifier
+    measures_named = [measure_name] if isinstance(measure_name, str) else measure_name
+    targets: list[tuple[str, str, SeriesTarget]] = []
+    for uid in dict.fromkeys(sensors_named):
+        for name in dict.fromkeys(measures_named):
+            target = target_for_read(session, uid, name)
+            if target is None:
+                raise NotFound(f"Sensor '{uid}' does not exist")
+            targets.append((uid, name, target))
+    for uid, name, target in targets:
+        table = reading_tables[target.datatype]
+        result = session.execute(
+            sa.select(table.c.timestamp, table.c.value)
+            .where(
+                table.c.sensor_id == target.sensor_id,
+                table.c.measure_id == target.measure_id,
+                table.c.timestamp.between(dt_from, dt_to),
+            )
+            .order_by(table.c.timestamp)
+            .execution_options(yield_per=batch_size)
+        )
+        for ts, value in result:
+            yield (uid, name, target.units, ts, value)
