@@ -14,12 +14,19 @@ from function_app.http import Call, endpoint
 bp = func.Blueprint()
 
 
-@endpoint(bp, "auth/login", body=LoginIn, response=TokenPair, auth=None,
-          errors={401: "Incorrect email or password"})
+@endpoint(
+    bp,
+    "auth/login",
+    body=LoginIn,
+    response=TokenPair,
+    auth=None,
+    errors={401: "Incorrect email or password"},
+)
 def login(call: Call[LoginIn]) -> Any:
     """Exchange an email and password for an access and a refresh token."""
-    return users.login(call.session, email=call.body.email, password=call.body.password,
-                       settings=call.settings)
+    return users.login(
+        call.session, email=call.body.email, password=call.body.password, settings=call.settings
+    )
 
 
 @endpoint(bp, "auth/refresh", response=TokenPair, auth=REFRESH)

@@ -20,7 +20,9 @@ bp = func.Blueprint()
 def _patterns() -> list[tuple[re.Pattern[str], str]]:
     compiled = []
     for route in ROUTES:
-        regex = re.sub(r"\{[^}]+\}", "[^/]+", re.escape(route.path).replace(r"\{", "{").replace(r"\}", "}"))
+        regex = re.sub(
+            r"\{[^}]+\}", "[^/]+", re.escape(route.path).replace(r"\{", "{").replace(r"\}", "}")
+        )
         compiled.append((re.compile(f"^{regex}$", re.IGNORECASE), route.method))
     return compiled
 

@@ -75,7 +75,9 @@ class Call(Generic[B]):
         return self.user
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
     return func.HttpResponse(
         body=orjson.dumps(data, option=JSON_OPTIONS),
         status_code=status,
@@ -85,7 +87,9 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def detail_response(status: int, detail: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
+def detail_response(
+    status: int, detail: Any, headers: dict[str, str] | None = None
+) -> func.HttpResponse:
     return json_response({"detail": detail}, status, headers)
 
 
@@ -129,7 +133,9 @@ def error_response(exc: Exception) -> func.HttpResponse:
         log.info("integrity error mapped to 409: %s", exc.orig)
         return detail_response(409, f"Conflicts with existing data: {_pg_message(exc)}")
     if isinstance(exc, sa_exc.DataError):
-        return detail_response(422, [{"type": "value_error", "loc": ["body"], "msg": _pg_message(exc), "input": None}])
+        return detail_response(
+            422, [{"type": "value_error", "loc": ["body"], "msg": _pg_message(exc), "input": None}]
+        )
     if isinstance(exc, ConfigError):
         log.error("configuration error: %s", exc)
         return detail_response(503, str(exc))
@@ -206,14 +212,22 @@ def _parse_body(route: Route, raw: Any) -> Any:
     return route.body.model_validate(raw)
 
 
-def dispatch(route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpRequest) -> func.HttpResponse:
+def dispatch(
+    route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpRequest
+) -> func.HttpResponse:
     try:
         raw = _read_json(req) if route.method != "GET" else _NO_BODY
         settings = get_settings()
         if not route.db:
             body = _parse_body(route, raw)
-            result = handler(Call(session=None, body=body, user=None, settings=settings, request=req))  # type: ignore[arg-type]
-            return result if isinstance(result, func.HttpResponse) else json_response(result, route.status)
+            result = handler(
+                Call(session=None, body=body, user=None, settings=settings, request=req)
+            )  # type: ignore[arg-type]
+            return (
+                result
+                if isinstance(result, func.HttpResponse)
+                else json_response(result, route.status)
+            )
         startup.ensure(settings)
         with session_scope() as session:
             user = None
@@ -221,13 +235,15 @@ def dispatch(route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpRe
                 token = bearer_token(req.headers.get("Authorization"))
                 user = users.authenticate_token(session, token, route.auth, settings)
             body = _parse_body(route, raw)
-            result = handler(Call(session=session, body=body, user=user, settings=settings, request=req))
+            result = handler(
+                Call(session=session, body=body, user=user, settings=settings, request=req)
+            )
         if isinstance(result, func.HttpResponse):
             return result
         return json_response(result, route.status)
     except _EarlyReply as early:
         return early.response
-    except Exception as exc:  # noqa: BLE001 - mapped to a status in one place
+    except Exception as exc:
         return error_response(exc)
 
 

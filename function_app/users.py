@@ -19,24 +19,37 @@ def list_users(call: Call[None]) -> Any:
     return users.list_users(call.session)
 
 
-@endpoint(bp, "user/create-user", body=CreateUserIn, status=201,
-          errors={403: "Only an admin can create users", 409: "User already exists"})
+@endpoint(
+    bp,
+    "user/create-user",
+    body=CreateUserIn,
+    status=201,
+    errors={403: "Only an admin can create users", 409: "User already exists"},
+)
 def create_user(call: Call[CreateUserIn]) -> Any:
     """Create a user (admins only); `is_admin` makes another admin."""
     users.create_user(call.session, actor=call.actor, **call.body.model_dump())
     return {"detail": "User created"}
 
 
-@endpoint(bp, "user/delete-user", body=EmailIn,
-          errors={400: "User doesn't exist", 403: "Only an admin can delete users"})
+@endpoint(
+    bp,
+    "user/delete-user",
+    body=EmailIn,
+    errors={400: "User doesn't exist", 403: "Only an admin can delete users"},
+)
 def delete_user(call: Call[EmailIn]) -> Any:
     """Delete a user (admins only); their tokens stop working at once."""
     users.delete_user(call.session, actor=call.actor, email=call.body.email)
     return {"detail": "User deleted"}
 
 
-@endpoint(bp, "user/change-password", body=ChangePasswordIn,
-          errors={400: "User doesn't exist", 403: "Only an admin can change another user's password"})
+@endpoint(
+    bp,
+    "user/change-password",
+    body=ChangePasswordIn,
+    errors={400: "User doesn't exist", 403: "Only an admin can change another user's password"},
+)
 def change_password(call: Call[ChangePasswordIn]) -> Any:
     """Change a password: your own, or anyone's if you are an admin. Older tokens end."""
     users.change_password(call.session, actor=call.actor, **call.body.model_dump())
