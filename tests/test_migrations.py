@@ -74,3 +74,35 @@ def test_downgrade_and_upgrade_round_trip(database: TestDatabase) -> None:
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
         admin.dispose()
+
+
+def test_dtbase_migrate_command(database: TestDatabase) -> None:
+    """What a deployment runs: `dtbase-migrate` against DT_DATABASE_URL."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.support import ROOT
+
+    env = {**os.environ, "DT_DATABASE_URL": database.url}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dtbase-migrate")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "database at heads" in done.stdout
+    env.pop("DT_DATABASE_URL")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dtbase-migrate")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "DT_DATABASE_URL" in done.stderr
