@@ -340,5 +340,11 @@ export async function health() {
   }
 }
 
-// Keep refreshing on schedule for pages that were reloaded with tokens already stored.
+// Keep refreshing on schedule for pages that were reloaded with tokens already stored,
+// and re-arm the timer when a tab that slept (timers throttled) becomes visible again.
 scheduleRefresh();
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState !== "visible" || !getTokens()) return;
+  if (accessTokenNeedsRefresh()) refreshTokens().catch(() => {});
+  else scheduleRefresh();
+});
