@@ -1,12 +1,16 @@
 """`dtbase-local`: the whole twin on a laptop, without Azure Functions Core Tools.
 
 Starts (or reuses) the database, applies the migrations, makes sure the default user
-exists, then serves the function app and the static web app on one port.
+exists, then serves the function app and the static web app on one port, runs its
+Durable orchestrations and activities (local/durable.py) and fires its timer functions
+(local/scheduler.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
 import os
 import signal
@@ -14,6 +18,7 @@ import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_APP = "function_app:app"
 log = logging.getLogger("dtbase.local")
 
 
@@ -32,6 +37,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=PROJECT_ROOT / "static_web",
         help="the static web app to serve at / (static_web/)",
+    )
+    parser.add_argument(
+        "--app",
+        default=DEFAULT_APP,
+        help=f"the function app to serve, as module:attribute ({DEFAULT_APP})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="activity worker processes (one per core)",
     )
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
@@ -66,13 +82,96 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], object | None]:
     return in_force, embedded
 
 
-def build_app(static_dir: Path | None):
-    from function_app import app
-    from function_app.http import startup
-    from local.host import FunctionHost
+def _hub_name() -> str:
+    """The task hub of host.json, as the Durable extension reads it."""
+    from local.durable import DEFAULT_HUB
 
-    startup.mark_done()  # prepare() has done the per-process start-up already
-    return FunctionHost(app, static_dir=static_dir)
+    try:
+        config = json.loads((PROJECT_ROOT / "host.json").read_text())
+        return str(config["extensions"]["durableTask"]["hubName"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_HUB
+
+
+def build_app(
+    static_dir: Path | None,
+    app_spec: str = DEFAULT_APP,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7071,
+    workers: int | None = None,
+):
+    """The ASGI app: HTTP functions and static files, the Durable management API, and
+    (in its lifespan) the Durable runtime and the timer scheduler."""
+    from dtbase_core.config import get_settings
+    from local.durable import (
+        WEBHOOK_PREFIX,
+        DurableRuntime,
+        ManagementApi,
+        bindings_for,
+        client_binding,
+        durable_client_names,
+        load_app,
+    )
+    from local.host import FunctionHost
+    from local.scheduler import TimerScheduler
+
+    app = load_app(app_spec)
+    if "function_app.http" in sys.modules:
+        sys.modules["function_app.http"].startup.mark_done()  # prepare() did it already
+    hub = _hub_name()
+    asgi = FunctionHost(
+        app,
+        static_dir=static_dir,
+        extra_bindings=lambda fn, scope: bindings_for(fn, scope, hub),
+    )
+    database_url = get_settings().database_url
+    assert database_url
+    runtime = DurableRuntime(
+        asgi.functions, database_url=database_url, app_spec=app_spec, hub_name=hub, workers=workers
+    )
+    asgi.mounts[WEBHOOK_PREFIX] = ManagementApi(runtime)
+    loopback_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    loopback = f"http://{loopback_host}:{port}"
+    binding = client_binding(loopback, hub)
+    scheduler = TimerScheduler(
+        asgi.functions,
+        extra_bindings=lambda fn: dict.fromkeys(durable_client_names(fn), binding),
+    )
+
+    async def listening() -> None:
+        """Timers that call back into the host wait until it accepts connections."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(loopback_host, port)
+                writer.close()
+                return
+            except OSError:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def start_background() -> None:
+        await asyncio.to_thread(runtime.start)
+        await scheduler.start(ready=listening)
+
+    async def stop_background() -> None:
+        await scheduler.stop()
+        await asyncio.to_thread(runtime.stop)
+        # The SDK's client keeps one aiohttp session for the process (NOTES.md §1).
+        from azure.durable_functions.models.utils import http_utils
+
+        close = getattr(http_utils, "_close_session", None)
+        if close is not None:
+            await close()
+
+    asgi.on_startup.append(start_background)
+    asgi.on_shutdown.append(stop_background)
+    asgi.durable = runtime  # type: ignore[attr-defined]
+    asgi.scheduler = scheduler  # type: ignore[attr-defined]
+    return asgi
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -87,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from dtbase_core.config import DEFAULT_USER_EMAIL, ConfigError
+    from local.scheduler import ScheduleError
 
     try:
         secrets_in_force, embedded = prepare(args.data_dir)
@@ -94,7 +194,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dtbase-local: {exc}", file=sys.stderr)
         return 2
     try:
-        asgi = build_app(args.static_dir)
+        try:
+            asgi = build_app(
+                args.static_dir, args.app, host=args.host, port=args.port, workers=args.workers
+            )
+        except ScheduleError as exc:  # as indexing fails on Azure
+            print(f"dtbase-local: {exc}", file=sys.stderr)
+            return 2
         base = f"http://{args.host}:{args.port}"
         where = f"embedded, in {args.data_dir.resolve()}" if embedded else "DT_DATABASE_URL"
         print(

@@ -1,0 +1,343 @@
+"""The local Durable backend's tables, and the queries the executor and its HTTP API make.
+
+Four tables, created by migration 0002 (branch `local_durable`), kept on their own
+`MetaData` (they are the local host's, not the data model's):
+
+- `durable_instance`: one row per orchestration instance, its status, input, output,
+  custom status, and the executor's bookkeeping (`state`: the SDK's task-id counter and
+  what is still open).
+- `durable_history`: the instance's history events, in the SDK's JSON shape, in order.
+- `durable_message`: events that the instance's next episode will hand to the orchestrator
+  (ExecutionStarted, TaskCompleted, TimerFired at its fire time, EventRaised...), its
+  control queue.
+- `durable_work_item`: activities waiting to run, or running. A host claims one with
+  `SELECT ... FOR UPDATE SKIP LOCKED` and keeps the row locked in an open transaction
+  while the activity runs; the result is written and the row deleted in that same
+  transaction. A host that dies loses its connection, PostgreSQL releases the lock, and
+  the item is claimable again (at-least-once, as on Azure).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+ID_LENGTH = 200  # instance ids: 32 hex digits, or the caller's own, or parent:taskid
+NAME_LENGTH = 200
+
+instance = sa.Table(
+    "durable_instance",
+    metadata,
+    sa.Column("instance_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("name", sa.String(NAME_LENGTH), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    # Changes at each continue_as_new: late results of an earlier execution are dropped.
+    sa.Column("execution_id", sa.String(32), nullable=False),
+    sa.Column("input", sa.Text(), nullable=True),
+    sa.Column("output", sa.Text(), nullable=True),
+    sa.Column("custom_status", sa.Text(), nullable=True),
+    sa.Column("parent_instance_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("parent_task_id", sa.Integer(), nullable=True),
+    sa.Column("state", JSONB(), nullable=False),
+    sa.Column("created_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_updated_time", sa.DateTime(timezone=True), nullable=False),
+)
+
+history = sa.Table(
+    "durable_history",
+    metadata,
+    sa.Column(
+        "instance_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("durable_instance.instance_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer(), primary_key=True),
+    sa.Column("event", JSONB(), nullable=False),
+)
+
+message = sa.Table(
+    "durable_message",
+    metadata,
+    sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
+    sa.Column(
+        "instance_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("durable_instance.instance_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("event", JSONB(), nullable=False),
+    sa.Column("visible_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+work_item = sa.Table(
+    "durable_work_item",
+    metadata,
+    sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
+    # No foreign key: a purge must not wait for the row lock of a running activity. An
+    # item whose instance has gone or ended is skipped, and its late result dropped.
+    sa.Column("instance_id", sa.String(ID_LENGTH), nullable=False, index=True),
+    sa.Column("execution_id", sa.String(32), nullable=False),
+    sa.Column("task_id", sa.Integer(), nullable=False),
+    sa.Column("name", sa.String(NAME_LENGTH), nullable=False),
+    sa.Column("input", sa.Text(), nullable=True),
+    sa.Column("created_time", sa.DateTime(timezone=True), nullable=False),
+)
+
+TERMINAL = ("Completed", "Failed", "Terminated")
+RUNNING = ("Pending", "Running")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- reads ------------------------------------------------------------------------------
+
+
+def get_instance(conn: sa.Connection, instance_id: str, *, lock: bool = False) -> Any:
+    query = sa.select(instance).where(instance.c.instance_id == instance_id)
+    if lock:
+        query = query.with_for_update()
+    return conn.execute(query).one_or_none()
+
+
+def list_instances(conn: sa.Connection, statuses: list[str] | None = None) -> list[Any]:
+    query = sa.select(instance).order_by(instance.c.created_time, instance.c.instance_id)
+    if statuses:
+        query = query.where(instance.c.status.in_(statuses))
+    return list(conn.execute(query))
+
+
+def get_history(conn: sa.Connection, instance_id: str) -> list[dict[str, Any]]:
+    return list(
+        conn.scalars(
+            sa.select(history.c.event)
+            .where(history.c.instance_id == instance_id)
+            .order_by(history.c.seq)
+        )
+    )
+
+
+def claim_episode(conn: sa.Connection, orchestrators: list[str], now: datetime) -> Any:
+    """Lock one instance of these orchestrators that has a message due; None if none.
+
+    The lock (held until the caller's transaction ends) is what makes an episode run in
+    one process only; other hosts skip the locked instance.
+    """
+    ready = (
+        sa.select(instance)
+        .join(message, message.c.instance_id == instance.c.instance_id)
+        .where(
+            instance.c.name.in_(orchestrators),
+            instance.c.status.in_(RUNNING),
+            message.c.visible_at <= now,
+        )
+        .order_by(message.c.id)
+        .limit(1)
+        .with_for_update(of=instance, skip_locked=True)
+    )
+    return conn.execute(ready).one_or_none()
+
+
+def due_messages(conn: sa.Connection, instance_id: str, now: datetime) -> list[Any]:
+    return list(
+        conn.execute(
+            sa.select(message.c.id, message.c.event)
+            .where(message.c.instance_id == instance_id, message.c.visible_at <= now)
+            .order_by(message.c.id)
+        )
+    )
+
+
+def next_due(conn: sa.Connection, orchestrators: list[str], now: datetime) -> datetime | None:
+    """When the earliest future message (a timer) of these orchestrators becomes due."""
+    return conn.scalar(
+        sa.select(sa.func.min(message.c.visible_at))
+        .join(instance, message.c.instance_id == instance.c.instance_id)
+        .where(
+            instance.c.name.in_(orchestrators),
+            instance.c.status.in_(RUNNING),
+            message.c.visible_at > now,
+        )
+    )
+
+
+def claim_work_item(conn: sa.Connection, activities: list[str]) -> Any:
+    """Lock the oldest runnable activity work item of these activities; None if none."""
+    return conn.execute(
+        sa.select(work_item)
+        .join(instance, instance.c.instance_id == work_item.c.instance_id)
+        .where(work_item.c.name.in_(activities), instance.c.status.in_(RUNNING))
+        .order_by(work_item.c.id)
+        .limit(1)
+        .with_for_update(of=work_item, skip_locked=True)
+    ).one_or_none()
+
+
+# --- writes -----------------------------------------------------------------------------
+
+
+def insert_instance(
+    conn: sa.Connection,
+    *,
+    instance_id: str,
+    name: str,
+    input_json: str | None,
+    now: datetime,
+    execution_id: str,
+    parent_instance_id: str | None = None,
+    parent_task_id: int | None = None,
+    state: dict[str, Any] | None = None,
+) -> None:
+    """A new (or restarted) instance, Pending, with its ExecutionStarted message."""
+    conn.execute(sa.delete(instance).where(instance.c.instance_id == instance_id))
+    conn.execute(
+        sa.insert(instance).values(
+            instance_id=instance_id,
+            name=name,
+            status="Pending",
+            execution_id=execution_id,
+            input=input_json,
+            output=None,
+            custom_status=None,
+            parent_instance_id=parent_instance_id,
+            parent_task_id=parent_task_id,
+            state=state or {},
+            created_time=now,
+            last_updated_time=now,
+        )
+    )
+    add_messages(conn, [(instance_id, execution_started(name, input_json, now), now)])
+
+
+def execution_started(name: str, input_json: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "EventType": 0,
+        "EventId": -1,
+        "IsPlayed": False,
+        "Timestamp": timestamp(now),
+        "Name": name,
+        "Input": input_json,
+        "Version": "",
+    }
+
+
+def add_messages(conn: sa.Connection, rows: list[tuple[str, dict[str, Any], datetime]]) -> None:
+    if rows:
+        conn.execute(
+            sa.insert(message),
+            [{"instance_id": i, "event": e, "visible_at": v} for i, e, v in rows],
+        )
+
+
+def add_message_if_running(
+    conn: sa.Connection,
+    instance_id: str,
+    execution_id: str | None,
+    event: dict[str, Any],
+    visible_at: datetime,
+) -> None:
+    """Queue an event for an instance's execution, unless that has ended (a late result
+    is dropped)."""
+    where = [instance.c.instance_id == instance_id, instance.c.status.in_(RUNNING)]
+    if execution_id is not None:
+        where.append(instance.c.execution_id == execution_id)
+    conn.execute(
+        sa.insert(message).from_select(
+            ["instance_id", "event", "visible_at"],
+            sa.select(
+                instance.c.instance_id,
+                sa.literal(event, JSONB()),
+                sa.literal(visible_at, sa.DateTime(timezone=True)),
+            ).where(*where),
+        )
+    )
+
+
+def delete_messages(conn: sa.Connection, ids: list[int]) -> None:
+    if ids:
+        conn.execute(sa.delete(message).where(message.c.id.in_(ids)))
+
+
+def append_history(
+    conn: sa.Connection, instance_id: str, start_seq: int, events: list[dict[str, Any]]
+) -> None:
+    if events:
+        conn.execute(
+            sa.insert(history),
+            [
+                {"instance_id": instance_id, "seq": start_seq + n, "event": event}
+                for n, event in enumerate(events)
+            ],
+        )
+
+
+def add_work_items(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(sa.insert(work_item), rows)
+
+
+def delete_work_item(conn: sa.Connection, item_id: int) -> None:
+    conn.execute(sa.delete(work_item).where(work_item.c.id == item_id))
+
+
+def update_instance(conn: sa.Connection, instance_id: str, **values: Any) -> None:
+    conn.execute(sa.update(instance).where(instance.c.instance_id == instance_id).values(**values))
+
+
+def _delete_idle_work(conn: sa.Connection, instance_id: str) -> None:
+    """Work items not being run; a running one (row locked) finishes, its result dropped."""
+    idle = (
+        sa.select(work_item.c.id)
+        .where(work_item.c.instance_id == instance_id)
+        .with_for_update(skip_locked=True)
+    )
+    conn.execute(sa.delete(work_item).where(work_item.c.id.in_(idle.scalar_subquery())))
+
+
+def reset_for_new_execution(conn: sa.Connection, instance_id: str) -> None:
+    """continue_as_new: a fresh history; events raised meanwhile are kept, the rest go."""
+    conn.execute(sa.delete(history).where(history.c.instance_id == instance_id))
+    _delete_idle_work(conn, instance_id)
+    conn.execute(
+        sa.delete(message).where(
+            message.c.instance_id == instance_id,
+            message.c.event["EventType"].as_integer() != 15,  # EventRaised
+        )
+    )
+
+
+def end_instance_work(conn: sa.Connection, instance_id: str) -> None:
+    """An ended instance has nothing left to run: drop its queued messages and work."""
+    conn.execute(sa.delete(message).where(message.c.instance_id == instance_id))
+    _delete_idle_work(conn, instance_id)
+
+
+def purge(conn: sa.Connection, instance_id: str) -> int:
+    _delete_idle_work(conn, instance_id)
+    result = conn.execute(
+        sa.delete(instance)
+        .where(instance.c.instance_id == instance_id)
+        .returning(instance.c.instance_id)
+    )
+    return len(result.all())
+
+
+def timestamp(moment: datetime) -> str:
+    """The DTFx history timestamp format."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
