@@ -25,7 +25,9 @@ def chromium_installed() -> None:
     """The web tests need Debian's Chromium (`make test` installs it); its absence is a
     failure, never a skip that would hide untested pages."""
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set DT_TEST_CHROMIUM)")
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set DT_TEST_CHROMIUM)"
+        )
 
 
 @pytest.fixture(scope="session")
