@@ -332,6 +332,7 @@ def insert_model_run(
     create_scenario: bool = False,
     sensor_unique_id: str | None = None,
     sensor_measure: SensorMeasureRef | None = None,
+    metrics: dict[str, Any] | None = None,
 ) -> int:
     """Insert a run and its products; the run's id. All or nothing (one transaction).
 
@@ -356,6 +357,7 @@ def insert_model_run(
             time_created=created_at,
             sensor_id=sensor_id,
             sensor_measure_id=sensor_measure_id,
+            metrics=metrics,
         )
         .on_conflict_do_nothing()
         .returning(ModelRun.id)
@@ -409,6 +411,7 @@ def list_model_runs(
             Sensor.unique_identifier,
             SensorMeasure.name,
             SensorMeasure.units,
+            ModelRun.metrics,
         )
         .join(Model, Model.id == ModelRun.model_id)
         .outerjoin(ModelScenario, ModelScenario.id == ModelRun.scenario_id)
@@ -433,6 +436,8 @@ def list_model_runs(
             "time_created": time_created,
             "sensor_unique_id": sensor_unique_id,
             "sensor_measure": _sensor_measure(measure_name, measure_units),
+            # Only runs stored with metrics have the key: the others list DTBase's keys.
+            **({"metrics": metrics} if metrics is not None else {}),
         }
         for (
             run_id,
@@ -444,6 +449,7 @@ def list_model_runs(
             sensor_unique_id,
             measure_name,
             measure_units,
+            metrics,
         ) in session.execute(query)
     ]
 

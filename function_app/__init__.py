@@ -13,7 +13,9 @@ from dtbase_core.config import check_deployable, get_settings
 from function_app import (
     auth,
     fallback,
+    forecasting,
     health,
+    ingress,
     locations,
     models,
     openapi,
@@ -27,5 +29,17 @@ check_deployable(get_settings())
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 # The catch-all fallback goes last; every other route is more specific than it.
-for blueprint in (auth, users, locations, sensors, models, services, health, openapi, fallback):
+for blueprint in (
+    auth,
+    users,
+    locations,
+    sensors,
+    models,
+    services,
+    ingress,
+    forecasting,
+    health,
+    openapi,
+    fallback,
+):
     app.register_functions(blueprint.bp)

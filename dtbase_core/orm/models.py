@@ -8,6 +8,7 @@ against (the reference becomes null) instead of blocking the sensor's deletion.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -72,6 +73,11 @@ class ModelRun(Base):
     )
     sensor_measure_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("sensor_measure.id", ondelete="RESTRICT"), index=True
+    )
+    # A model's own figures about the run (ARIMA: cross-validated RMSE and MAPE); SQL
+    # NULL when there are none (migration 0003).
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(
+        sa.JSON(none_as_null=True), nullable=True
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -69,6 +69,9 @@ class ModelRunIn(Body):
     create_scenario: bool = False
     sensor_unique_id: Name | None = None
     sensor_measure: SensorMeasureRef | None = None
+    # The model's own figures about the run, e.g. {"RMSE": 0.8, "MAPE": 0.03} (an
+    # extension: DTBase has no such field).
+    metrics: dict[str, Any] | None = None
 
 
 class ListModelRunsIn(Body):
@@ -89,6 +92,9 @@ class ModelRunOut(BaseModel):
     time_created: datetime
     sensor_unique_id: str | None
     sensor_measure: SensorMeasureRef | None
+    # Present only for runs stored with metrics, so that other runs list exactly DTBase's
+    # keys.
+    metrics: dict[str, Any] | None = None
 
 
 # Run ids are PostgreSQL integers: anything outside their range is refused, naming the field.

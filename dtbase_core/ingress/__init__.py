@@ -1,0 +1,1 @@
+"""Ingress services: data from outside DTBase brought in as sensor readings."""

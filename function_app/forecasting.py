@@ -1,0 +1,190 @@
+"""ARIMA forecasting as a Durable Functions orchestration (API.md §4.4, §4.5, §8.2 items
+24, 26 and 27 fixed).
+
+- `POST /api/forecast/arima` (a token, or the service key as for the ingress): the body is
+  the forecast's configuration, every section optional; a bad value is a 422 naming it.
+  It starts the orchestration and answers 202 with Durable's status URLs.
+- A timer on DT_FORECAST_SCHEDULE (default daily at 03:00 UTC) starts it with the default
+  configuration (or DT_FORECAST_CONFIG).
+- `arima_orchestrator`: fixes "now" (its own deterministic clock) as predict_from when
+  the configuration leaves it out, sets up the model and measures (one activity), fans
+  out one `arima_fit_series` activity per (sensor, measure) with `task_all`, and returns
+  a summary: the run ids created and, per series, its metrics.
+- A series that cannot be forecast (no data, wrong units, too short) does not stop the
+  others: its activity reports the error, every other series is stored, and then the
+  orchestration fails with a message naming each failed series and the runs created
+  (runtimeStatus "Failed"). Any other error in an activity fails it at once.
+
+Activities read and write through the core (service_base.CoreBackend), each in its own
+short transactions, and import pandas and statsmodels only when they run. They are called
+by name (NOTES §1: a function object would be called by its Python name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+from pydantic import BaseModel
+
+from dtbase_core.config import apply_schedule_defaults
+from dtbase_core.db import session_scope
+from dtbase_core.forecasting.config import ArimaConfig, default_config
+from dtbase_core.forecasting.runs import (
+    ForecastFailed,
+    creation_instant,
+    forecast_series,
+    run_guarded,
+    set_up,
+    summarise,
+)
+from dtbase_core.service_base import Backend, CoreBackend
+from dtbase_core.timeutil import as_utc, iso_z
+from function_app.http import Call, detail_response
+from function_app.ingress import declare, service_dispatch
+
+log = logging.getLogger(__name__)
+
+apply_schedule_defaults()
+bp = df.Blueprint()
+
+ORCHESTRATOR = "arima_orchestrator"
+SET_UP = "arima_set_up"
+FIT_SERIES = "arima_fit_series"
+
+
+class StartedOut(BaseModel):
+    """Durable's check-status reply: the instance id and where to follow it."""
+
+    id: str
+    statusQueryGetUri: str
+    sendEventPostUri: str
+    terminatePostUri: str
+    purgeHistoryDeleteUri: str
+
+
+class _Validated(func.HttpResponse):
+    """What the synchronous part of the starter hands to the asynchronous one."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(status_code=202)
+        self.config = config
+
+
+def _validate(call: Call[ArimaConfig]) -> func.HttpResponse:
+    """Start an ARIMA forecast (a Durable orchestration); replies with its status URLs."""
+    return _Validated(call.body.model_dump(mode="json"))
+
+
+START_ROUTE = declare(
+    "forecast/arima",
+    _validate,
+    body=ArimaConfig,
+    response=StartedOut,
+    status=202,
+    errors={503: "The orchestration could not be started"},
+)
+
+
+@bp.function_name(START_ROUTE.name)
+@bp.route(route=START_ROUTE.path, methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+async def forecast_arima(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    # The token check, body validation and error replies are dispatch's, in a thread (they
+    # touch the database); then the orchestration starts here, on the event loop.
+    checked = await asyncio.to_thread(service_dispatch, START_ROUTE, _validate, req)
+    if not isinstance(checked, _Validated):
+        return checked
+    try:
+        instance_id = await client.start_new(ORCHESTRATOR, None, checked.config)
+    except Exception as exc:
+        log.exception("could not start %s", ORCHESTRATOR)
+        return detail_response(503, f"The forecast could not be started: {exc}")
+    return client.create_check_status_response(req, instance_id)
+
+
+@bp.function_name("forecast_arima_timer")
+@bp.timer_trigger(schedule="%DT_FORECAST_SCHEDULE%", arg_name="timer")
+@bp.durable_client_input(client_name="client")
+async def forecast_arima_timer(
+    timer: func.TimerRequest, client: df.DurableOrchestrationClient
+) -> None:
+    """Every DT_FORECAST_SCHEDULE (default daily, 03:00 UTC): the default forecast."""
+    config = default_config().model_dump(mode="json")
+    instance_id = await client.start_new(ORCHESTRATOR, None, config)
+    log.info("scheduled ARIMA forecast started: instance %s", instance_id)
+
+
+@bp.orchestration_trigger(context_name="context")
+def arima_orchestrator(context: df.DurableOrchestrationContext) -> Any:
+    now = as_utc(context.current_utc_datetime)
+    config = ArimaConfig.model_validate(context.get_input() or {}).with_predict_from(now)
+    payload = config.model_dump(mode="json")
+    series = config.series()
+    context.set_custom_status({"stage": "setting up", "done": 0, "total": len(series)})
+    yield context.call_activity(SET_UP, payload)
+
+    context.set_custom_status({"stage": "fitting", "done": 0, "total": len(series)})
+    tasks = [
+        context.call_activity(
+            FIT_SERIES,
+            {
+                "config": payload,
+                "sensor": sensor,
+                "measure": measure,
+                "units": units,
+                "time_created": iso_z(creation_instant(now, index)),
+            },
+        )
+        for index, (sensor, measure, units) in enumerate(series)
+    ]
+    results = yield context.task_all(tasks)
+
+    assert config.data.predict_from_datetime is not None
+    summary = summarise(list(results), config.data.predict_from_datetime)
+    context.set_custom_status(
+        {
+            "stage": "failed" if summary["failed"] else "done",
+            "done": len(series),
+            "total": len(series),
+            "failed": summary["failed"],
+        }
+    )
+    if summary["failed"]:
+        raise ForecastFailed(summary)
+    return summary
+
+
+@contextmanager
+def _core() -> Iterator[Backend]:
+    with session_scope() as session:
+        yield CoreBackend(session)
+
+
+@bp.activity_trigger(input_name="payload")
+def arima_set_up(payload: dict[str, Any]) -> None:
+    """The model, its scenario and the three model measures per configured measure."""
+    with _core() as backend:
+        set_up(backend, ArimaConfig.model_validate(payload))
+
+
+@bp.activity_trigger(input_name="payload")
+def arima_fit_series(payload: dict[str, Any]) -> dict[str, Any]:
+    """One (sensor, measure): read, clean, fit, forecast, store; its summary or error."""
+    config = ArimaConfig.model_validate(payload["config"])
+    sensor, measure, units = payload["sensor"], payload["measure"], payload["units"]
+    created = as_utc(datetime.fromisoformat(payload["time_created"].replace("Z", "+00:00")))
+    return run_guarded(
+        lambda: forecast_series(_core, config, sensor, measure, units, time_created=created),
+        sensor,
+        measure,
+        units,
+    )

@@ -1,0 +1,470 @@
+"""ARIMA forecasting (issue 3 item 3, API.md §4.4 with §8.2 item 24 fixed).
+
+Unit tests of the pipeline (cleaning, farm-cycle cut, imputation, the time-series split,
+the configuration), of the per-series job on an in-memory backend, and the orchestration
+end to end through the local host: seeded readings, POST /api/forecast/arima, Durable's
+status URL polled until the instance finishes, runs read back through the API.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pydantic
+import pytest
+
+from dtbase_core.client import Reading
+from dtbase_core.errors import Conflict
+from dtbase_core.forecasting import arima, data
+from dtbase_core.forecasting.config import ArimaConfig, ArimaSection, product_names
+from dtbase_core.forecasting.errors import ForecastError
+from dtbase_core.forecasting.runs import ArimaService, ForecastFailed, forecast_series
+from tests.support import Api
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+
+
+def hourly(values: list[float], start: datetime = T0, name: str = "x") -> pd.Series:
+    index = pd.date_range(start, periods=len(values), freq="h", name="timestamp")
+    return pd.Series(values, index=index, name=name, dtype="float64")
+
+
+# --- cleaning ---------------------------------------------------------------------------
+
+
+def test_clean_assigns_readings_near_the_hour_and_leaves_gaps_missing() -> None:
+    minutes = [0, 55, 61, 150, 185, 190, 300]  # 00:00 00:55 01:01 02:30 03:05 03:10 05:00
+    raw = pd.Series(
+        [1.0, 2.0, 4.0, 100.0, 6.0, 8.0, 10.0],
+        index=pd.DatetimeIndex([T0 + timedelta(minutes=m) for m in minutes]),
+        name="x",
+    )
+    cleaned = data.clean(raw, mins_from_the_hour=15, step=timedelta(hours=1))
+    # The grid runs from the earliest floored hour + 1 h to the latest floored hour.
+    assert list(cleaned.index) == [T0 + timedelta(hours=h) for h in range(1, 6)]
+    # 00:55 and 01:01 both belong to 01:00; 02:30 is 30 min from any hour: dropped;
+    # 03:05 and 03:10 average; nothing near 04:00.
+    assert cleaned.iloc[0] == 3.0
+    assert math.isnan(cleaned.iloc[1])
+    assert cleaned.iloc[2] == 7.0
+    assert math.isnan(cleaned.iloc[3])
+    assert cleaned.iloc[4] == 10.0
+
+
+def test_clean_with_a_narrower_window() -> None:
+    raw = pd.Series(
+        [1.0, 2.0, 3.0],
+        index=pd.DatetimeIndex([T0, T0 + timedelta(minutes=65), T0 + timedelta(minutes=126)]),
+        name="x",
+    )
+    cleaned = data.clean(raw, mins_from_the_hour=5, step=timedelta(hours=1))
+    assert cleaned.iloc[0] == 2.0  # 01:05 is within 5 minutes of 01:00
+    assert math.isnan(cleaned.iloc[1])  # 02:06 is not
+
+
+# --- the farm cycle -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("last", "cutoff"),
+    [
+        ("2026-03-05 17:00", "2026-03-05 16:00"),
+        ("2026-03-05 16:00", "2026-03-05 16:00"),
+        ("2026-03-05 23:59", "2026-03-05 16:00"),
+        ("2026-03-05 15:00", "2026-03-05 04:00"),
+        ("2026-03-05 04:01", "2026-03-05 04:00"),
+        # At or before 04:00 (the cycle start less 12 h): the day before at 16:00, as DTBase.
+        ("2026-03-05 04:00", "2026-03-04 16:00"),
+        ("2026-03-05 03:00", "2026-03-04 16:00"),
+        ("2026-03-05 00:00", "2026-03-04 16:00"),
+    ],
+)
+def test_farm_cycle_cutoff(last: str, cutoff: str) -> None:
+    got = data.farm_cycle_cutoff(pd.Timestamp(last, tz="UTC"), clock(16))
+    assert got == pd.Timestamp(cutoff, tz="UTC")
+
+
+def test_farm_cycle_cutoff_with_another_cycle_start() -> None:
+    assert data.farm_cycle_cutoff(pd.Timestamp("2026-03-05 21:00", tz="UTC"), clock(20)) == (
+        pd.Timestamp("2026-03-05 20:00", tz="UTC")
+    )
+    assert data.farm_cycle_cutoff(pd.Timestamp("2026-03-05 09:00", tz="UTC"), clock(20)) == (
+        pd.Timestamp("2026-03-05 08:00", tz="UTC")
+    )
+
+
+def test_prepare_cuts_at_the_cycle_then_imputes() -> None:
+    values = [float(h % 24) for h in range(24 * 10)]  # ten days, value = hour of day
+    values[30] = math.nan  # day 1, 06:00
+    series = hourly(values)  # ends 2026-03-11 23:00
+    prepared, imputed = data.prepare(
+        series, cycle_start=clock(16), days_interval=30, weekly_seasonality=False
+    )
+    assert prepared.index[-1] == pd.Timestamp("2026-03-11 16:00", tz="UTC")
+    assert imputed == 1
+    assert not prepared.isna().any()
+    assert prepared.iloc[30] == 6.0  # the mean of every other 06:00 of the season
+
+
+# --- imputation ------------------------------------------------------------------------------
+
+
+def test_imputation_uses_the_mean_of_the_same_season_weekday_and_hour() -> None:
+    rng = np.random.default_rng(3)
+    values = list(20 + rng.normal(0, 1, 24 * 28))  # four weeks from a Monday
+    gap = 24 * 7 + 10  # the second Monday, 10:00
+    values[gap] = math.nan
+    series = hourly(values)
+    filled = data.impute(series, days_interval=30, weekly_seasonality=True)
+    mondays_at_ten = [values[24 * 7 * week + 10] for week in (0, 2, 3)]
+    assert filled.iloc[gap] == pytest.approx(np.mean(mondays_at_ten))
+    assert not filled.isna().any()
+    # Nothing else changed.
+    others = [i for i in range(len(values)) if i != gap]
+    assert filled.iloc[others].tolist() == pytest.approx([values[i] for i in others])
+
+
+def test_imputation_without_weekly_seasonality_uses_the_hour_of_the_season() -> None:
+    values = [float(h % 24) + (100.0 if h >= 24 * 3 else 0.0) for h in range(24 * 6)]
+    values[24 * 4 + 5] = math.nan  # day 4, 05:00, in the second pseudo-season (3 days)
+    filled = data.impute(hourly(values), days_interval=3, weekly_seasonality=False)
+    assert filled.iloc[24 * 4 + 5] == 105.0  # the same hour in its own season only
+
+
+def test_imputation_falls_back_when_a_whole_group_is_missing() -> None:
+    values = [float(h % 24) for h in range(24 * 14)]
+    for week in (0, 1):  # every Tuesday at 07:00 is missing: its group is all NaN
+        values[24 * (7 * week + 1) + 7] = math.nan
+    values[24 * 3] = math.nan  # one more ordinary gap (Thursday 00:00)
+    filled = data.impute(hourly(values), days_interval=30, weekly_seasonality=True)
+    assert not filled.isna().any()
+    # No Tuesday 07:00 anywhere: the mean of 07:00 over all days fills it.
+    assert filled.iloc[24 + 7] == 7.0 and filled.iloc[24 * 8 + 7] == 7.0
+    assert filled.iloc[24 * 3] == 0.0
+
+
+def test_imputation_of_an_hour_never_observed_interpolates() -> None:
+    values = [float(h) for h in range(24 * 3)]
+    for day in range(3):
+        values[24 * day + 12] = math.nan  # 12:00 never observed
+    filled = data.impute(hourly(values), days_interval=30, weekly_seasonality=False)
+    assert filled.iloc[12] == pytest.approx(12.0)  # halfway between 11:00 and 13:00
+    assert not filled.isna().any()
+
+
+def test_imputation_of_nothing_is_an_error() -> None:
+    with pytest.raises(ForecastError, match="no value"):
+        data.impute(hourly([math.nan] * 30), days_interval=30, weekly_seasonality=True)
+
+
+# --- cross-validation split ------------------------------------------------------------------
+
+
+def test_time_series_split_has_sklearn_semantics() -> None:
+    # What sklearn.model_selection.TimeSeriesSplit(n_splits=4, test_size=2) gives for 10.
+    folds = arima.time_series_split(10, 4, 2)
+    assert [(list(tr), list(te)) for tr, te in folds] == [
+        ([0, 1], [2, 3]),
+        ([0, 1, 2, 3], [4, 5]),
+        ([0, 1, 2, 3, 4, 5], [6, 7]),
+        ([0, 1, 2, 3, 4, 5, 6, 7], [8, 9]),
+    ]
+    # Without test_size: n // (n_splits + 1), as sklearn.
+    assert [(len(tr), len(te)) for tr, te in arima.time_series_split(11, 2)] == [(5, 3), (8, 3)]
+    with pytest.raises(ValueError):
+        arima.time_series_split(3, 4, 1)
+
+
+def test_cross_validator_tests_the_last_fifth_in_four_folds() -> None:
+    folds = arima.cross_validator(720)
+    assert [len(te) for _, te in folds] == [36] * 4
+    assert folds[0][0] == range(0, 576) and folds[-1][1] == range(684, 720)
+    with pytest.raises(ValueError):
+        arima.cross_validator(4)
+
+
+def test_metrics() -> None:
+    truth, predicted = np.array([1.0, 2.0, 4.0]), np.array([2.0, 2.0, 2.0])
+    assert arima.rmse(truth, predicted) == pytest.approx(math.sqrt(5 / 3))
+    assert arima.mape(truth, predicted) == pytest.approx((1 + 0 + 0.5) / 3)
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+def test_configuration_defaults_are_dtbase_s() -> None:
+    cfg = ArimaConfig.model_validate({})
+    assert cfg.arima.arima_order == (4, 1, 2) and cfg.arima.seasonal_order == (1, 1, 0, 24)
+    assert cfg.arima.alpha == 0.32 and cfg.arima.hours_forecast == 48
+    assert cfg.arima.perform_cv and not cfg.arima.cv_refit and cfg.arima.trend is None
+    assert cfg.data.num_days_training == 60 and cfg.data.mins_from_the_hour == 15
+    assert cfg.data.step == timedelta(hours=1) and cfg.data.predict_from_datetime is None
+    assert cfg.sensors.include_sensors == ["TRH1"]
+    assert cfg.sensors.include_measures == [("Temperature", "Degrees C"), ("Humidity", "Percent")]
+    assert cfg.others.cycle_start == clock(16) and cfg.others.days_interval == 30
+    assert product_names("Temperature") == (
+        "Mean Temperature",
+        "Upper Bound Temperature",
+        "Lower Bound Temperature",
+    )
+    # A section given as null is a section of defaults; sections are independent.
+    partial = ArimaConfig.model_validate({"arima": None, "data": {"num_days_training": 7}})
+    assert partial.arima == ArimaSection() and partial.data.num_days_training == 7
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"arima": {"alpha": 1.5}}, ("arima", "alpha")),
+        ({"arima": {"hours_forecast": 0}}, ("arima", "hours_forecast")),
+        ({"arima": {"arima_order": [1, 2]}}, ("arima", "arima_order")),
+        ({"arima": {"seasonal_order": [1, 1, 0, 1]}}, ("arima", "seasonal_order")),
+        ({"arima": {"trend": "quadratic"}}, ("arima", "trend")),
+        ({"arima": {"hours_forcast": 12}}, ("arima", "hours_forcast")),  # misspelt
+        ({"data": {"num_days_training": 366}}, ("data", "num_days_training")),
+        ({"data": {"time_delta": "7 minutes"}}, ("data", "time_delta")),
+        ({"data": {"predict_from_datetime": "soon"}}, ("data", "predict_from_datetime")),
+        ({"sensors": {"include_sensors": []}}, ("sensors", "include_sensors")),
+        ({"sensors": {"include_measures": [["T"]]}}, ("sensors", "include_measures", 0)),
+        ({"others": {"farm_cycle_start": "25:00:00"}}, ("others", "farm_cycle_start")),
+        (
+            {"others": {"days_interval": 7, "weekly_seasonality": True}},
+            ("others", "weekly_seasonality"),
+        ),
+    ],
+)
+def test_configuration_errors_name_the_field(body: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        ArimaConfig.model_validate(body)
+    locs = [tuple(e["loc"]) for e in caught.value.errors()]
+    assert any(found[: len(loc)] == loc for found in locs), locs
+
+
+def test_configuration_series_and_predict_from() -> None:
+    cfg = ArimaConfig.model_validate(
+        {"sensors": {"include_sensors": ["a", "b", "a"], "include_measures": [["T", None]]}}
+    )
+    assert cfg.series() == [("a", "T", None), ("b", "T", None)]
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert cfg.with_predict_from(now).data.predict_from_datetime == now
+    fixed = ArimaConfig.model_validate({"data": {"predict_from_datetime": "2026-01-01T00:00:00"}})
+    assert fixed.with_predict_from(now).data.predict_from_datetime == datetime(
+        2026, 1, 1, tzinfo=UTC
+    )
+    # JSON round trip, as the orchestration's input.
+    assert ArimaConfig.model_validate(fixed.model_dump(mode="json")) == fixed
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+SMALL = ArimaSection(arima_order=(1, 0, 0), seasonal_order=(1, 0, 0, 24), hours_forecast=12)
+
+
+def daily_cycle(days: int, noise: float = 0.3, seed: int = 1, start: datetime = T0) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    hours = np.arange(24 * days)
+    values = 20 + 4 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, noise, len(hours))
+    return hourly(list(values), start)
+
+
+def test_pipeline_forecasts_with_an_interval_and_cross_validation_metrics() -> None:
+    series = daily_cycle(10)
+    result = arima.pipeline(series, SMALL, timedelta(hours=1))
+    assert len(result.mean) == 12
+    assert result.mean.index[0] == series.index[-1] + pd.Timedelta(hours=1)
+    assert (result.lower <= result.mean).all() and (result.mean <= result.upper).all()
+    assert set(result.metrics) == {"RMSE", "MAPE", "cv_folds", "cv_test_size"}
+    assert result.metrics["cv_folds"] == 4 and 0 < result.metrics["RMSE"] < 2
+    assert result.fit_seconds > 0
+    no_cv = arima.pipeline(
+        series, SMALL.model_copy(update={"perform_cv": False}), timedelta(hours=1)
+    )
+    assert no_cv.metrics == {}
+    assert no_cv.mean.tolist() == pytest.approx(result.mean.tolist())  # deterministic
+
+
+def test_pipeline_refuses_missing_values_and_short_series() -> None:
+    with pytest.raises(ForecastError, match="missing values"):
+        arima.pipeline(hourly([1.0, math.nan] * 60), SMALL, timedelta(hours=1))
+    with pytest.raises(ForecastError, match="observations"):
+        arima.pipeline(daily_cycle(1), ArimaSection(), timedelta(hours=1))
+
+
+# --- the per-series job on an in-memory backend ------------------------------------------------
+
+
+@dataclass
+class MemoryBackend:
+    """Just enough of the Backend for the forecast jobs."""
+
+    readings: dict[tuple[str, str], list[Reading]] = field(default_factory=dict)
+    units: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    measures: set[tuple[str, str]] = field(default_factory=set)
+
+    def measure_units(self, sensor: str, measure: str) -> list[str | None]:
+        return [self.units[(sensor, measure)]] if (sensor, measure) in self.units else []
+
+    def sensor_readings(
+        self, sensor: str, measure: str, dt_from: datetime, dt_to: datetime
+    ) -> list[Reading]:
+        return [r for r in self.readings[(sensor, measure)] if dt_from <= r.timestamp <= dt_to]
+
+    def ensure_model(self, name: str) -> bool:
+        return True
+
+    def ensure_model_scenario(self, model_name: str, description: str | None) -> bool:
+        return True
+
+    def ensure_model_measure(self, name: str, units: str, datatype: str) -> bool:
+        self.measures.add((name, units))
+        return True
+
+    def insert_model_run(self, **run: Any) -> int:
+        if any(r["time_created"] == run["time_created"] for r in self.runs):
+            raise Conflict("A run ... exists already")
+        self.runs.append(run)
+        return len(self.runs)
+
+    def find_model_run(self, model_name: str, scenario: str, created: datetime) -> int:
+        return next(i + 1 for i, r in enumerate(self.runs) if r["time_created"] == created)
+
+
+def seeded(backend: MemoryBackend, sensor: str, measure: str, series: pd.Series) -> None:
+    backend.units[(sensor, measure)] = "C"
+    backend.readings[(sensor, measure)] = [
+        Reading(float(v), ts.to_pydatetime()) for ts, v in series.items()
+    ]
+
+
+SMALL_CONFIG = {
+    "arima": SMALL.model_dump(),
+    "data": {"num_days_training": 30, "predict_from_datetime": "2026-03-12T18:30:00Z"},
+    "sensors": {"include_sensors": ["s1", "s2"], "include_measures": [["T", "C"]]},
+}
+
+
+def test_each_series_is_prepared_and_stored_on_its_own() -> None:
+    backend = MemoryBackend()
+    seeded(backend, "s1", "T", daily_cycle(10, seed=1))
+    # s2 starts later and ends earlier (at 10:00): its own cut and its own grid.
+    seeded(backend, "s2", "T", daily_cycle(9, seed=2, start=T0 + timedelta(hours=11)))
+    summary = ArimaService(backend).run(SMALL_CONFIG)  # type: ignore[arg-type]
+    assert summary["run_ids"] == [1, 2] and summary["failed"] == 0
+    assert {("Mean T", "C"), ("Upper Bound T", "C"), ("Lower Bound T", "C")} == backend.measures
+    first, second = backend.runs
+    assert first["sensor_unique_id"] == "s1" and second["sensor_unique_id"] == "s2"
+    assert first["sensor_measure"] == {"name": "T", "units": "C"}
+    assert [p["measure_name"] for p in first["measures_and_values"]] == [
+        "Mean T",
+        "Upper Bound T",
+        "Lower Bound T",
+    ]
+    # s1's data ends 2026-03-11 23:00 → cut at 16:00; s2's ends 2026-03-11 10:00 → 04:00.
+    assert first["measures_and_values"][0]["timestamps"][0] == datetime(2026, 3, 11, 17, tzinfo=UTC)
+    assert second["measures_and_values"][0]["timestamps"][0] == datetime(2026, 3, 11, 5, tzinfo=UTC)
+    assert first["metrics"]["RMSE"] > 0 and first["metrics"]["imputed_points"] == 0
+    assert first["time_created"] != second["time_created"]
+
+
+def test_a_series_that_cannot_be_forecast_is_named_and_the_others_are_stored() -> None:
+    backend = MemoryBackend()
+    seeded(backend, "s1", "T", daily_cycle(10))
+    backend.units[("s2", "T")] = "C"
+    backend.readings[("s2", "T")] = []
+    with pytest.raises(ForecastFailed) as caught:
+        ArimaService(backend).run(SMALL_CONFIG)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "sensor 's2', measure 'T' ('C'): no training data" in message
+    assert "Runs created: [1]" in message
+    assert len(backend.runs) == 1
+
+
+def test_units_are_honoured() -> None:
+    backend = MemoryBackend()
+    seeded(backend, "s1", "T", daily_cycle(10))
+    backend.units[("s1", "T")] = "K"
+    cfg = ArimaConfig.model_validate(SMALL_CONFIG)
+    with pytest.raises(ForecastError, match="is in 'K', not 'C'"):
+        forecast_series(
+            lambda: nullcontext(backend),  # type: ignore[arg-type,return-value]
+            cfg,
+            "s1",
+            "T",
+            "C",
+            time_created=T0,
+        )
+    with pytest.raises(ForecastError, match="does not exist or has no such measure"):
+        forecast_series(
+            lambda: nullcontext(backend),  # type: ignore[arg-type,return-value]
+            cfg,
+            "ghost",
+            "T",
+            "C",
+            time_created=T0,
+        )
+
+
+def test_a_repeated_job_reuses_its_run() -> None:
+    backend = MemoryBackend()
+    seeded(backend, "s1", "T", daily_cycle(10))
+    cfg = ArimaConfig.model_validate(SMALL_CONFIG)
+    job = lambda: forecast_series(  # noqa: E731
+        lambda: nullcontext(backend),  # type: ignore[arg-type,return-value]
+        cfg,
+        "s1",
+        "T",
+        "C",
+        time_created=T0,
+    )
+    assert job()["run_id"] == 1
+    assert job()["run_id"] == 1
+    assert len(backend.runs) == 1
+
+
+# --- metrics through the API (model_run.metrics, migration 0003) ---------------------------
+
+
+def test_model_run_metrics_are_stored_and_listed(admin: Api) -> None:
+    admin.ok("/model/insert-model", {"name": "Arima"}, 201)
+    admin.ok("/model/insert-model-scenario", {"model_name": "Arima", "description": "BAU"}, 201)
+    admin.ok(
+        "/model/insert-model-measure", {"name": "Mean T", "units": "C", "datatype": "float"}, 201
+    )
+
+    def run(created: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "model_name": "Arima",
+            "scenario_description": "BAU",
+            "measures_and_values": [
+                {"measure_name": "Mean T", "values": [1.5], "timestamps": [created]}
+            ],
+            "time_created": created,
+            **extra,
+        }
+
+    metrics = {"RMSE": 0.5, "MAPE": 0.02, "cv_folds": 4, "cv_error": None}
+    admin.ok("/model/insert-model-run", run("2026-01-01T00:00:00Z", metrics=metrics), 201)
+    admin.ok("/model/insert-model-run", run("2026-01-02T00:00:00Z"), 201)
+    for bad in ([1, 2], "good", 3):
+        reply = admin.post("/model/insert-model-run", run("2026-01-03T00:00:00Z", metrics=bad))
+        assert reply.status_code == 422, reply.text
+        assert reply.json()["detail"][0]["loc"][:2] == ["body", "metrics"]
+    listed = admin.ok(
+        "/model/list-model-runs",
+        {"model_name": "Arima", "dt_from": "2025-01-01T00:00:00Z", "dt_to": "2027-01-01T00:00:00Z"},
+        200,
+    )
+    assert [r["id"] for r in listed] == [1, 2]
+    assert listed[0]["metrics"] == metrics
+    # A run stored without metrics lists exactly DTBase's keys.
+    assert "metrics" not in listed[1]
+    doc = admin.get("/openapi.json").json()
+    assert "metrics" in doc["components"]["schemas"]["ModelRunIn"]["properties"]
