@@ -8,7 +8,7 @@ read when `get_settings()` is first called and cached; `reset_settings()` re-rea
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 DEFAULT_USER_EMAIL = "default_user@localhost"
@@ -55,6 +55,100 @@ def _str(name: str) -> str | None:
     return raw if raw else None
 
 
+ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com"
+# Tenants that name many directories: the API needs one tenant, so one issuer.
+_MULTI_TENANT_NAMES = {"common", "organizations", "consumers"}
+
+
+@dataclass(frozen=True)
+class EntraSettings:
+    """Sign-in with Microsoft Entra ID (off unless DT_ENTRA_TENANT_ID and DT_ENTRA_AUDIENCE are
+    set). The API side checks access tokens; the client side (dtbase_core.entra_client) gets
+    them with MSAL; the web app reads `spa_client_id` and `scopes` from /auth/config."""
+
+    tenant_id: str | None = None
+    # Accepted `aud` values: the API's client id, and its `api://...` form only if listed.
+    audiences: tuple[str, ...] = ()
+    authority_host: str = ENTRA_AUTHORITY_HOST
+    # A CA bundle to trust for the provider's HTTPS (a private or test CA); None: the system's.
+    ca_bundle: str | None = None
+    admin_role: str = "DTBase.Admin"
+    auto_provision: bool = False
+    spa_client_id: str | None = None
+    # Delegated scopes a person's client asks for; default `<app id uri>/user_impersonation`.
+    scopes: tuple[str, ...] = ()
+    client_id: str | None = None
+    client_secret: str | None = None
+    # A PEM file with the private key and its certificate, or a .pfx/.p12 file.
+    client_certificate: str | None = None
+    client_certificate_password: str | None = None
+    token_cache_path: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tenant_id and self.audiences)
+
+    @property
+    def authority(self) -> str:
+        return f"{self.authority_host}/{self.tenant_id}"
+
+    @property
+    def app_id_uri(self) -> str:
+        """The API's identifier URI: the listed `api://...` audience, else api://<client id>."""
+        for audience in self.audiences:
+            if "://" in audience:
+                return audience.rstrip("/")
+        return f"api://{self.audiences[0]}" if self.audiences else ""
+
+    @property
+    def user_scopes(self) -> tuple[str, ...]:
+        return self.scopes or (f"{self.app_id_uri}/user_impersonation",)
+
+    @property
+    def app_scope(self) -> str:
+        """What a service asks for with client credentials: `<app id uri>/.default`."""
+        return f"{self.app_id_uri}/.default"
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _words(name: str) -> tuple[str, ...]:
+    raw = os.environ.get(name) or ""
+    return tuple(word for word in raw.replace(",", " ").split() if word)
+
+
+def _entra_settings() -> EntraSettings:
+    tenant = (_str("DT_ENTRA_TENANT_ID") or "").strip() or None
+    audiences = _words("DT_ENTRA_AUDIENCE")
+    host = (_str("DT_ENTRA_AUTHORITY_HOST") or ENTRA_AUTHORITY_HOST).strip().rstrip("/")
+    if bool(tenant) != bool(audiences):
+        missing = "DT_ENTRA_AUDIENCE" if tenant else "DT_ENTRA_TENANT_ID"
+        raise ConfigError(f"{missing} must be set too: Entra ID sign-in needs both")
+    if tenant and tenant.lower() in _MULTI_TENANT_NAMES:
+        raise ConfigError(
+            f"DT_ENTRA_TENANT_ID must name one tenant (its id or domain), not {tenant!r}"
+        )
+    if not host.startswith("https://"):
+        raise ConfigError(f"DT_ENTRA_AUTHORITY_HOST must be an https:// URL, got {host!r}")
+    return EntraSettings(
+        tenant_id=tenant,
+        audiences=audiences,
+        authority_host=host,
+        ca_bundle=_str("DT_ENTRA_CA_BUNDLE"),
+        admin_role=_str("DT_ENTRA_ADMIN_ROLE") or "DTBase.Admin",
+        auto_provision=_flag("DT_ENTRA_AUTO_PROVISION"),
+        spa_client_id=_str("DT_ENTRA_SPA_CLIENT_ID"),
+        scopes=_words("DT_ENTRA_SCOPES"),
+        client_id=_str("DT_ENTRA_CLIENT_ID"),
+        client_secret=_str("DT_ENTRA_CLIENT_SECRET"),
+        client_certificate=_str("DT_ENTRA_CLIENT_CERTIFICATE"),
+        client_certificate_password=_str("DT_ENTRA_CLIENT_CERTIFICATE_PASSWORD"),
+        token_cache_path=_str("DT_ENTRA_TOKEN_CACHE"),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -76,6 +170,7 @@ class Settings:
     openweathermap_longitude: float = DEFAULT_WEATHER_LONGITUDE
     openweathermap_timeout_seconds: float = 10.0
     forecast_config_json: str | None = None
+    entra: EntraSettings = field(default_factory=EntraSettings)
 
     @property
     def refresh_token_seconds(self) -> int:
@@ -115,6 +210,7 @@ def get_settings() -> Settings:
         openweathermap_longitude=_float("DT_OPENWEATHERMAP_LON", DEFAULT_WEATHER_LONGITUDE),
         openweathermap_timeout_seconds=_float("DT_OPENWEATHERMAP_TIMEOUT_SECONDS", 10.0),
         forecast_config_json=_str("DT_FORECAST_CONFIG"),
+        entra=_entra_settings(),
     )
     if settings.access_token_seconds <= 0:
         raise ConfigError("DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS must be positive")
