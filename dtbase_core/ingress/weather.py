@@ -43,6 +43,8 @@ from dtbase_core.timeutil import as_utc, iso_z, utcnow
 log = logging.getLogger(__name__)
 
 PRESENT = "present"
+ONECALL = "/data/3.0/onecall"
+TIMEMACHINE = "/data/3.0/onecall/timemachine"
 ONE_HOUR = timedelta(hours=1)
 # The past costs one call per hour; at most this far back per run (as DTBase: 5 days).
 MAX_PAST = timedelta(days=5)
@@ -193,13 +195,13 @@ class OpenWeatherMap:
 
     def history(self, latitude: float, longitude: float, hour: datetime) -> dict[str, Any]:
         return self._get(
-            "/data/3.0/onecall/timemachine",
+            TIMEMACHINE,
             {"lat": latitude, "lon": longitude, "dt": int(hour.timestamp()), "units": "metric"},
         )
 
     def forecast(self, latitude: float, longitude: float) -> dict[str, Any]:
         return self._get(
-            "/data/3.0/onecall",
+            ONECALL,
             {
                 "lat": latitude,
                 "lon": longitude,
@@ -329,19 +331,19 @@ def _entries(body: Mapping[str, Any], key: str, what: str) -> list[Any]:
 
 
 def history_points(body: Mapping[str, Any], hour: datetime) -> list[WeatherPoint]:
-    what = f"OpenWeatherMap timemachine reply for {iso_z(hour)}"
+    what = f"OpenWeatherMap {TIMEMACHINE} (dt={int(hour.timestamp())}, {iso_z(hour)})"
     entries = _entries(body, "data", what)
     if not entries:
         raise WeatherIngressError(f"{what}: its 'data' list is empty")
-    return [parse_point(e, f"{what}, data[{i}]") for i, e in enumerate(entries)]
+    return [parse_point(e, f"{what} data[{i}]") for i, e in enumerate(entries)]
 
 
 def forecast_points(body: Mapping[str, Any]) -> list[WeatherPoint]:
-    what = "OpenWeatherMap onecall reply"
+    what = f"OpenWeatherMap {ONECALL}"
     entries = _entries(body, "hourly", what)
     if not entries:
         raise WeatherIngressError(f"{what}: its 'hourly' list is empty")
-    return [parse_point(e, f"{what}, hourly[{i}]") for i, e in enumerate(entries)]
+    return [parse_point(e, f"{what} hourly[{i}]") for i, e in enumerate(entries)]
 
 
 # --- the HTTP body (POST /api/ingress/weather) -----------------------------------------------
