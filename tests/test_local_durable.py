@@ -624,12 +624,7 @@ def test_a_host_killed_during_a_fan_out_finishes_after_restart(
         return event_types(status).count("TaskCompleted")
 
     wait_for(lambda: completed_tasks() >= 2, timeout=30, interval=0.1)
-    workers = [
-        int(pid)
-        for pid in subprocess.run(
-            ["pgrep", "-P", str(first.process.pid)], capture_output=True, text=True
-        ).stdout.split()
-    ]
+    workers = children(first.process.pid)
     first.process.send_signal(signal.SIGKILL)
     first.process.wait(10)
     done_before = completed_tasks_in_db(migrated, instance_id)
@@ -670,3 +665,37 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_ctrl_c_during_a_fan_out_stops_at_once_and_a_restart_finishes(
+    migrated: TestDatabase, host_root: Path
+) -> None:
+    data_dir = host_root / "interrupted-host"
+    first = start_durable_host(migrated, data_dir, workers=2)
+    rpc = f"{first.url}{WEBHOOK_PREFIX}"
+    reply = httpx.post(rpc + "orchestrators/t_fan_out", json={"n": 2, "delay": 8})
+    instance_id = reply.json()["id"]
+    wait_for(lambda: httpx.get(rpc + f"instances/{instance_id}").json()["customStatus"])
+    time.sleep(0.5)  # both activities are running now
+    workers = children(first.process.pid)
+    assert len(workers) >= 2
+    stopping = time.monotonic()
+    first.process.send_signal(signal.SIGINT)
+    assert first.process.wait(30) == 0, first.log()
+    # Not held up by the 8 s activities: they are left to the next host.
+    assert time.monotonic() - stopping < 6
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10)
+    assert completed_tasks_in_db(migrated, instance_id) == 0
+
+    second = start_durable_host(migrated, data_dir, workers=2)
+    try:
+        done = poll(f"{second.url}{WEBHOOK_PREFIX}instances/{instance_id}", timeout=60)
+        assert done.json()["runtimeStatus"] == "Completed", done.text
+        assert done.json()["output"]["squares"] == [0, 1]
+    finally:
+        second.stop()
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(child) for child in found.stdout.split()]
