@@ -29,13 +29,13 @@ from typing import Any, Protocol
 
 from cronsim import CronSim, CronSimError
 
+from dtbase_core.config import SCHEDULE_DEFAULTS
+
 log = logging.getLogger(__name__)
 
-# The app settings the function app's timers name, and their documented defaults.
-DEFAULT_SETTINGS = {
-    "DT_INGRESS_SCHEDULE": "0 0 * * * *",  # hourly, on the hour
-    "DT_FORECAST_SCHEDULE": "0 0 3 * * *",  # daily at 03:00 UTC
-}
+# The app settings the function app's timers name, and their documented defaults (the
+# blueprints also apply them to the environment at import: the same values either way).
+DEFAULT_SETTINGS = SCHEDULE_DEFAULTS
 
 PAST_DUE_AFTER = timedelta(seconds=1)
 _SETTING = re.compile(r"%([^%]+)%")
