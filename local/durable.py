@@ -98,6 +98,15 @@ CONTINUE_AS_NEW, CREATE_TIMER, WAIT_EVENT = 4, 5, 6
 UNSUPPORTED_ACTIONS = {7: "call_entity", 8: "call_http", 9: "signal_entity"}
 
 
+def valid_instance_id(instance_id: str) -> bool:
+    """Azure's rule: at most 100 characters, none of / \\ # ? or control characters."""
+    return (
+        0 < len(instance_id) <= MAX_INSTANCE_ID_LENGTH
+        and not any(c in instance_id for c in "/\\#?")
+        and not any(ord(c) < 32 for c in instance_id)
+    )
+
+
 def load_app(spec: str) -> Any:
     """`module:attribute` → the function app object."""
     module_name, _, attribute = spec.partition(":")
@@ -205,6 +214,10 @@ class Stats:
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
+
+
+class _RolledBack(Exception):
+    """Leaves an episode's transaction without committing it."""
 
 
 @dataclass
@@ -448,30 +461,31 @@ class DurableRuntime:
     def _run_episode(self) -> bool:
         t0 = time.perf_counter()
         now = utcnow()
-        with self.engine.connect() as conn, conn.begin():
-            row = store.claim_episode(conn, list(self.orchestrators), now)
-            if row is None:
-                return False
-            messages = store.due_messages(conn, row.instance_id, now)
-            past = store.get_history(conn, row.instance_id)
-            t1 = time.perf_counter()
-            self.stats.episode_read += t1 - t0
-            try:
-                written, replay_seconds = self._episode(conn, row, messages, past, now)
-            except Exception as exc:
-                failed = (row, f"{type(exc).__name__}: {exc}")
-                log.exception("episode of %s (%s) failed", row.instance_id, row.name)
-            else:
-                failed = None
-            self.stats.episode_replay += replay_seconds
-            if failed is not None:
-                conn.rollback()
-            else:
-                self.stats.history_events_read += len(past)
-                self.stats.history_events_written += written
-        if failed is not None:
+        failed: tuple[Any, str] | None = None
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                row = store.claim_episode(conn, list(self.orchestrators), now)
+                if row is None:
+                    return False
+                messages = store.due_messages(conn, row.instance_id, now)
+                past = store.get_history(conn, row.instance_id)
+                t1 = time.perf_counter()
+                self.stats.episode_read += t1 - t0
+                try:
+                    written, replay_seconds = self._episode(conn, row, messages, past, now)
+                except sa.exc.OperationalError:
+                    raise  # the database, not the instance: the step is tried again
+                except Exception as exc:
+                    log.exception("episode of %s (%s) failed", row.instance_id, row.name)
+                    failed = (row, f"{type(exc).__name__}: {exc}")
+                    raise _RolledBack from exc
+        except _RolledBack:
+            assert failed is not None
             self._fail(*failed)
             return True
+        self.stats.episode_replay += replay_seconds
+        self.stats.history_events_read += len(past)
+        self.stats.history_events_written += written
         self.stats.episode_write += time.perf_counter() - t1 - replay_seconds
         self.stats.episodes += 1
         return True
@@ -724,15 +738,16 @@ class DurableRuntime:
                 Input=input_json,
             )
         )
+        reason = None
         if name not in self.orchestrators:
-            failed = _event(
-                SUB_FAILED,
-                now,
-                TaskScheduledId=task_id,
-                Reason=f"The function '{name}' doesn't exist, is disabled, or is not an "
-                "orchestrator function.",
-                Details="",
+            reason = (
+                f"The function '{name}' doesn't exist, is disabled, or is not an "
+                "orchestrator function."
             )
+        elif not valid_instance_id(child_id):
+            reason = f"Invalid instance id: {child_id!r}"
+        if reason is not None:
+            failed = _event(SUB_FAILED, now, TaskScheduledId=task_id, Reason=reason, Details="")
             out.messages.append((row.instance_id, failed, now))
             return
         out.children.append(
@@ -809,11 +824,7 @@ class DurableRuntime:
                 "orchestrator function."
             )
         instance_id = instance_id or uuid.uuid4().hex
-        if (
-            len(instance_id) > MAX_INSTANCE_ID_LENGTH
-            or any(c in instance_id for c in "/\\#?")
-            or any(ord(c) < 32 for c in instance_id)
-        ):
+        if not valid_instance_id(instance_id):
             raise ValueError(f"Invalid instance id: {instance_id!r}")
         now = utcnow()
         with self.engine.begin() as conn:

@@ -178,6 +178,22 @@ def t_parent(context: df.DurableOrchestrationContext) -> Any:
 
 
 @bp.orchestration_trigger(context_name="context")
+def t_bad_calls(context: df.DurableOrchestrationContext) -> Any:
+    """Calls that cannot be made arrive as catchable failures, as on Azure."""
+    failures = []
+    for name, instance_id in (("t_nope", None), ("t_child", "bad/id")):
+        try:
+            yield context.call_sub_orchestrator(name, 1, instance_id)
+        except Exception as exc:
+            failures.append(str(exc).splitlines()[0])
+    try:
+        yield context.call_activity("t_nope_activity", 1)
+    except Exception as exc:
+        failures.append(str(exc).splitlines()[0])
+    return failures
+
+
+@bp.orchestration_trigger(context_name="context")
 def t_counter(context: df.DurableOrchestrationContext) -> Any:
     count = int(context.get_input() or 0)
     yield context.call_activity("t_async_double", count)

@@ -269,6 +269,35 @@ class TestExecutor:
         assert named is not None and named["output"] == 2
         assert rt.status(f"{instance_id}:2")["runtimeStatus"] == "Failed"  # type: ignore[index]
 
+    def test_calls_that_cannot_be_made_fail_catchably(self, rt: DurableRuntime) -> None:
+        status = wait_done(rt, rt.start_new("t_bad_calls", None, None))
+        assert status["runtimeStatus"] == "Completed", status
+        assert status["output"] == [
+            "The function 't_nope' doesn't exist, is disabled, or is not an orchestrator "
+            "function. ",
+            "Invalid instance id: 'bad/id' ",
+            "The function 't_nope_activity' doesn't exist, is disabled, or is not an "
+            "activity function. ",
+        ]
+
+    def test_an_episode_the_executor_cannot_store_fails_only_its_instance(
+        self, rt: DurableRuntime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def broken(conn: Any, rows: list[dict[str, Any]]) -> None:
+            raise RuntimeError("cannot queue work")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(durable_store, "add_work_items", broken)
+            status = wait_done(rt, rt.start_new("t_fan_out", None, json.dumps({"n": 2})))
+        assert status["runtimeStatus"] == "Failed"
+        assert status["output"] == (
+            "Orchestrator function 't_fan_out' failed: RuntimeError: cannot queue work"
+        )
+        # Nothing of that episode was kept, and the executor goes on.
+        assert event_types(status) == []
+        status = wait_done(rt, rt.start_new("t_fan_out", None, json.dumps({"n": 2})))
+        assert status["runtimeStatus"] == "Completed"
+
     def test_continue_as_new(self, rt: DurableRuntime) -> None:
         status = wait_done(rt, rt.start_new("t_counter", None, "0"))
         assert status["runtimeStatus"] == "Completed"
