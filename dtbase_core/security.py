@@ -86,6 +86,15 @@ def decode_token(token: str, settings: Settings) -> TokenClaims:
     return TokenClaims(email=sub, token_type=token_type, version=version)
 
 
+def token_algorithm(token: str) -> str | None:
+    """The `alg` of a JWT's header, read without checking anything; None for a non-JWT."""
+    try:
+        alg = jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError:
+        return None
+    return alg if isinstance(alg, str) else None
+
+
 def bearer_token(authorization: str | None) -> str:
     """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive)."""
     if authorization:

@@ -7,7 +7,7 @@ from typing import Any
 import azure.functions as func
 
 from dtbase_core import users
-from dtbase_core.schemas.users import LoginIn, TokenPair
+from dtbase_core.schemas.users import AuthConfig, LoginIn, TokenPair
 from dtbase_core.security import REFRESH
 from function_app.http import Call, endpoint
 
@@ -33,3 +33,9 @@ def login(call: Call[LoginIn]) -> Any:
 def refresh(call: Call[None]) -> Any:
     """Exchange a refresh token (in the Authorization header) for a new pair."""
     return users.refresh(call.session, user=call.actor, settings=call.settings)
+
+
+@endpoint(bp, "auth/config", method="GET", response=AuthConfig, auth=None, db=False)
+def config(call: Call[None]) -> Any:
+    """How the web app may sign in: Entra ID's client id, authority and scopes, or null."""
+    return users.auth_config(call.settings)

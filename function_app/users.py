@@ -7,7 +7,13 @@ from typing import Any
 import azure.functions as func
 
 from dtbase_core import users
-from dtbase_core.schemas.users import ChangePasswordIn, CreateUserIn, EmailIn, Me
+from dtbase_core.schemas.users import (
+    ChangePasswordIn,
+    CreateServiceUserIn,
+    CreateUserIn,
+    EmailIn,
+    Me,
+)
 from function_app.http import Call, endpoint
 
 bp = func.Blueprint()
@@ -29,6 +35,22 @@ def list_users(call: Call[None]) -> Any:
 def create_user(call: Call[CreateUserIn]) -> Any:
     """Create a user (admins only); `is_admin` makes another admin."""
     users.create_user(call.session, actor=call.actor, **call.body.model_dump())
+    return {"detail": "User created"}
+
+
+@endpoint(
+    bp,
+    "user/create-service-user",
+    body=CreateServiceUserIn,
+    status=201,
+    errors={
+        403: "Only an admin can create service users",
+        409: "User already exists",
+    },
+)
+def create_service_user(call: Call[CreateServiceUserIn]) -> Any:
+    """Register an Entra ID application (by client id) as a user (admins only)."""
+    users.create_service_user(call.session, actor=call.actor, **call.body.model_dump())
     return {"detail": "User created"}
 
 

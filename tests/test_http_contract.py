@@ -12,7 +12,15 @@ import pytest
 
 from tests.support import ROOT, Api, free_port
 
-PUBLIC = {"auth/login", "openapi.json", "docs", "docs/{asset}", "health", "{*path}"}
+PUBLIC = {
+    "auth/login",
+    "auth/config",
+    "openapi.json",
+    "docs",
+    "docs/{asset}",
+    "health",
+    "{*path}",
+}
 
 
 @functools.cache

@@ -17,3 +17,5 @@ class User(Timestamped, Base):
     is_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # Bumped on every password change: tokens carry it, so older ones stop working.
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # A service user's Entra ID application (client) id; null for everyone else.
+    entra_client_id: Mapped[str | None] = mapped_column(sa.String(36), unique=True)

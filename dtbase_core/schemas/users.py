@@ -40,3 +40,27 @@ class ChangePasswordIn(Body):
 class Me(BaseModel):
     email: str
     is_admin: bool
+
+
+# An Entra ID application (client) id: a GUID.
+ClientId = Annotated[
+    str, Field(pattern=r"^[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$", max_length=36)
+]
+
+
+class CreateServiceUserIn(Body):
+    email: Email
+    client_id: ClientId
+    is_admin: bool = False
+
+
+class EntraConfig(BaseModel):
+    client_id: str
+    authority: str
+    scopes: list[str]
+
+
+class AuthConfig(BaseModel):
+    """How the web app may sign people in: `entra` is null unless Entra ID is configured."""
+
+    entra: EntraConfig | None
