@@ -9,6 +9,7 @@ status URL polled until the instance finishes, runs read back through the API.
 from __future__ import annotations
 
 import math
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -468,3 +469,208 @@ def test_model_run_metrics_are_stored_and_listed(admin: Api) -> None:
     assert "metrics" not in listed[1]
     doc = admin.get("/openapi.json").json()
     assert "metrics" in doc["components"]["schemas"]["ModelRunIn"]["properties"]
+
+
+# --- the orchestration end to end, through the local host ----------------------------------
+
+NOISE = 0.5
+AMPLITUDE = 5.0
+FINAL = {"Completed", "Failed", "Terminated"}
+
+
+def truth(instant: datetime, rng: np.random.Generator) -> float:
+    """The synthetic climate: 20 degrees, a daily cycle peaking at 15:00, and noise."""
+    hour = instant.hour + instant.minute / 60
+    return 20 + AMPLITUDE * math.sin(2 * math.pi * (hour - 9) / 24) + rng.normal(0, NOISE)
+
+
+@dataclass
+class Seeded:
+    end: datetime  # the last seeded reading: a 16:00, the farm cycle's start
+    held_out: dict[str, list[float]]  # the 48 hours after `end`, per sensor (not stored)
+
+
+def seed_climate(api: Api, sensors: list[str], days: int = 30) -> Seeded:
+    api.ok(
+        "/sensor/insert-sensor-type",
+        {
+            "name": "Climate",
+            "description": "synthetic",
+            "measures": [{"name": "Temperature", "units": "Degrees C", "datatype": "float"}],
+        },
+        201,
+    )
+    now = datetime.now(UTC)
+    end = now.replace(hour=16, minute=0, second=0, microsecond=0)
+    if end > now:
+        end -= timedelta(days=1)
+    held_out = {}
+    series = []
+    for n, sensor in enumerate(sensors):
+        api.ok("/sensor/insert-sensor", {"type_name": "Climate", "unique_identifier": sensor}, 201)
+        rng = np.random.default_rng(100 + n)
+        instants = [end - timedelta(hours=h) for h in range(24 * days - 1, -1, -1)]
+        # Readings a few minutes after the hour, as loggers write them. (The cleaning lays
+        # the readings on a grid ending at the latest *floored* hour, as DTBase does: a last
+        # reading at 15:58 would end the series at 15:00.)
+        stamps = [t + timedelta(minutes=int(rng.integers(0, 5))) for t in instants]
+        values = [truth(t, rng) + (0.3 if n else 0.0) for t in instants]
+        series.append(
+            {
+                "unique_identifier": sensor,
+                "measure_name": "Temperature",
+                "readings": values,
+                "timestamps": [t.isoformat() for t in stamps],
+            }
+        )
+        held_out[sensor] = [
+            truth(end + timedelta(hours=h), rng) + (0.3 if n else 0.0) for h in range(1, 49)
+        ]
+    reply = api.ok("/sensor/insert-readings-bulk", {"series": series}, 201)
+    assert reply["inserted"] == 24 * days * len(sensors)
+    return Seeded(end, held_out)
+
+
+def follow(api: Api, started: dict[str, Any], timeout: float = 540) -> dict[str, Any]:
+    """Poll the status URL the starter gave until the instance finishes."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        reply = api.http.get(started["statusQueryGetUri"])
+        assert reply.status_code in (200, 202), reply.text
+        status = reply.json()
+        seen.append(status["runtimeStatus"])
+        if status["runtimeStatus"] in FINAL:
+            status["seen"] = seen
+            return status
+        time.sleep(1)
+    raise AssertionError(f"the forecast did not finish in {timeout} s: {seen[-5:]}")
+
+
+@pytest.mark.timeout(900)
+def test_the_orchestration_forecasts_each_series_and_stores_its_run(admin: Api) -> None:
+    seeded = seed_climate(admin, ["TRH1", "TRH2"])
+    body = {
+        "sensors": {
+            "include_sensors": ["TRH1", "TRH2"],
+            "include_measures": [["Temperature", "Degrees C"]],
+        },
+        "data": {
+            "num_days_training": 30,
+            "predict_from_datetime": (seeded.end + timedelta(minutes=10)).isoformat(),
+        },
+    }
+    reply = admin.post("/forecast/arima", body)
+    assert reply.status_code == 202, reply.text
+    started = reply.json()
+    assert set(started) >= {"id", "statusQueryGetUri", "terminatePostUri", "sendEventPostUri"}
+    assert reply.headers["location"] == started["statusQueryGetUri"]
+
+    status = follow(admin, started)
+    assert status["runtimeStatus"] == "Completed", status
+    assert status["customStatus"] == {"stage": "done", "done": 2, "total": 2, "failed": 0}
+    output = status["output"]
+    # One run per series, in the configuration's order (ids in the order they were stored).
+    assert sorted(output["run_ids"]) == [1, 2] and output["failed"] == 0
+    assert [r["sensor"] for r in output["series"]] == ["TRH1", "TRH2"]
+    assert output["predict_from"] == (seeded.end + timedelta(minutes=10)).isoformat().replace(
+        "+00:00", "Z"
+    )
+    for result in output["series"]:
+        assert result["points"] == 48
+        assert set(result["metrics"]) >= {"RMSE", "MAPE", "cv_folds", "training_points"}
+        assert result["metrics"]["cv_folds"] == 4
+        timings = result["timings"]
+        assert 0 < timings["fit_seconds"] <= timings["total_seconds"]
+
+    runs = admin.ok(
+        "/model/list-model-runs",
+        {"model_name": "Arima", "dt_from": "2000-01-01T00:00:00Z", "dt_to": "2100-01-01T00:00:00Z"},
+        200,
+    )
+    runs = sorted(runs, key=lambda r: r["sensor_unique_id"])
+    assert [r["sensor_unique_id"] for r in runs] == ["TRH1", "TRH2"]
+    assert [r["id"] for r in runs] == [s["run_id"] for s in output["series"]]
+    assert all(r["scenario_description"] == "Business as usual" for r in runs)
+    assert all(r["sensor_measure"] == {"name": "Temperature", "units": "Degrees C"} for r in runs)
+    assert [r["metrics"] for r in runs] == [s["metrics"] for s in output["series"]]
+
+    expected = [
+        (seeded.end + timedelta(hours=h)).isoformat().replace("+00:00", "Z") for h in range(1, 49)
+    ]
+    for run, sensor in zip(runs, ["TRH1", "TRH2"], strict=True):
+        products = admin.ok("/model/get-model-run", {"run_id": run["id"]}, 200)
+        assert sorted(products) == [
+            "Lower Bound Temperature",
+            "Mean Temperature",
+            "Upper Bound Temperature",
+        ]
+        mean = [v["value"] for v in products["Mean Temperature"]]
+        lower = [v["value"] for v in products["Lower Bound Temperature"]]
+        upper = [v["value"] for v in products["Upper Bound Temperature"]]
+        assert [v["timestamp"] for v in products["Mean Temperature"]] == expected
+        assert all(lo <= m <= up for lo, m, up in zip(lower, mean, upper, strict=True))
+        # The bound: the noise alone makes a perfect forecast miss by NOISE (0.5) on
+        # average, and a seasonal model that has learnt the daily cycle stays within a
+        # few noise widths of it over two days; forecasting the series' mean (ignoring
+        # the cycle) would miss by AMPLITUDE / sqrt(2) ≈ 3.5. So an RMSE below 3 * NOISE
+        # shows the cycle was learnt, with room for the estimation error.
+        held_out = np.array(seeded.held_out[sensor])
+        error = arima.rmse(held_out, np.array(mean))
+        assert error < 3 * NOISE, (sensor, error)
+        # The 68 % interval covers a good share of the truth.
+        inside = np.mean((np.array(lower) <= held_out) & (held_out <= np.array(upper)))
+        assert inside >= 0.4, (sensor, inside)
+
+
+@pytest.mark.timeout(600)
+def test_a_series_that_fails_fails_the_instance_and_names_the_error(admin: Api) -> None:
+    seed_climate(admin, ["TRH1"], days=10)
+    admin.ok("/sensor/insert-sensor", {"type_name": "Climate", "unique_identifier": "TRH3"}, 201)
+    body = {
+        "arima": {
+            "arima_order": [1, 0, 0],
+            "seasonal_order": [1, 0, 0, 24],
+            "perform_cv": False,
+            "hours_forecast": 6,
+        },
+        "sensors": {
+            "include_sensors": ["TRH1", "TRH3"],
+            "include_measures": [["Temperature", "Degrees C"]],
+        },
+        "data": {"num_days_training": 10},  # predict_from left out: "now" at run time
+    }
+    before = datetime.now(UTC)
+    started = admin.ok("/forecast/arima", body, 202)
+    status = follow(admin, started)
+    assert status["runtimeStatus"] == "Failed", status
+    message = status["output"]
+    assert "1 of 2 series could not be forecast" in message
+    assert "sensor 'TRH3', measure 'Temperature' ('Degrees C'): no training data" in message
+    assert "Runs created: [1]" in message
+    assert status["customStatus"]["failed"] == 1
+    # The series that could be forecast was stored, from "now".
+    (run,) = admin.ok("/model/list-model-runs", {"model_name": "Arima"}, 200)
+    assert run["sensor_unique_id"] == "TRH1"
+    created = datetime.fromisoformat(run["time_created"].replace("Z", "+00:00"))
+    assert before - timedelta(seconds=5) <= created <= datetime.now(UTC)
+    assert "RMSE" not in run["metrics"] and run["metrics"]["training_points"] > 0
+
+
+def test_the_starter_validates_and_needs_a_token(admin: Api, anon: Api) -> None:
+    reply = admin.post("/forecast/arima", {"arima": {"alpha": 2}, "data": {"window": 0}})
+    assert reply.status_code == 422
+    locs = [e["loc"] for e in reply.json()["detail"]]
+    assert ["body", "arima", "alpha"] in locs and ["body", "data", "window"] in locs
+    reply = admin.post(
+        "/forecast/arima", content=b"{]", headers={"content-type": "application/json"}
+    )
+    assert reply.status_code == 422 and reply.json()["detail"][0]["type"] == "json_invalid"
+    reply = admin.post("/forecast/arima", {"sensors": {"include_sensorz": ["x"]}})
+    assert reply.status_code == 422
+    assert reply.json()["detail"][0]["loc"] == ["body", "sensors", "include_sensorz"]
+    assert anon.post("/forecast/arima").status_code == 401
+    assert anon.post("/forecast/arima", {"arima": {"alpha": 2}}).status_code == 401
+    doc = anon.get("/openapi.json").json()
+    operation = doc["paths"]["/forecast/arima"]["post"]
+    assert "202" in operation["responses"] and operation["security"] == [{"bearer": []}]
