@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 EXPIRED = "Token has expired"
+# The details after which a renewed token may succeed: the built-in one, and Entra ID's.
+RENEWABLE = frozenset({EXPIRED, "Entra token has expired"})
 # The 409 details that mean "this set-up step was done before": success for `ensure_*`.
 EXISTS_ALREADY = frozenset(
     {
@@ -302,8 +304,16 @@ class DTBaseClient:
         transport: httpx.BaseTransport | None = None,
     ) -> DTBaseClient:
         """Signed in as the service user (DT_SERVICE_USER_EMAIL / _PASSWORD) at
-        DT_BACKEND_URL."""
+        DT_BACKEND_URL; or, with no service user password but an Entra ID app registration
+        (DT_ENTRA_CLIENT_ID and a secret or certificate), with client credentials."""
         settings = settings or get_settings()
+        entra = settings.entra
+        if not settings.service_user_password and (
+            entra.client_id and (entra.client_secret or entra.client_certificate)
+        ):
+            from dtbase_core.entra_client import token_source
+
+            return cls(settings.backend_url, token_source(entra), http=http, transport=transport)
         if not settings.service_user_email or not settings.service_user_password:
             raise ValueError(
                 "DT_SERVICE_USER_EMAIL and DT_SERVICE_USER_PASSWORD must be set for a "
@@ -340,7 +350,7 @@ class DTBaseClient:
             reply = self.http.request(method, path, content=content, headers=headers)
             if reply.status_code == 401 and attempt == 1 and self.tokens is not None:
                 error = _error_from(reply)
-                if error.detail == EXPIRED:
+                if error.detail in RENEWABLE:
                     self.tokens.invalidate()
                     continue
                 raise error

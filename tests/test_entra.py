@@ -5,6 +5,7 @@ web app's /auth/config, and the MSAL-based client. No internet."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from dtbase_core import entra
 from dtbase_core.client import ApiError, DTBaseClient
-from dtbase_core.config import ConfigError, EntraSettings, _entra_settings
+from dtbase_core.config import ConfigError, EntraSettings, _entra_settings, get_settings
 from dtbase_core.entra_client import PersistentTokenCache, token_source
 from dtbase_core.errors import Unauthorized
 from tests.entra_provider import (
@@ -654,3 +655,51 @@ class _Static:
 
     def invalidate(self) -> None:
         pass
+
+
+def test_client_renews_an_expired_entra_token_once(
+    admin_api: Api, provider: EntraProvider, entra_host: LocalHost
+) -> None:
+    expired = provider.person_token("default_user@localhost", lifetime=60, issued_ago=3600)
+    fresh = provider.person_token("default_user@localhost")
+
+    class Renewing:
+        def __init__(self) -> None:
+            self.token, self.invalidated = expired, 0
+
+        def get(self) -> str:
+            return self.token
+
+        def invalidate(self) -> None:
+            self.invalidated += 1
+            self.token = fresh
+
+    source = Renewing()
+    with DTBaseClient(entra_host.api, token_source=source) as client:
+        assert client.get("/user/me")["email"] == "default_user@localhost"
+    assert source.invalidated == 1
+
+
+def test_from_settings_uses_client_credentials_without_a_password(
+    admin_api: Api, provider: EntraProvider, entra_host: LocalHost, tmp_path: Path
+) -> None:
+    provider.clients[SERVICE_CLIENT_ID] = Client(SERVICE_CLIENT_ID, secret=SERVICE_SECRET)
+    admin_api.ok(
+        "/user/create-service-user",
+        {"email": "weather@service.local", "client_id": SERVICE_CLIENT_ID},
+        201,
+    )
+    settings = dataclasses.replace(
+        get_settings(),
+        backend_url=entra_host.api,
+        service_user_email=None,
+        service_user_password=None,
+        entra=client_settings(
+            provider,
+            client_id=SERVICE_CLIENT_ID,
+            client_secret=SERVICE_SECRET,
+            token_cache_path=str(tmp_path / "cache.json"),
+        ),
+    )
+    with DTBaseClient.from_settings(settings) as client:
+        assert client.get("/user/me")["email"] == "weather@service.local"
