@@ -208,11 +208,11 @@ def test_a_static_token_is_sent_as_is(live_host: LocalHost, admin: Api) -> None:
 def short_tokens(
     host_factory: Callable[..., LocalHost], service_user: tuple[str, str]
 ) -> LocalHost:
-    """A host whose access tokens last 2 s and refresh tokens 3 s."""
+    """A host whose access tokens last 2 s and refresh tokens 4 s."""
     return host_factory(
         env={
             "DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS": "2",
-            "DT_JWT_REFRESH_TOKEN_GRACE_SECONDS": "1",
+            "DT_JWT_REFRESH_TOKEN_GRACE_SECONDS": "2",
         }
     )
 
@@ -231,7 +231,7 @@ def test_token_lifecycle_with_short_lived_tokens(short_tokens: LocalHost) -> Non
         assert recorder.statuses("/auth/refresh") == [200]
 
         # Both tokens expired: the refresh is refused, and it signs in again.
-        time.sleep(3.5)
+        time.sleep(4.5)
         assert client.list_sensors() == []
         assert (tokens.logins, tokens.refreshes) == (2, 1)
         assert recorder.statuses("/auth/refresh") == [200, 401]
@@ -243,7 +243,7 @@ def test_token_lifecycle_with_short_lived_tokens(short_tokens: LocalHost) -> Non
     )
     with lagging:
         assert lagging.list_sensors() == []
-        time.sleep(2.5)
+        time.sleep(2.2)  # the access token has expired, the refresh token has not
         assert lagging.list_sensors() == []
         assert recorder.statuses("/sensor/list-sensors") == [200, 401, 200]
         assert recorder.statuses("/auth/refresh") == [200]

@@ -466,6 +466,8 @@ def weather_host(
             "DT_OPENWEATHERMAP_LON": "0.12",
             "DT_OPENWEATHERMAP_TIMEOUT_SECONDS": "1",
             "DT_SERVICE_API_KEY": SERVICE_KEY,
+            # The host's own timer would ingest on the hour: not during this test.
+            "DT_INGRESS_SCHEDULE": "0 0 0 1 1 *",
         }
     )
 
