@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -134,9 +135,14 @@ def build_app(
     loopback_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     loopback = f"http://{loopback_host}:{port}"
     binding = client_binding(loopback, hub)
+
+    async def claim(name: str, occurrence: datetime) -> bool:
+        return await asyncio.to_thread(runtime.claim_timer, name, occurrence)
+
     scheduler = TimerScheduler(
         asgi.functions,
         extra_bindings=lambda fn: dict.fromkeys(durable_client_names(fn), binding),
+        claim=claim,
     )
 
     async def listening() -> None:

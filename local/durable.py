@@ -900,6 +900,11 @@ class DurableRuntime:
         self.wake()
         return 202
 
+    def claim_timer(self, name: str, scheduled: datetime) -> bool:
+        """For the scheduler: whether this host is the one to fire this occurrence."""
+        with self.engine.begin() as conn:
+            return store.claim_timer_run(conn, name, scheduled, utcnow())
+
     def purge(self, instance_id: str) -> int:
         with self.engine.begin() as conn:
             return store.purge(conn, instance_id)

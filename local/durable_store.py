@@ -1,6 +1,6 @@
 """The local Durable backend's tables, and the queries the executor and its HTTP API make.
 
-Four tables, created by migration 0002 (branch `local_durable`), kept on their own
+Created by migrations 0002 and 0002a (branch `local_durable`), kept on their own
 `MetaData` (they are the local host's, not the data model's):
 
 - `durable_instance`: one row per orchestration instance, its status, input, output,
@@ -15,11 +15,13 @@ Four tables, created by migration 0002 (branch `local_durable`), kept on their o
   while the activity runs; the result is written and the row deleted in that same
   transaction. A host that dies loses its connection, PostgreSQL releases the lock, and
   the item is claimable again (at-least-once, as on Azure).
+- `durable_timer_run`: the timer occurrences fired, so that hosts sharing a database fire
+  each occurrence once (local/scheduler.py).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -98,7 +100,16 @@ work_item = sa.Table(
     sa.Column("created_time", sa.DateTime(timezone=True), nullable=False),
 )
 
+timer_run = sa.Table(
+    "durable_timer_run",
+    metadata,
+    sa.Column("name", sa.String(NAME_LENGTH), primary_key=True),
+    sa.Column("scheduled_time", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("fired_time", sa.DateTime(timezone=True), nullable=False),
+)
+
 TERMINAL = ("Completed", "Failed", "Terminated")
+TIMER_RUNS_KEPT = timedelta(days=7)
 RUNNING = ("Pending", "Running")
 
 
@@ -336,6 +347,24 @@ def purge(conn: sa.Connection, instance_id: str) -> int:
         .returning(instance.c.instance_id)
     )
     return len(result.all())
+
+
+def claim_timer_run(conn: sa.Connection, name: str, scheduled: datetime, now: datetime) -> bool:
+    """True for the one host that records this occurrence of this timer first."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    claimed = conn.execute(
+        insert(timer_run)
+        .values(name=name, scheduled_time=scheduled, fired_time=now)
+        .on_conflict_do_nothing()
+        .returning(timer_run.c.name)
+    ).first()
+    conn.execute(
+        sa.delete(timer_run).where(
+            timer_run.c.name == name, timer_run.c.scheduled_time < now - TIMER_RUNS_KEPT
+        )
+    )
+    return claimed is not None
 
 
 def timestamp(moment: datetime) -> str:

@@ -4,7 +4,8 @@ As the Functions host does: six fields, seconds first (`0 */5 * * * *`), in UTC;
 `%SETTING%` in a schedule is read from the environment (the app settings), with the
 documented defaults of the app's own settings when they are unset (on Azure, the infra
 sets them: an unset setting fails indexing there); `run_on_startup` fires once at start;
-a function's runs never overlap (an occurrence missed while it runs is skipped); the
+a function's runs never overlap (an occurrence missed while it runs is skipped), and
+hosts sharing a database fire each occurrence once (a timer is a singleton); the
 function gets an `azure.functions.timer.TimerRequest`, and its durable client binding
 if it declares one. Also accepted, as on App Service plans: a TimeSpan `hh:mm:ss`
 (every interval, from start).
@@ -164,10 +165,14 @@ class TimerScheduler:
         environ: Mapping[str, str] | None = None,
         clock: Clock | None = None,
         extra_bindings: Callable[[Any], dict[str, Any]] | None = None,
+        claim: Callable[[str, datetime], Awaitable[bool]] | None = None,
     ) -> None:
         self.jobs = timer_jobs(functions, environ)
         self.clock: Clock = clock or SystemClock()
         self.extra_bindings = extra_bindings
+        # Timers are singletons: with hosts sharing a database, `claim(name, occurrence)`
+        # is true for one of them only (DurableRuntime.claim_timer).
+        self.claim = claim
         self.firings: collections.deque[Firing] = collections.deque(maxlen=1000)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -197,10 +202,23 @@ class TimerScheduler:
         while True:
             await self.clock.sleep_until(upcoming)
             following = job.schedule.next_after(max(upcoming, self.clock.now()))
-            await self._fire(job, upcoming, last, following)
+            if await self._claimed(job, upcoming):
+                await self._fire(job, upcoming, last, following)
             last = upcoming
             # An occurrence that passed while the function ran is skipped, not queued.
             upcoming = job.schedule.next_after(max(upcoming, self.clock.now()))
+
+    async def _claimed(self, job: TimerJob, occurrence: datetime) -> bool:
+        if self.claim is None:
+            return True
+        try:
+            claimed = await self.claim(job.name, occurrence)
+        except Exception:  # better twice than never: fire anyway
+            log.exception("timer %s: could not record the occurrence %s", job.name, occurrence)
+            return True
+        if not claimed:
+            log.info("timer %s: %s fired by another host", job.name, occurrence.isoformat())
+        return claimed
 
     async def _fire(
         self, job: TimerJob, scheduled: datetime | None, last: datetime | None, upcoming: datetime

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,7 @@ class TestExecutor:
         assert os.getpid() not in output["pids"]
         # ...at the same time: some activities' runs overlap.
         spans = sorted(output["spans"])
-        assert any(b[0] < a[1] for a, b in itertools.pairwise(spans)), spans
+        assert cores == 1 or any(b[0] < a[1] for a, b in itertools.pairwise(spans)), spans
         assert elapsed < 6 * 0.4 + 5, elapsed
         types = event_types(status)
         assert types.count("TaskCompleted") == 7
@@ -298,6 +298,13 @@ class TestExecutor:
         status = wait_done(rt, rt.start_new("t_fan_out", None, json.dumps({"n": 2})))
         assert status["runtimeStatus"] == "Completed"
 
+    def test_a_timer_occurrence_is_claimed_once(self, rt: DurableRuntime) -> None:
+        occurrence = datetime.now(UTC).replace(microsecond=0)
+        assert rt.claim_timer("t_tick", occurrence) is True
+        assert rt.claim_timer("t_tick", occurrence) is False
+        assert rt.claim_timer("t_kickoff", occurrence) is True
+        assert rt.claim_timer("t_tick", occurrence + timedelta(seconds=1)) is True
+
     def test_continue_as_new(self, rt: DurableRuntime) -> None:
         status = wait_done(rt, rt.start_new("t_counter", None, "0"))
         assert status["runtimeStatus"] == "Completed"
@@ -387,7 +394,7 @@ def test_two_executors_share_a_fan_out_without_running_anything_twice(
     first.start()
     second.start()
     try:
-        instance_id = first.start_new("t_fan_out", None, json.dumps({"n": 8, "delay": 0.2}))
+        instance_id = first.start_new("t_fan_out", None, json.dumps({"n": 8, "delay": 0.4}))
         status = wait_done(second, instance_id)
         assert status["output"]["squares"] == [x * x for x in range(8)]
         # Both took activities, and every one of the 9 ran exactly once.
@@ -630,9 +637,9 @@ class TestLocalHost:
         wait_for(lambda: tick_file.exists() and len(tick_file.read_text().splitlines()) >= 3)
         ticks = [json.loads(line) for line in tick_file.read_text().splitlines()]
         moments = [datetime.fromisoformat(t["at"]) for t in ticks]
-        assert all(m.microsecond < 300_000 for m in moments), moments
+        assert all(m.microsecond < 500_000 for m in moments), moments
         assert all(
-            timedelta(seconds=0.7) < b - a < timedelta(seconds=1.3)
+            timedelta(seconds=0.5) < b - a < timedelta(seconds=1.5)
             for a, b in itertools.pairwise(moments)
         ), moments
 

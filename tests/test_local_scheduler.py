@@ -310,3 +310,44 @@ def test_the_system_clock_sleeps_until_the_moment() -> None:
     assert clock.now() >= target
     assert clock.now() - target < timedelta(milliseconds=500)
     assert clock.now().tzinfo is UTC
+
+
+def test_hosts_sharing_a_database_fire_each_occurrence_once() -> None:
+    """Two schedulers, one claim (as DurableRuntime.claim_timer gives on one database)."""
+    claimed: set[tuple[str, datetime]] = set()
+    fired: list[tuple[int, datetime]] = []
+
+    async def claim(name: str, occurrence: datetime) -> bool:
+        await asyncio.sleep(0)
+        if (name, occurrence) in claimed:
+            return False
+        claimed.add((name, occurrence))
+        return True
+
+    def host_app(number: int, clock: FakeClock) -> func.FunctionApp:
+        return timer_app("0 */30 * * * *", body=lambda timer: fired.append((number, clock.now())))
+
+    async def main() -> None:
+        clocks = [FakeClock(START), FakeClock(START)]
+        schedulers = [
+            TimerScheduler(
+                host_app(n, clocks[n]).get_functions(), environ={}, clock=clocks[n], claim=claim
+            )
+            for n in (0, 1)
+        ]
+        for scheduler in schedulers:
+            await scheduler.start()
+        while len({moment for _, moment in fired}) < 4:
+            await asyncio.sleep(0.001)
+        for scheduler in schedulers:
+            await scheduler.stop()
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+    moments = [moment for _, moment in fired]
+    assert len(moments) == len(set(moments))  # never twice
+    assert sorted(moments)[:4] == [
+        at("2026-11-28T00:00:00"),
+        at("2026-11-28T00:30:00"),
+        at("2026-11-28T01:00:00"),
+        at("2026-11-28T01:30:00"),
+    ]
