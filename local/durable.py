@@ -331,6 +331,8 @@ class DurableRuntime:
             self._ready.set()
             return
         self._ready.set()
+        with contextlib.suppress(Exception):
+            self._log_recovery()
         try:
             while not self._stopping.is_set():
                 try:
@@ -344,6 +346,30 @@ class DurableRuntime:
                     self._wake.clear()
         finally:
             self._shutdown_pool()
+
+    def _log_recovery(self) -> None:
+        """Say what an earlier host left: activities it claimed but never recorded run
+        again now (their row locks went with its connection), and instances go on."""
+        with self.engine.connect() as conn:
+            running = conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(store.instance)
+                .where(
+                    store.instance.c.name.in_(list(self.orchestrators)),
+                    store.instance.c.status.in_(store.RUNNING),
+                )
+            )
+            queued = conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(store.work_item)
+                .where(store.work_item.c.name.in_(list(self.activities)))
+            )
+        if running:
+            log.warning(
+                "durable: resuming %d unfinished instance(s), %d activity run(s) queued",
+                running,
+                queued,
+            )
 
     def _shutdown_pool(self) -> None:
         for running in list(self._running.values()):

@@ -681,6 +681,7 @@ def test_a_host_killed_during_a_fan_out_finishes_after_restart(
         assert status["output"]["squares"] == [x * x for x in range(8)]
         assert status["output"]["doubled_sum"] == 2 * sum(x * x for x in range(8))
         assert nothing_left(migrated, instance_id) == (0, 0)
+        assert "durable: resuming" in second.log()
     finally:
         second.stop()
 
