@@ -249,6 +249,14 @@ class EntraProvider:
             def do_POST(self) -> None:
                 provider._handle(self, "POST")
 
+            def do_OPTIONS(self) -> None:  # CORS preflight from the browser test
+                self.send_response(204)
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.send_header("Access-Control-Allow-Methods", "GET, POST")
+                self.send_header("Access-Control-Allow-Headers", "*")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.ca.cert_path, self.ca.key_path)
@@ -261,15 +269,18 @@ class EntraProvider:
             self._server.shutdown()
             self._server.server_close()
 
-    def openid_configuration(self) -> dict[str, Any]:
-        base = f"{self.base_url}/{self.tenant}"
+    def openid_configuration(self, public_base: str | None = None) -> dict[str, Any]:
+        """The discovery document; `public_base` is the host a browser reached it by (a
+        test that routes login.microsoftonline.com here sends X-Forwarded-Host)."""
+        root = public_base or self.base_url
+        base = f"{root}/{self.tenant}"
         return {
             "issuer": self.issuer,
             "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
             "token_endpoint": f"{base}/oauth2/v2.0/token",
             "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
             "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
-            "jwks_uri": f"{self.base_url}/discovery/v2.0/keys",
+            "jwks_uri": f"{root}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
             "response_types_supported": ["code"],
             "scopes_supported": ["openid", "profile", "email", "offline_access"],
@@ -288,7 +299,9 @@ class EntraProvider:
         tenant_prefix = f"/{self.tenant}"
         try:
             if method == "GET" and path == f"{tenant_prefix}/v2.0/.well-known/openid-configuration":
-                return self._json(request, 200, self.openid_configuration())
+                forwarded = request.headers.get("X-Forwarded-Host")
+                public = f"https://{forwarded}" if forwarded else None
+                return self._json(request, 200, self.openid_configuration(public))
             if method == "GET" and path == "/discovery/v2.0/keys":
                 keys = [jwk(kid, self.keys[kid]) for kid in self.published]
                 return self._json(request, 200, {"keys": keys})

@@ -66,6 +66,18 @@ function storeTokens(tokens) {
   scheduleRefresh();
 }
 
+/**
+ * Keep an access token obtained elsewhere: Microsoft Entra ID (js/entra.js), which also
+ * renews it. `email` is the DTBase user it maps to.
+ */
+export function storeExternalToken(accessToken, email) {
+  sessionStorage.setItem(
+    STORAGE_KEY,
+    JSON.stringify({ access_token: accessToken, refresh_token: null, entra: true, email }),
+  );
+  scheduleRefresh();
+}
+
 export function clearTokens() {
   sessionStorage.removeItem(STORAGE_KEY);
   if (refreshTimer) clearTimeout(refreshTimer);
@@ -90,7 +102,7 @@ export function decodeClaims(token) {
 /** The signed-in user's email, read from the access token. */
 export function currentEmail() {
   const tokens = getTokens();
-  return tokens ? decodeClaims(tokens.access_token).sub || "" : "";
+  return tokens ? tokens.email || decodeClaims(tokens.access_token).sub || "" : "";
 }
 
 // ---------------------------------------------------------------- refreshing
@@ -134,6 +146,18 @@ export function refreshTokens() {
   const tokens = getTokens();
   if (!tokens) return Promise.reject(new ApiError(401, "Not signed in"));
   refreshPromise = (async () => {
+    if (tokens.entra) {
+      // Signed in with Microsoft: MSAL renews the token, not /auth/refresh.
+      const { renewEntraToken } = await import("./entra.js");
+      try {
+        await renewEntraToken();
+      } catch (error) {
+        clearTokens();
+        sendToLogin("expired");
+        throw error instanceof ApiError ? error : new ApiError(401, "Your Microsoft sign-in has ended.");
+      }
+      return;
+    }
     const reply = await rawFetch("/auth/refresh", {
       method: "POST",
       headers: { Authorization: `Bearer ${tokens.refresh_token}` },

@@ -2,6 +2,7 @@
 
 import { login, isSignedIn, logout } from "../api.js";
 import { $, bindForm, queryParams } from "../dom.js";
+import { entraConfig, finishEntraSignIn, forgetEntraAccount, isEntraResponse, startEntraSignIn } from "../entra.js";
 
 const REASONS = {
   "signed-out": "You have signed out.",
@@ -15,6 +16,44 @@ function safeNext(next) {
   return next;
 }
 
+/** "Sign in with Microsoft", when the deployment offers it (GET /api/auth/config). */
+async function offerEntra(params) {
+  const error = $("#entra-error");
+  const showError = (failure) => {
+    error.textContent = failure.detail || failure.message || String(failure);
+    error.hidden = false;
+  };
+  if (isEntraResponse()) {
+    const notice = $("#login-notice");
+    notice.textContent = "Finishing sign-in with Microsoft…";
+    notice.hidden = false;
+    try {
+      const done = await finishEntraSignIn();
+      if (done) {
+        location.replace(safeNext(done.next));
+        return;
+      }
+    } catch (failure) {
+      showError(failure);
+    } finally {
+      notice.hidden = true;
+    }
+  }
+  if (!(await entraConfig())) return;
+  const button = $("#entra-button");
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    error.hidden = true;
+    try {
+      await startEntraSignIn(params.get("next"));
+    } catch (failure) {
+      showError(failure);
+      button.disabled = false;
+    }
+  });
+  $("#entra-sign-in").hidden = false;
+}
+
 function init() {
   const params = queryParams();
   const reason = params.get("reason");
@@ -23,7 +62,11 @@ function init() {
     notice.textContent = REASONS[reason];
     notice.hidden = false;
   }
-  if (reason in REASONS) logout();
+  if (reason in REASONS) {
+    logout();
+    // Signed in with Microsoft in this tab: forget that account too (not Microsoft's session).
+    if (Object.keys(sessionStorage).some((key) => key.startsWith("msal."))) forgetEntraAccount().catch(() => {});
+  }
   else if (isSignedIn()) {
     location.replace(safeNext(params.get("next")));
     return;
@@ -51,6 +94,7 @@ function init() {
     { busyText: "Signing in…" },
   );
   $("#email").focus();
+  offerEntra(params);
 }
 
 init();
