@@ -86,6 +86,7 @@ def app_settings(
     for setting, secret_name in SECRET_SETTINGS.items():
         if secret_name in vault.secrets:
             values[setting] = vault.reference(secret_name)
+    values |= entra_settings(settings)
     if settings.hosting_plan == "consumption":
         # Flex Consumption takes runtime and package from `function_app_config` instead.
         values |= {
@@ -96,6 +97,24 @@ def app_settings(
             ),
             "WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID": "SystemAssigned",
         }
+    return values
+
+
+def entra_settings(settings: StackSettings) -> dict[str, pulumi.Input[str]]:
+    """Sign-in with Entra ID: ids and names only, none of them secret (the API checks
+    tokens with the tenant's public keys). Nothing at all when it is not configured."""
+    if not settings.entra_tenant_id or not settings.entra_audience:
+        return {}
+    values: dict[str, pulumi.Input[str]] = {
+        "DT_ENTRA_TENANT_ID": settings.entra_tenant_id,
+        "DT_ENTRA_AUDIENCE": settings.entra_audience,
+        "DT_ENTRA_ADMIN_ROLE": settings.entra_admin_role,
+        "DT_ENTRA_AUTO_PROVISION": "1" if settings.entra_auto_provision else "0",
+    }
+    if settings.entra_spa_client_id:
+        values["DT_ENTRA_SPA_CLIENT_ID"] = settings.entra_spa_client_id
+    if settings.entra_scopes:
+        values["DT_ENTRA_SCOPES"] = settings.entra_scopes
     return values
 
 

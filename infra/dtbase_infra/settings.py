@@ -51,6 +51,15 @@ class StackSettings:
     # Static Web Apps run in a few regions only; the content is served globally anyway.
     static_site_location: str = "westeurope"
     tags: tuple[tuple[str, str], ...] = ()
+    # Sign-in with Microsoft Entra ID (off unless entraTenantId is set). The app registrations
+    # are made once in the Entra admin centre (infra/README.md) and named here: the API's
+    # client id (its `api://...` URI may follow, comma-separated) and the web app's.
+    entra_tenant_id: str | None = None
+    entra_audience: str | None = None
+    entra_spa_client_id: str | None = None
+    entra_scopes: str | None = None
+    entra_admin_role: str = "DTBase.Admin"
+    entra_auto_provision: bool = False
 
     def __post_init__(self) -> None:
         if not _PREFIX.match(self.prefix):
@@ -70,6 +79,12 @@ class StackSettings:
             raise ValueError("databaseAccess 'private' needs hostingPlan 'flex' (VNet integration)")
         if self.function_instance_memory_mb not in (512, 2048, 4096):
             raise ValueError("functionInstanceMemoryMb must be 512, 2048 or 4096")
+        if bool(self.entra_tenant_id) != bool(self.entra_audience):
+            raise ValueError("entraTenantId and entraAudience are set together, or neither")
+        if self.entra_spa_client_id and not self.entra_tenant_id:
+            raise ValueError("entraSpaClientId needs entraTenantId and entraAudience")
+        if (self.entra_tenant_id or "").lower() in ("common", "organizations", "consumers"):
+            raise ValueError("entraTenantId must name one tenant (its id or domain)")
 
     @property
     def compact_prefix(self) -> str:
@@ -114,4 +129,10 @@ def load_settings() -> StackSettings:
         log_retention_days=number("logRetentionDays", 30),
         static_site_location=text("staticSiteLocation", "westeurope"),
         tags=tuple(sorted((config.get_object("tags") or {}).items())),
+        entra_tenant_id=config.get("entraTenantId"),
+        entra_audience=config.get("entraAudience"),
+        entra_spa_client_id=config.get("entraSpaClientId"),
+        entra_scopes=config.get("entraScopes"),
+        entra_admin_role=text("entraAdminRole", "DTBase.Admin"),
+        entra_auto_provision=config.get_bool("entraAutoProvision") or False,
     )
