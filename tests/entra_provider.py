@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import ipaddress
 import json
 import secrets
@@ -464,6 +465,21 @@ class EntraProvider:
         params["client_info"] = _b64(
             json.dumps({"uid": "u-" + code[:8], "utid": self.tenant}).encode()
         )
+        if one.get("response_mode") == "form_post":  # MSAL Python's choice
+            inputs = "".join(
+                f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+                for k, v in params.items()
+            )
+            page = (
+                f'<html><body onload="document.forms[0].submit()"><form method="post" '
+                f'action="{html.escape(redirect)}">{inputs}</form></body></html>'
+            ).encode()
+            request.send_response(200)
+            request.send_header("Content-Type", "text/html; charset=utf-8")
+            request.send_header("Content-Length", str(len(page)))
+            request.end_headers()
+            request.wfile.write(page)
+            return
         if one.get("response_mode") == "fragment":
             location = f"{redirect}#{urlencode(params)}"
         else:

@@ -11,7 +11,9 @@ import hmac
 import json
 import os
 import stat
+import sys
 import time
+import webbrowser
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -39,7 +41,15 @@ from tests.entra_provider import (
     public_pem,
     self_signed,
 )
-from tests.support import ADMIN_PASSWORD, JWT_SECRET, Api, LocalHost, TestDatabase, start_host
+from tests.support import (
+    ADMIN_PASSWORD,
+    JWT_SECRET,
+    ROOT,
+    Api,
+    LocalHost,
+    TestDatabase,
+    start_host,
+)
 
 SERVICE_CLIENT_ID = "5e41ce00-0000-4000-8000-0000000000c1"
 CERT_CLIENT_ID = "5e41ce00-0000-4000-8000-0000000000c2"
@@ -703,3 +713,36 @@ def test_from_settings_uses_client_credentials_without_a_password(
     )
     with DTBaseClient.from_settings(settings) as client:
         assert client.get("/user/me")["email"] == "weather@service.local"
+
+
+def test_interactive_sign_in_opens_the_browser(
+    admin_api: Api,
+    provider: EntraProvider,
+    entra_host: LocalHost,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MSAL opens the person's browser on the sign-in page and listens on localhost for the
+    answer. The "browser" here is tests/entra_browser.py, registered as the preferred one."""
+    admin_api.ok("/user/create-user", {"email": "desk@example.org", "password": "pw"}, 201)
+    provider.signed_in = {"email": "desk@example.org", "roles": ["DTBase.Admin"]}
+    monkeypatch.setattr(webbrowser, "_tryorder", [])
+    monkeypatch.setattr(webbrowser, "_browsers", {})
+    browser = [sys.executable, str(ROOT / "tests" / "entra_browser.py"), str(provider.ca.ca_path)]
+    webbrowser.register(
+        "dtbase-test-browser", None, webbrowser.BackgroundBrowser([*browser, "%s"]), preferred=True
+    )
+    settings = client_settings(
+        provider, client_id=CLI_CLIENT_ID, token_cache_path=str(tmp_path / "cache.json")
+    )
+    source = token_source(settings, "interactive", username="desk@example.org")
+    with DTBaseClient(entra_host.api, token_source=source) as client:
+        assert client.get("/user/me") == {"email": "desk@example.org", "is_admin": True}
+    grant = provider.token_requests[-1]
+    assert grant["grant_type"] == ["authorization_code"] and grant["code_verifier"]
+    # The next run renews from the cache without opening the browser.
+    monkeypatch.setattr(webbrowser, "_tryorder", [])
+    later = token_source(settings, "interactive")
+    later.invalidate()
+    assert claims_of(later.get())["preferred_username"] == "desk@example.org"
+    assert provider.token_requests[-1]["grant_type"] == ["refresh_token"]
