@@ -227,6 +227,7 @@ class _Running:
     tx: sa.Transaction
     started: float
     future: Future[Any] | None = None
+    pool: ProcessPoolExecutor | None = None
 
 
 @dataclass
@@ -296,12 +297,11 @@ class DurableRuntime:
 
     def stop(self) -> None:
         """Stop dispatching; activities still running are left to the next host."""
-        if self._thread is None:
-            return
-        self._stopping.set()
-        self._wake.set()
-        self._thread.join(30)
-        self._thread = None
+        if self._thread is not None:
+            self._stopping.set()
+            self._wake.set()
+            self._thread.join(30)
+            self._thread = None
         self.engine.dispose()
 
     def wake(self) -> None:
@@ -316,12 +316,17 @@ class DurableRuntime:
             initializer=_worker_init,
             initargs=(self.app_spec,),
         )
-        # Submitted together, so the pool spawns every worker now (each imports the app),
-        # not one by one on demand: a fan-out then starts on all cores at once.
-        warm = [self._pool.submit(_worker_ready) for _ in range(self.workers)]
-        for future in warm:
-            future.result(timeout=120)
-        log.info("durable worker pool ready: %d processes", self.workers)
+        # Submitted together, so the pool spawns every worker now, not one by one on
+        # demand; and again until every worker has answered, so each has imported the app
+        # (its initializer ran): a fan-out then starts on all cores at once.
+        deadline = time.monotonic() + 120
+        ready: set[int] = set()
+        while len(ready) < self.workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(ready)} of {self.workers} workers started")
+            batch = [self._pool.submit(_worker_ready) for _ in range(self.workers)]
+            ready.update(future.result(timeout=120) for future in batch)
+        log.info("durable worker pool ready: %d processes", len(ready))
 
     def _main(self) -> None:
         try:
@@ -437,7 +442,9 @@ class DurableRuntime:
             running.future = self._pool.submit(run_activity, item.name, item.input)
         except BrokenProcessPool:
             self._restart_pool()
+            assert self._pool is not None
             running.future = self._pool.submit(run_activity, item.name, item.input)
+        running.pool = self._pool
         self._running[item.id] = running
 
         def done(_: Future[Any]) -> None:
@@ -462,8 +469,12 @@ class DurableRuntime:
         try:
             ok, value, details = running.future.result()
         except BrokenProcessPool as exc:
+            # A worker died (os._exit, a crash, the OOM killer): every activity the pool
+            # was running fails, as on Azure when the worker process goes; a new pool
+            # takes the next ones.
             ok, value, details = False, f"Activity function '{item.name}' failed: {exc}", ""
-            self._restart_pool()
+            if running.pool is self._pool:
+                self._restart_pool()
         except Exception as exc:
             ok, value, details = False, f"Activity function '{item.name}' failed: {exc!r}", ""
         now = utcnow()

@@ -66,6 +66,22 @@ def t_fail(what: str) -> str:
     raise ValueError(f"boom: {what}")
 
 
+@bp.activity_trigger(input_name="code")
+def t_crash(code: int) -> None:
+    """The worker process dies (a segfault, the OOM killer...)."""
+    os._exit(code)
+
+
+@bp.orchestration_trigger(context_name="context")
+def t_crashing(context: df.DurableOrchestrationContext) -> Any:
+    try:
+        yield context.call_activity("t_crash", 3)
+    except Exception as exc:
+        crashed = str(exc).splitlines()[0]
+    after = yield context.call_activity("t_async_double", 4)  # a new pool runs this
+    return {"crashed": crashed, "after": after}
+
+
 @bp.activity_trigger(input_name="job")
 def t_flaky(job: dict[str, Any]) -> str:
     """Fails until its `succeed_on`-th attempt; each attempt is a line in `path`."""

@@ -298,6 +298,17 @@ class TestExecutor:
         status = wait_done(rt, rt.start_new("t_fan_out", None, json.dumps({"n": 2})))
         assert status["runtimeStatus"] == "Completed"
 
+    def test_a_worker_process_that_dies_fails_its_activity(self, rt: DurableRuntime) -> None:
+        status = wait_done(rt, rt.start_new("t_crashing", None, None))
+        assert status["runtimeStatus"] == "Completed", status
+        assert status["output"]["crashed"].startswith(
+            "Activity function 't_crash' failed: A process in the process pool was terminated"
+        )
+        assert status["output"]["after"] == 8
+        # The pool is whole again: a fan-out uses every worker.
+        status = wait_done(rt, rt.start_new("t_fan_out", None, json.dumps({"n": 4})))
+        assert status["output"]["squares"] == [0, 1, 4, 9]
+
     def test_a_timer_occurrence_is_claimed_once(self, rt: DurableRuntime) -> None:
         occurrence = datetime.now(UTC).replace(microsecond=0)
         assert rt.claim_timer("t_tick", occurrence) is True
