@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +25,7 @@ from local.scheduler import (
     resolve_schedule,
     timer_jobs,
 )
+from tests.support import ROOT, TestDatabase, free_port, host_environment
 
 # Friday 27 November 2026, ten seconds before midnight (UTC).
 START = datetime(2026, 11, 27, 23, 59, 50, tzinfo=UTC)
@@ -351,3 +355,35 @@ def test_hosts_sharing_a_database_fire_each_occurrence_once() -> None:
         at("2026-11-28T01:00:00"),
         at("2026-11-28T01:30:00"),
     ]
+
+
+def test_the_host_refuses_to_start_with_an_unset_setting(database: TestDatabase) -> None:
+    """As indexing fails on Azure: the local host names the function and the setting."""
+    env = host_environment(database.url)
+    env.pop("T_TICK_SCHEDULE", None)
+    with tempfile.TemporaryDirectory() as data_dir:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "local.cli",
+                "--app",
+                "tests.durable_app:app",
+                "--port",
+                str(free_port()),
+                "--data-dir",
+                data_dir,
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (
+        "dtbase-local: timer function t_tick: schedule '%T_TICK_SCHEDULE%': the app setting "
+        "T_TICK_SCHEDULE is not set"
+    ) in done.stderr
