@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock
@@ -20,16 +21,19 @@ import numpy as np
 import pandas as pd
 import pydantic
 import pytest
+from sqlalchemy.orm import Session
 
 from dtbase_core.client import Reading
 from dtbase_core.errors import Conflict
 from dtbase_core.forecasting import arima, data
 from dtbase_core.forecasting.config import ArimaConfig, ArimaSection, product_names
 from dtbase_core.forecasting.errors import ForecastError
-from dtbase_core.forecasting.runs import ArimaService, ForecastFailed, forecast_series
-from tests.support import Api
+from dtbase_core.forecasting.runs import ArimaService, ForecastFailed, forecast_series, set_up
+from dtbase_core.service_base import CoreBackend
+from tests.support import Api, TestDatabase
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+WIDE = {"dt_from": "2000-01-01T00:00:00Z", "dt_to": "2100-01-01T00:00:00Z"}
 
 
 def hourly(values: list[float], start: datetime = T0, name: str = "x") -> pd.Series:
@@ -674,3 +678,42 @@ def test_the_starter_validates_and_needs_a_token(admin: Api, anon: Api) -> None:
     doc = anon.get("/openapi.json").json()
     operation = doc["paths"]["/forecast/arima"]["post"]
     assert "202" in operation["responses"] and operation["security"] == [{"bearer": []}]
+
+
+def test_a_repeated_activity_stores_one_run_in_the_database(
+    admin: Api, database: TestDatabase
+) -> None:
+    """An activity that runs again (a host died after it stored its run but before its
+    result was recorded, so the runtime re-runs it) finds its run instead of failing or
+    storing a second one: runs are unique by their creation instant."""
+    seeded = seed_climate(admin, ["TRH1"], days=10)
+    cfg = ArimaConfig.model_validate(
+        {
+            **SMALL_CONFIG,
+            "data": {"num_days_training": 10, "predict_from_datetime": seeded.end.isoformat()},
+            "sensors": {
+                "include_sensors": ["TRH1"],
+                "include_measures": [["Temperature", "Degrees C"]],
+            },
+        }
+    )
+
+    @contextmanager
+    def core() -> Iterator[CoreBackend]:
+        with Session(database.engine) as session, session.begin():
+            yield CoreBackend(session)
+
+    with core() as backend:
+        set_up(backend, cfg)
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    first = forecast_series(core, cfg, "TRH1", "Temperature", "Degrees C", time_created=created)
+    again = forecast_series(core, cfg, "TRH1", "Temperature", "Degrees C", time_created=created)
+    assert first["run_id"] == again["run_id"] == 1
+    (run,) = admin.ok("/model/list-model-runs", {"model_name": "Arima", **WIDE}, 200)
+    assert run["id"] == 1 and run["metrics"]["RMSE"] > 0
+    products = admin.ok("/model/get-model-run", {"run_id": 1}, 200)
+    assert {name: len(values) for name, values in products.items()} == {
+        "Mean Temperature": 12,
+        "Upper Bound Temperature": 12,
+        "Lower Bound Temperature": 12,
+    }
