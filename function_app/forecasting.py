@@ -8,8 +8,9 @@
   configuration (or DT_FORECAST_CONFIG).
 - `arima_orchestrator`: fixes "now" (its own deterministic clock) as predict_from when
   the configuration leaves it out, sets up the model and measures (one activity), fans
-  out one `arima_fit_series` activity per (sensor, measure) with `task_all`, and returns
-  a summary: the run ids created and, per series, its metrics.
+  out one `arima_fit_series` activity per (sensor, measure), reports progress as they
+  finish (custom status `{"stage": "fitting", "done": k, "total": n}`), collects them with
+  `task_all`, and returns a summary: the run ids created and, per series, its metrics.
 - A series that cannot be forecast (no data, wrong units, too short) does not stop the
   others: its activity reports the error, every other series is stored, and then the
   orchestration fails with a message naming each failed series and the runs created
@@ -146,6 +147,16 @@ def arima_orchestrator(context: df.DurableOrchestrationContext) -> Any:
         )
         for index, (sensor, measure, units) in enumerate(series)
     ]
+    # Progress as the series finish: wait for any of those still running, again and again
+    # (the SDK schedules each activity once, however often it is waited for); then collect
+    # every result, in order, with task_all. An activity that raised fails the instance.
+    pending = list(tasks)
+    while pending:
+        finished = yield context.task_any(pending)
+        pending.remove(finished)
+        context.set_custom_status(
+            {"stage": "fitting", "done": len(tasks) - len(pending), "total": len(series)}
+        )
     results = yield context.task_all(tasks)
 
     assert config.data.predict_from_datetime is not None

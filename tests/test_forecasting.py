@@ -536,18 +536,22 @@ def seed_climate(api: Api, sensors: list[str], days: int = 30) -> Seeded:
 
 
 def follow(api: Api, started: dict[str, Any], timeout: float = 540) -> dict[str, Any]:
-    """Poll the status URL the starter gave until the instance finishes."""
+    """Poll the status URL the starter gave until the instance finishes; the custom
+    statuses seen on the way are in `progress`."""
     deadline = time.monotonic() + timeout
-    seen = []
+    seen: list[str] = []
+    progress: list[Any] = []
     while time.monotonic() < deadline:
         reply = api.http.get(started["statusQueryGetUri"])
         assert reply.status_code in (200, 202), reply.text
         status = reply.json()
         seen.append(status["runtimeStatus"])
+        if status["customStatus"] not in progress:
+            progress.append(status["customStatus"])
         if status["runtimeStatus"] in FINAL:
-            status["seen"] = seen
+            status["progress"] = progress
             return status
-        time.sleep(1)
+        time.sleep(0.2)
     raise AssertionError(f"the forecast did not finish in {timeout} s: {seen[-5:]}")
 
 
@@ -632,12 +636,7 @@ def test_a_series_that_fails_fails_the_instance_and_names_the_error(admin: Api) 
     seed_climate(admin, ["TRH1"], days=10)
     admin.ok("/sensor/insert-sensor", {"type_name": "Climate", "unique_identifier": "TRH3"}, 201)
     body = {
-        "arima": {
-            "arima_order": [1, 0, 0],
-            "seasonal_order": [1, 0, 0, 24],
-            "perform_cv": False,
-            "hours_forecast": 6,
-        },
+        "arima": {"perform_cv": False, "hours_forecast": 6},
         "sensors": {
             "include_sensors": ["TRH1", "TRH3"],
             "include_measures": [["Temperature", "Degrees C"]],
@@ -653,6 +652,8 @@ def test_a_series_that_fails_fails_the_instance_and_names_the_error(admin: Api) 
     assert "sensor 'TRH3', measure 'Temperature' ('Degrees C'): no training data" in message
     assert "Runs created: [1]" in message
     assert status["customStatus"]["failed"] == 1
+    # Progress as the series finished: TRH3 at once, TRH1 once fitted.
+    assert {"stage": "fitting", "done": 1, "total": 2} in status["progress"], status["progress"]
     # The series that could be forecast was stored, from "now".
     (run,) = admin.ok("/model/list-model-runs", {"model_name": "Arima"}, 200)
     assert run["sensor_unique_id"] == "TRH1"
