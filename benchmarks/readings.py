@@ -42,7 +42,9 @@ def _iso(dt: datetime) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--api", default="http://127.0.0.1:7071/api")
     parser.add_argument("--data-dir", type=Path, default=Path(".dtbase-local"))
     parser.add_argument("--readings", type=int, default=1_000_000)
@@ -52,38 +54,58 @@ def main() -> int:
     args = parser.parse_args()
 
     client = httpx.Client(base_url=args.api, timeout=600)
-    reply = client.post("/auth/login", json={"email": "default_user@localhost",
-                                             "password": _password(args.data_dir)})
+    reply = client.post(
+        "/auth/login",
+        json={"email": "default_user@localhost", "password": _password(args.data_dir)},
+    )
     reply.raise_for_status()
     client.headers["Authorization"] = f"Bearer {reply.json()['access_token']}"
 
     sensor = f"bench-{uuid.uuid4().hex[:8]}"
-    client.post("/sensor/insert-sensor-type", json={"name": "benchmark", "measures": [
-        {"name": "value", "units": "unit", "datatype": "float"}]})  # 409 on a second run: fine
-    client.post("/sensor/insert-sensor", json={"type_name": "benchmark",
-                                               "unique_identifier": sensor}).raise_for_status()
+    client.post(
+        "/sensor/insert-sensor-type",
+        json={
+            "name": "benchmark",
+            "measures": [{"name": "value", "units": "unit", "datatype": "float"}],
+        },
+    )  # 409 on a second run: fine
+    client.post(
+        "/sensor/insert-sensor", json={"type_name": "benchmark", "unique_identifier": sensor}
+    ).raise_for_status()
 
     def batch_body(first: int) -> bytes:
         count = min(args.batch, args.readings - first)
-        return orjson.dumps({
-            "measure_name": "value", "unique_identifier": sensor,
-            "readings": [float(i % 1000) + 0.5 for i in range(first, first + count)],
-            "timestamps": [_iso(START + timedelta(minutes=i)) for i in range(first, first + count)],
-        })
+        return orjson.dumps(
+            {
+                "measure_name": "value",
+                "unique_identifier": sensor,
+                "readings": [float(i % 1000) + 0.5 for i in range(first, first + count)],
+                "timestamps": [
+                    _iso(START + timedelta(minutes=i)) for i in range(first, first + count)
+                ],
+            }
+        )
 
     def send(first: int) -> int:
         body = batch_body(first)
-        response = client.post("/sensor/insert-sensor-readings", content=body,
-                               headers={"content-type": "application/json"})
+        response = client.post(
+            "/sensor/insert-sensor-readings",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
         if response.status_code != 201:
             raise RuntimeError(f"batch at {first}: {response.status_code} {response.text[:200]}")
         return min(args.batch, args.readings - first)
 
-    print(f"ingesting {args.readings:,} float readings in batches of {args.batch:,} "
-          f"({args.concurrency} in flight) into sensor {sensor}")
+    print(
+        f"ingesting {args.readings:,} float readings in batches of {args.batch:,} "
+        f"({args.concurrency} in flight) into sensor {sensor}"
+    )
     started = time.perf_counter()
-    with ThreadPoolExecutor(args.concurrency) as pool, tqdm(total=args.readings, unit="rd",
-                                                            unit_scale=True) as bar:
+    with (
+        ThreadPoolExecutor(args.concurrency) as pool,
+        tqdm(total=args.readings, unit="rd", unit_scale=True) as bar,
+    ):
         for done in pool.map(send, range(0, args.readings, args.batch)):
             bar.update(done)
     elapsed = time.perf_counter() - started
@@ -92,14 +114,30 @@ def main() -> int:
     end = START + timedelta(minutes=args.readings - 1)
     queries = [
         ("sensor-readings, 1 day", "/sensor/sensor-readings", START, START + timedelta(days=1), {}),
-        ("sensor-readings, 1 week", "/sensor/sensor-readings", START, START + timedelta(weeks=1), {}),
+        (
+            "sensor-readings, 1 week",
+            "/sensor/sensor-readings",
+            START,
+            START + timedelta(weeks=1),
+            {},
+        ),
         ("sensor-readings, whole range", "/sensor/sensor-readings", START, end, {}),
-        ("hourly mean, whole range", "/sensor/sensor-readings-aggregated", START, end,
-         {"interval": "1h", "aggregation": "mean"}),
+        (
+            "hourly mean, whole range",
+            "/sensor/sensor-readings-aggregated",
+            START,
+            end,
+            {"interval": "1h", "aggregation": "mean"},
+        ),
     ]
     for label, path, dt_from, dt_to, extra in queries:
-        body = {"measure_name": "value", "unique_identifier": sensor,
-                "dt_from": _iso(dt_from), "dt_to": _iso(dt_to), **extra}
+        body = {
+            "measure_name": "value",
+            "unique_identifier": sensor,
+            "dt_from": _iso(dt_from),
+            "dt_to": _iso(dt_to),
+            **extra,
+        }
         times, rows = [], 0
         for _ in range(args.repeat):
             t = time.perf_counter()
@@ -107,8 +145,10 @@ def main() -> int:
             response.raise_for_status()
             rows = len(response.json())
             times.append((time.perf_counter() - t) * 1000)
-        print(f"{label:32s} {rows:>9,} rows  median {statistics.median(times):8.1f} ms  "
-              f"(min {min(times):.1f}, max {max(times):.1f})")
+        print(
+            f"{label:32s} {rows:>9,} rows  median {statistics.median(times):8.1f} ms  "
+            f"(min {min(times):.1f}, max {max(times):.1f})"
+        )
     return 0
 
 
