@@ -71,7 +71,9 @@ class StaticSite:
         self.root = root.resolve()
         config_path = self.root / "staticwebapp.config.json"
         config = json.loads(config_path.read_text()) if config_path.exists() else {}
-        self.headers = [(k.lower().encode(), v.encode()) for k, v in config.get("globalHeaders", {}).items()]
+        self.headers = [
+            (k.lower().encode(), v.encode()) for k, v in config.get("globalHeaders", {}).items()
+        ]
         self.fallback = (config.get("navigationFallback") or {}).get("rewrite")
 
     def resolve(self, path: str) -> Path | None:
@@ -99,7 +101,11 @@ class StaticSite:
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
             ctype += "; charset=utf-8"
-        headers = [(b"content-type", ctype.encode()), (b"cache-control", b"no-cache"), *self.headers]
+        headers = [
+            (b"content-type", ctype.encode()),
+            (b"cache-control", b"no-cache"),
+            *self.headers,
+        ]
         body = b"" if scope["method"] == "HEAD" else target.read_bytes()
         await _reply(send, 200, headers, body)
 
@@ -153,7 +159,7 @@ class FunctionHost:
                     result = hook()
                     if inspect.isawaitable(result):
                         await result
-            except Exception as exc:  # noqa: BLE001 - reported to the server, which stops
+            except Exception as exc:
                 log.exception("lifespan hook failed")
                 await send({"type": message["type"] + ".failed", "message": str(exc)})
                 return
@@ -163,7 +169,7 @@ class FunctionHost:
 
     async def _invoke(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"].upper()
-        sub_path = scope["path"][len(ROUTE_PREFIX):]
+        sub_path = scope["path"][len(ROUTE_PREFIX) :]
         found = find_route(self.routes, sub_path, method)
         if found is None:
             await _json_reply(send, 404, {"detail": "Not Found"})
@@ -177,10 +183,14 @@ class FunctionHost:
         headers: dict[str, str] = {}
         for key, value in scope["headers"]:
             name = key.decode("latin-1")
-            headers[name] = (headers[name] + ", " if name in headers else "") + value.decode("latin-1")
+            headers[name] = (headers[name] + ", " if name in headers else "") + value.decode(
+                "latin-1"
+            )
         query = scope.get("query_string", b"").decode("latin-1")
         host = headers.get("host", "127.0.0.1")
-        url = f"{scope.get('scheme', 'http')}://{host}{scope['path']}" + (f"?{query}" if query else "")
+        url = f"{scope.get('scheme', 'http')}://{host}{scope['path']}" + (
+            f"?{query}" if query else ""
+        )
         request = func.HttpRequest(
             method=method,
             url=url,
@@ -199,13 +209,15 @@ class FunctionHost:
                 result = await user_function(**kwargs)
             else:
                 result = await asyncio.to_thread(user_function, **kwargs)
-        except Exception:  # noqa: BLE001 - the host's own 500, as Azure's
+        except Exception:
             log.exception("function %s raised", fn.get_function_name())
             await _reply(send, 500, [(b"content-type", b"text/plain")], b"Internal Server Error")
             return
         if result is None:
             await _reply(send, 204, [], b"")
         elif isinstance(result, str):
-            await _reply(send, 200, [(b"content-type", b"text/plain; charset=utf-8")], result.encode())
+            await _reply(
+                send, 200, [(b"content-type", b"text/plain; charset=utf-8")], result.encode()
+            )
         else:
             await _reply(send, result.status_code, _response_headers(result), result.get_body())
