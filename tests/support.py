@@ -24,6 +24,7 @@ from dtbase_core.db import normalise_url
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "test-admin-password"
 JWT_SECRET = "test-secret-" + "x" * 40
+QUIET_SCHEDULE = "0 0 0 1 1 *"
 
 
 class TestDatabase:
@@ -127,6 +128,10 @@ def host_environment(
             "DT_JWT_SECRET_KEY": JWT_SECRET,
             "DT_DEFAULT_USER_PASS": ADMIN_PASSWORD,
             "PYTHONUNBUFFERED": "1",
+            # The app's own timers (weather ingress, daily forecast) stay quiet in tests:
+            # NCRONTAB cannot say "never", so midnight on the first of January.
+            "DT_INGRESS_SCHEDULE": QUIET_SCHEDULE,
+            "DT_FORECAST_SCHEDULE": QUIET_SCHEDULE,
         }
     )
     if database_url:
