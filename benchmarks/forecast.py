@@ -164,6 +164,18 @@ def seed(client: httpx.Client, prefix: str, end: datetime, days: int) -> list[st
     return sensors
 
 
+def tail(timings: list[dict[str, float]]) -> float:
+    """Seconds from the moment fewer activities run than at the busiest (no work left to
+    start: the last series finishing alone) to the last one's end."""
+    events = sorted([(t["started"], 1) for t in timings] + [(t["finished"], -1) for t in timings])
+    running, busiest, last_full = 0, 0, events[0][0]
+    for moment, change in events:
+        running += change
+        if running >= busiest:
+            busiest, last_full = running, moment
+    return events[-1][0] - last_full
+
+
 def orchestrated(
     client: httpx.Client, sensors: list[str], end: datetime, days: int, perform_cv: bool
 ) -> dict[str, Any]:
@@ -194,6 +206,7 @@ def orchestrated(
         "read": sum(t["read_seconds"] for t in timings),
         "store": sum(t["store_seconds"] for t in timings),
         "span": max(t["finished"] for t in timings) - min(t["started"] for t in timings),
+        "tail": tail(timings),
         "rmse": [s["metrics"].get("RMSE") for s in series],
     }
 
@@ -258,7 +271,8 @@ def main() -> int:
                 f"{'':28}of wall x workers: activities outside SARIMAX "
                 f"{in_activities / capacity:.1%} (read {run['read']:.2f} s, store "
                 f"{run['store']:.2f} s), workers idle between activities "
-                f"{idle / capacity:.1%}, before the first and after the last "
+                f"{idle / capacity:.1%} (the last {run['tail']:.1f} s with work for fewer "
+                f"than all), before the first and after the last "
                 f"{around / capacity:.1%} ({run['wall'] - run['span']:.1f} s)",
                 flush=True,
             )

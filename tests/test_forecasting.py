@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,7 +30,7 @@ from dtbase_core.forecasting.config import ArimaConfig, ArimaSection, product_na
 from dtbase_core.forecasting.errors import ForecastError
 from dtbase_core.forecasting.runs import ArimaService, ForecastFailed, forecast_series, set_up
 from dtbase_core.service_base import CoreBackend
-from tests.support import Api, TestDatabase
+from tests.support import Api, LocalHost, TestDatabase
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 WIDE = {"dt_from": "2000-01-01T00:00:00Z", "dt_to": "2100-01-01T00:00:00Z"}
@@ -718,3 +718,29 @@ def test_a_repeated_activity_stores_one_run_in_the_database(
         "Upper Bound Temperature": 12,
         "Lower Bound Temperature": 12,
     }
+
+
+def test_run_service_starts_a_forecast_with_the_service_key(
+    admin: Api, host_factory: Callable[..., LocalHost]
+) -> None:
+    key = "forecast-service-key-" + "k" * 16
+    host = host_factory(env={"DT_SERVICE_API_KEY": key})
+    url = f"{host.api}/forecast/arima?code={key}"
+    admin.ok("/service/insert-service", {"name": "arima", "url": url, "http_method": "POST"}, 201)
+    config = {"sensors": {"include_sensors": ["ghost"], "include_measures": [["T", None]]}}
+    reply = admin.post("/service/run-service", {"service_name": "arima", "parameters": config})
+    assert reply.status_code == 200, reply.text
+    (run,) = admin.ok("/service/list-runs", {"service_name": "arima"}, 200)
+    assert run["response_status_code"] == 202
+    started = run["response_json"]
+    status = follow(admin, started, timeout=120)
+    assert status["runtimeStatus"] == "Failed"
+    assert "sensor 'ghost', measure 'T' (null): the sensor does not exist" in status["output"]
+    anon = Api(host.api)
+    try:
+        assert anon.post("/forecast/arima?code=wrong", config).json() == {
+            "detail": "Invalid service key"
+        }
+        assert anon.post("/forecast/arima", config).status_code == 401
+    finally:
+        anon.close()
