@@ -165,15 +165,19 @@ def seed(client: httpx.Client, prefix: str, end: datetime, days: int) -> list[st
 
 
 def tail(timings: list[dict[str, float]]) -> float:
-    """Seconds from the moment fewer activities run than at the busiest (no work left to
-    start: the last series finishing alone) to the last one's end."""
+    """Seconds from the last moment all the busiest concurrency was in use (after it,
+    there is no work left to start: the last series finish with workers idle) to the end."""
     events = sorted([(t["started"], 1) for t in timings] + [(t["finished"], -1) for t in timings])
-    running, busiest, last_full = 0, 0, events[0][0]
-    for moment, change in events:
+    running = busiest = 0
+    for _, change in events:
         running += change
-        if running >= busiest:
-            busiest, last_full = running, moment
-    return events[-1][0] - last_full
+        busiest = max(busiest, running)
+    running, dropped = 0, events[0][0]
+    for moment, change in events:
+        if change < 0 and running == busiest:
+            dropped = moment
+        running += change
+    return events[-1][0] - dropped
 
 
 def orchestrated(
