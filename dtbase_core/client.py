@@ -276,6 +276,8 @@ class DTBaseClient:
         self.http = http or httpx.Client(
             base_url=base_url.rstrip("/"), transport=transport, timeout=timeout
         )
+        if not str(self.http.base_url):  # an injected client without one
+            self.http.base_url = httpx.URL(base_url.rstrip("/"))
         self._owns_http = http is None
         self.tokens = token_source
 
