@@ -45,9 +45,10 @@ from dtbase_core.forecasting.runs import (
     set_up,
     summarise,
 )
+from dtbase_core.security import ACCESS
 from dtbase_core.service_base import Backend, CoreBackend
 from dtbase_core.timeutil import as_utc, iso_z
-from function_app.http import Call, detail_response
+from function_app.http import ROUTES, Call, Route, detail_response, dispatch, json_response
 from function_app.ingress import declare, service_dispatch
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,26 @@ FIT_SERIES = "arima_fit_series"
 
 
 class StartedOut(BaseModel):
-    """Durable's check-status reply: the instance id and where to follow it."""
+    """Durable's check-status reply: the instance id and where to follow it, plus
+    `statusApiUri`, the same status under /api with a DTBase token. Behind an Azure Static
+    Web App only /api reaches the Function App, and Durable's own URLs carry the host's
+    system key, which a browser should never hold."""
 
     id: str
     statusQueryGetUri: str
     sendEventPostUri: str
     terminatePostUri: str
     purgeHistoryDeleteUri: str
+    statusApiUri: str
+
+
+class StatusOut(BaseModel):
+    instanceId: str
+    runtimeStatus: str | None
+    customStatus: Any = None
+    output: Any = None
+    createdTime: str | None
+    lastUpdatedTime: str | None
 
 
 class _Validated(func.HttpResponse):
@@ -109,7 +123,62 @@ async def forecast_arima(
     except Exception as exc:
         log.exception("could not start %s", ORCHESTRATOR)
         return detail_response(503, f"The forecast could not be started: {exc}")
-    return client.create_check_status_response(req, instance_id)
+    links = client.get_client_response_links(req, instance_id)
+    api_base = req.url.split("?", 1)[0].rsplit("/" + START_ROUTE.path, 1)[0]
+    links["statusApiUri"] = f"{api_base}/forecast/status/{instance_id}"
+    return json_response(links, 202, {"Location": links["statusQueryGetUri"], "Retry-After": "10"})
+
+
+class _Authorised(func.HttpResponse):
+    """The token was good: the status may be read."""
+
+
+def _authorise(call: Call[None]) -> func.HttpResponse:
+    """A forecast's status, progress and output, by instance id (a token is needed)."""
+    return _Authorised(status_code=200)
+
+
+STATUS_ROUTE = Route(
+    path="forecast/status/{instance_id}",
+    method="GET",
+    name="forecast_status",
+    tag="forecast",
+    summary="A forecast's status, progress and output, by instance id",
+    body=None,
+    body_required=False,
+    response=StatusOut,
+    status=200,
+    auth=ACCESS,
+    errors={404: "No such forecast"},
+)
+ROUTES.append(STATUS_ROUTE)
+
+
+@bp.function_name(STATUS_ROUTE.name)
+@bp.route(route=STATUS_ROUTE.path, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+async def forecast_status(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    checked = await asyncio.to_thread(dispatch, STATUS_ROUTE, _authorise, req)
+    if not isinstance(checked, _Authorised):
+        return checked
+    status = await client.get_status(req.route_params.get("instance_id", ""))
+    if not status.instance_id:
+        return detail_response(404, "No such forecast")
+    runtime = status.runtime_status
+    return json_response(
+        {
+            "instanceId": status.instance_id,
+            "runtimeStatus": getattr(runtime, "value", runtime),
+            "customStatus": status.custom_status,
+            "output": status.output,
+            "createdTime": iso_z(status.created_time) if status.created_time else None,
+            "lastUpdatedTime": iso_z(status.last_updated_time)
+            if status.last_updated_time
+            else None,
+        }
+    )
 
 
 @bp.function_name("forecast_arima_timer")

@@ -577,6 +577,15 @@ def test_the_orchestration_forecasts_each_series_and_stores_its_run(admin: Api) 
     status = follow(admin, started)
     assert status["runtimeStatus"] == "Completed", status
     assert status["customStatus"] == {"stage": "done", "done": 2, "total": 2, "failed": 0}
+    # The same status under /api, with a token (what a browser behind a Static Web App uses).
+    assert started["statusApiUri"].endswith(f"/api/forecast/status/{started['id']}")
+    assert admin.http.get(started["statusApiUri"]).status_code == 401
+    via_api = admin.get(started["statusApiUri"].split("/api", 1)[1]).json()
+    assert via_api["instanceId"] == started["id"]
+    assert (via_api["runtimeStatus"], via_api["output"]) == ("Completed", status["output"])
+    assert via_api["createdTime"].endswith("Z")
+    missing = admin.get("/forecast/status/no-such-instance")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "No such forecast"})
     output = status["output"]
     # One run per series, in the configuration's order (ids in the order they were stored).
     assert sorted(output["run_ids"]) == [1, 2] and output["failed"] == 0

@@ -151,7 +151,8 @@ async function main() {
         throw error;
       }
       const started = await reply.json();
-      const statusUrl = started.statusQueryGetUri;
+      // The /api status route works behind a Static Web App; Durable's own URL locally.
+      const statusUrl = started.statusApiUri || started.statusQueryGetUri;
       if (!statusUrl) throw new Error("The API started the forecast but gave no status URL.");
       const section = $("#progress-section");
       section.hidden = false;
