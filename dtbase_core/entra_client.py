@@ -21,6 +21,7 @@ and then renews silently with the refresh token on later runs.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import logging
@@ -103,7 +104,7 @@ def _token_from(result: dict[str, Any] | None, what: str) -> str:
     raise EntraSignInError(f"Entra ID sign-in ({what}) failed: {reason}")
 
 
-class _MsalTokenSource:
+class _MsalTokenSource(abc.ABC):
     """What the three sources share: a lock, the cache file, and `invalidate`."""
 
     what = "MSAL"
@@ -131,8 +132,9 @@ class _MsalTokenSource:
         with self._lock:
             self._force = True
 
+    @abc.abstractmethod
     def _acquire(self, force: bool) -> dict[str, Any] | None:
-        raise NotImplementedError
+        """MSAL's result for a token, from its cache unless `force`."""
 
 
 class ClientCredentialsTokenSource(_MsalTokenSource):
@@ -172,8 +174,9 @@ class _PersonTokenSource(_MsalTokenSource):
                 return result
         return self._sign_in()
 
+    @abc.abstractmethod
     def _sign_in(self) -> dict[str, Any] | None:
-        raise NotImplementedError
+        """A person's interactive sign-in, when the cache has nothing usable."""
 
 
 class DeviceCodeTokenSource(_PersonTokenSource):
