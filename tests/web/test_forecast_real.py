@@ -1,0 +1,32 @@
+"""The forecasts page against the real ARIMA starter and the local host's Durable runtime:
+start a forecast from the form, follow it to Completed, and reach its run."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.test_forecasting import seed_climate
+
+
+@pytest.mark.timeout(600)
+def test_a_real_forecast_from_the_form_to_its_run(signed_in: Page, admin, shoot) -> None:
+    seed_climate(admin, ["TRH1"])
+    page = signed_in
+    page.get_by_role("link", name="Forecasts", exact=True).click()
+    expect(page.locator("#service-state")).to_have_text("The forecasting service is available.")
+    expect(page.locator("#f-sensor")).to_have_value("TRH1")
+    page.locator("#f-training-days").fill("30")
+    page.locator("#f-hours").fill("24")
+    page.locator("#arima-form").get_by_role("button", name="Start forecast").click()
+    status = page.locator("#run-status")
+    expect(status).to_have_attribute("data-runtime-status", "Completed", timeout=300_000)
+    expect(page.locator("#run-links a").nth(1)).to_have_text("Run #1")
+    shoot("forecasts-real")
+    runs = admin.ok(
+        "/model/list-model-runs",
+        {"model_name": "Arima", "dt_from": "2000-01-01T00:00:00Z", "dt_to": "2100-01-01T00:00:00Z"},
+    )
+    assert [r["sensor_unique_id"] for r in runs] == ["TRH1"]
+    products = admin.ok("/model/get-model-run", {"run_id": runs[0]["id"]})
+    assert len(products["Mean Temperature"]) == 24
