@@ -218,26 +218,17 @@ def dispatch(
     try:
         raw = _read_json(req) if route.method != "GET" else _NO_BODY
         settings = get_settings()
-        if not route.db:
-            body = _parse_body(route, raw)
-            result = handler(
-                Call(session=None, body=body, user=None, settings=settings, request=req)
-            )  # type: ignore[arg-type]
-            return (
-                result
-                if isinstance(result, func.HttpResponse)
-                else json_response(result, route.status)
-            )
-        startup.ensure(settings)
-        with session_scope() as session:
-            user = None
-            if route.auth is not None:
-                token = bearer_token(req.headers.get("Authorization"))
-                user = users.authenticate_token(session, token, route.auth, settings)
-            body = _parse_body(route, raw)
-            result = handler(
-                Call(session=session, body=body, user=user, settings=settings, request=req)
-            )
+        if route.db:
+            startup.ensure(settings)
+            with session_scope() as session:
+                user = None
+                if route.auth is not None:
+                    token = bearer_token(req.headers.get("Authorization"))
+                    user = users.authenticate_token(session, token, route.auth, settings)
+                body = _parse_body(route, raw)
+                result = handler(Call(session, body, user, settings, req))
+        else:  # no database: the public documents and the health check
+            result = handler(Call(None, _parse_body(route, raw), None, settings, req))  # type: ignore[arg-type]
         if isinstance(result, func.HttpResponse):
             return result
         return json_response(result, route.status)
