@@ -1,8 +1,10 @@
 """A Python client for the API, for services and scripts (API.md §4.1, with §8.2's fixes).
 
 - A failed call raises `ApiError(status, detail)` carrying the server's `detail`; nothing is
-  only logged. The `ensure_*` helpers for idempotent set-up treat the API's 409 "exists
-  already" replies as success (and return False: nothing was created).
+  only logged. It is also the core's error class for that status (`NotFound` for a 400,
+  `AlreadyExists` for a 409 marked so...), so callers catch the same classes either way.
+  The `ensure_*` helpers for idempotent set-up treat `AlreadyExists` as success (and return
+  False: nothing was created).
 - Tokens come from a small pluggable `TokenSource`. `PasswordTokenSource` signs in with an
   email and password (a service user, never the default user's password), refreshes the
   access token shortly before its `exp`, and signs in again when the refresh token has
@@ -32,7 +34,18 @@ import httpx
 import orjson
 
 from dtbase_core.config import Settings, get_settings
-from dtbase_core.errors import DomainError
+from dtbase_core.errors import (
+    ERROR_CODE_HEADER,
+    AlreadyExists,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    Missing,
+    NotFound,
+    Unauthorized,
+    UpstreamTimeout,
+)
 from dtbase_core.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -41,20 +54,6 @@ JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 EXPIRED = "Token has expired"
 # The details after which a renewed token may succeed: the built-in one, and Entra ID's.
 RENEWABLE = frozenset({EXPIRED, "Entra token has expired"})
-# The 409 details that mean "this set-up step was done before": success for `ensure_*`.
-EXISTS_ALREADY = frozenset(
-    {
-        "Sensor type exists already",
-        "Sensor exists already",
-        "Location or schema exists already",
-        "LocationSchema exists already",
-        "Model exists already",
-        "Scenario exists already",
-        "Model measure exists already",
-        "Service already exists.",
-        "Parameter set already exists.",
-    }
-)
 
 
 class ApiError(DomainError):
@@ -82,7 +81,33 @@ class ApiError(DomainError):
 
     @property
     def exists_already(self) -> bool:
-        return self.status == 409 and self.detail in EXISTS_ALREADY
+        return isinstance(self, AlreadyExists)
+
+
+# One mapping from a reply's status to the core's error class, so that code handles an
+# error alike whether it ran on the core or through the API (`except AlreadyExists`).
+_CORE_ERRORS: dict[int, type[DomainError]] = {
+    400: NotFound,
+    401: Unauthorized,
+    403: Forbidden,
+    404: Missing,
+    409: Conflict,
+    422: Invalid,
+    504: UpstreamTimeout,
+}
+_API_ERRORS: dict[type[DomainError], type[ApiError]] = {
+    kind: type(f"Api{kind.__name__}", (ApiError, kind), {})
+    for kind in (*_CORE_ERRORS.values(), AlreadyExists)
+}
+
+
+def api_error_class(status: int, error_code: str | None) -> type[ApiError]:
+    """The ApiError subclass for a reply: e.g. a 409 marked already_exists is also an
+    AlreadyExists, a 400 also a NotFound."""
+    kind = _CORE_ERRORS.get(status)
+    if kind is Conflict and error_code == AlreadyExists.code:
+        kind = AlreadyExists
+    return _API_ERRORS[kind] if kind is not None else ApiError
 
 
 def _detail_text(detail: Any) -> str:
@@ -106,9 +131,8 @@ def _error_from(reply: httpx.Response) -> ApiError:
         detail = body.get("detail", body) if isinstance(body, dict) else body
     except ValueError:
         detail = reply.text or reply.reason_phrase
-    return ApiError(
-        reply.status_code, detail, method=reply.request.method, path=reply.request.url.path
-    )
+    kind = api_error_class(reply.status_code, reply.headers.get(ERROR_CODE_HEADER))
+    return kind(reply.status_code, detail, method=reply.request.method, path=reply.request.url.path)
 
 
 def parse_instant(value: Any) -> datetime:
@@ -372,13 +396,11 @@ class DTBaseClient:
         return self.request("GET", path)
 
     def _ensure(self, path: str, payload: Any) -> bool:
-        """POST a set-up call; False when the API says it was done already (409)."""
+        """POST a set-up call; False when the API says it was done already."""
         try:
             self.post(path, payload)
-        except ApiError as exc:
-            if exc.exists_already:
-                return False
-            raise
+        except AlreadyExists:
+            return False
         return True
 
     # --- sensors -------------------------------------------------------------------------

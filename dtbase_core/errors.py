@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# The reply header naming the kind of error where one status stands for several (a 409
+# that only says "done before" versus one that blocks a delete).
+ERROR_CODE_HEADER = "X-DTBase-Error"
+
 
 class DomainError(Exception):
     status_code = 400
@@ -27,6 +31,15 @@ class Conflict(DomainError):
     """A duplicate, or a delete blocked by rows that still depend on the target."""
 
     status_code = 409
+
+
+class AlreadyExists(Conflict):
+    """The thing to create exists already: for idempotent set-up, the step was done before.
+
+    Told apart from other conflicts on the wire by the `X-DTBase-Error: already_exists`
+    header, so that clients need not match the English `detail`."""
+
+    code = "already_exists"
 
 
 class Invalid(DomainError):

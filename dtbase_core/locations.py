@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from dtbase_core.errors import Conflict, Invalid, NotFound
+from dtbase_core.errors import AlreadyExists, Conflict, Invalid, NotFound
 from dtbase_core.orm import (
     Datatype,
     Location,
@@ -268,7 +268,7 @@ def _insert_location(
     """Add a location to a schema whose row lock the caller holds."""
     pairs = _check_coordinates(schema, coordinates)
     if session.scalar(_matching(schema, pairs).limit(1)) is not None:
-        raise Conflict(duplicate)
+        raise AlreadyExists(duplicate)
     location_id = session.execute(
         sa.insert(Location).values(schema_id=schema.id).returning(Location.id)
     ).scalar_one()
@@ -301,7 +301,7 @@ def insert_location_schema(
         .returning(LocationSchema.id)
     ).scalar()
     if schema_id is None:
-        raise Conflict("LocationSchema exists already")
+        raise AlreadyExists("LocationSchema exists already")
     _link(session, schema_id, _ensure_identifiers(session, specs))
 
 

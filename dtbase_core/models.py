@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
-from dtbase_core.errors import Conflict, Invalid, NotFound
+from dtbase_core.errors import AlreadyExists, Conflict, Invalid, NotFound
 from dtbase_core.orm import (
     Datatype,
     Model,
@@ -62,7 +62,7 @@ def insert_model(session: Session, *, name: str) -> None:
         insert(Model).values(name=name).on_conflict_do_nothing().returning(Model.id)
     ).scalar()
     if inserted is None:
-        raise Conflict("Model exists already")
+        raise AlreadyExists("Model exists already")
 
 
 def list_models(session: Session) -> list[dict[str, Any]]:
@@ -100,7 +100,7 @@ def insert_model_scenario(session: Session, *, model_name: str, description: str
     ).scalar()
     if inserted is None:
         _model_id(session, model_name)  # NotFound when it is the model that is missing
-        raise Conflict("Scenario exists already")
+        raise AlreadyExists("Scenario exists already")
 
 
 def list_model_scenarios(session: Session) -> list[dict[str, Any]]:
@@ -151,7 +151,7 @@ def insert_model_measure(session: Session, *, name: str, units: str, datatype: D
         .returning(ModelMeasure.id)
     ).scalar()
     if inserted is None:
-        raise Conflict("Model measure exists already")
+        raise AlreadyExists("Model measure exists already")
 
 
 def list_model_measures(session: Session) -> list[dict[str, Any]]:
@@ -363,7 +363,7 @@ def insert_model_run(
         .returning(ModelRun.id)
     ).scalar()
     if run_id is None:
-        raise Conflict(
+        raise AlreadyExists(
             f"A run of model '{model_name}' for scenario '{scenario_description}' created "
             f"at {created_at.isoformat()} exists already"
         )

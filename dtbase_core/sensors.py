@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Session
 
-from dtbase_core.errors import Conflict, NotFound
+from dtbase_core.errors import AlreadyExists, Conflict, NotFound
 from dtbase_core.orm import (
     Datatype,
     Sensor,
@@ -33,7 +33,7 @@ def insert_sensor_type(
     units, a null unit being a value). Upserting each measure fixes DTBase's rollback
     bug (API.md §8.1 item 6)."""
     if session.scalar(sa.select(SensorType.id).where(SensorType.name == name)) is not None:
-        raise Conflict("Sensor type exists already")
+        raise AlreadyExists("Sensor type exists already")
     measure_ids: list[int] = []
     for index, measure in enumerate(measures):
         measure_id = _upsert_measure(session, index=index, **measure)
@@ -46,7 +46,7 @@ def insert_sensor_type(
         .returning(SensorType.id)
     ).scalar()
     if type_id is None:  # a concurrent request created it between our check and insert
-        raise Conflict("Sensor type exists already")
+        raise AlreadyExists("Sensor type exists already")
     if measure_ids:
         session.execute(
             sa.insert(SensorTypeMeasure),
@@ -143,7 +143,7 @@ def insert_sensor(
         .returning(Sensor.id)
     ).scalar()
     if inserted is None:
-        raise Conflict("Sensor exists already")
+        raise AlreadyExists("Sensor exists already")
 
 
 def list_sensors(session: Session, *, type_name: str | None = None) -> list[dict[str, Any]]:

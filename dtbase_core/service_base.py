@@ -1,7 +1,7 @@
 """Base classes for services (ingress and models), in the spirit of DTBase's
 `dtbase/services/base.py` (API.md §4.2), with §8.2 item 26 fixed: a failed call raises
-with the server's `detail`, and only a 409 "exists already" during idempotent set-up is
-not a failure.
+with the server's `detail`, and only `AlreadyExists` during idempotent set-up is not a
+failure.
 
 A service talks to DTBase through a `Backend`, one of:
 
@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dtbase_core import locations, models, readings, sensors
-from dtbase_core.client import EXISTS_ALREADY, DTBaseClient, Reading
-from dtbase_core.errors import Conflict, NotFound
+from dtbase_core.client import DTBaseClient, Reading
+from dtbase_core.errors import AlreadyExists, NotFound
 from dtbase_core.orm import Sensor, SensorMeasure, SensorTypeMeasure
 from dtbase_core.schemas.locations import InsertLocationIn
 from dtbase_core.schemas.models import ModelMeasureIn, ModelNameIn, ModelRunIn, ModelScenarioIn
@@ -111,10 +111,8 @@ class CoreBackend:
         try:
             with self.session.begin_nested():
                 step(self.session, **kwargs)
-        except Conflict as exc:
-            if exc.detail in EXISTS_ALREADY:
-                return False
-            raise
+        except AlreadyExists:
+            return False
         return True
 
     # --- sensors ---------------------------------------------------------------------------

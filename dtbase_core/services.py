@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from dtbase_core.errors import Conflict, Invalid, NotFound
+from dtbase_core.errors import AlreadyExists, Invalid, NotFound
 from dtbase_core.orm import Service, ServiceParameterSet, ServiceRunLog
 from dtbase_core.orm.base import HttpMethod
 from dtbase_core.timeutil import utcnow
@@ -80,7 +80,7 @@ def insert_service(session: Session, *, name: str, url: str, http_method: HttpMe
         .returning(Service.id)
     ).scalar()
     if inserted is None:
-        raise Conflict("Service already exists.")
+        raise AlreadyExists("Service already exists.")
 
 
 def list_services(session: Session) -> list[dict[str, Any]]:
@@ -116,7 +116,7 @@ def insert_parameter_set(
         .returning(ServiceParameterSet.id)
     ).scalar()
     if inserted is None:
-        raise Conflict("Parameter set already exists.")
+        raise AlreadyExists("Parameter set already exists.")
 
 
 def delete_parameter_set(session: Session, *, service_name: str, name: str) -> None:

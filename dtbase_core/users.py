@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from dtbase_core import entra, security
 from dtbase_core.config import DEFAULT_USER_EMAIL, Settings
-from dtbase_core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from dtbase_core.errors import AlreadyExists, Forbidden, Invalid, NotFound, Unauthorized
 from dtbase_core.orm import User
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def create_user(
         .returning(User.id)
     ).scalar()
     if inserted is None:
-        raise Conflict("User already exists")
+        raise AlreadyExists("User already exists")
 
 
 def create_service_user(
@@ -169,8 +169,8 @@ def create_service_user(
     ).scalar()
     if inserted is None:
         if _find(session, email) is not None:
-            raise Conflict("User already exists")
-        raise Conflict(f"A service user for Entra client id {client_id} exists already")
+            raise AlreadyExists("User already exists")
+        raise AlreadyExists(f"A service user for Entra client id {client_id} exists already")
 
 
 def delete_user(session: Session, *, actor: CurrentUser, email: str) -> None:

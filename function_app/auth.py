@@ -8,8 +8,7 @@ import azure.functions as func
 
 from dtbase_core import users
 from dtbase_core.schemas.users import AuthConfig, LoginIn, TokenPair
-from dtbase_core.security import REFRESH
-from function_app.http import Call, endpoint
+from function_app.http import Auth, Call, endpoint
 
 bp = func.Blueprint()
 
@@ -19,7 +18,7 @@ bp = func.Blueprint()
     "auth/login",
     body=LoginIn,
     response=TokenPair,
-    auth=None,
+    auth=Auth.NONE,
     errors={401: "Incorrect email or password"},
 )
 def login(call: Call[LoginIn]) -> Any:
@@ -29,13 +28,13 @@ def login(call: Call[LoginIn]) -> Any:
     )
 
 
-@endpoint(bp, "auth/refresh", response=TokenPair, auth=REFRESH)
+@endpoint(bp, "auth/refresh", response=TokenPair, auth=Auth.REFRESH_TOKEN)
 def refresh(call: Call[None]) -> Any:
     """Exchange a refresh token (in the Authorization header) for a new pair."""
     return users.refresh(call.session, user=call.actor, settings=call.settings)
 
 
-@endpoint(bp, "auth/config", method="GET", response=AuthConfig, auth=None, db=False)
+@endpoint(bp, "auth/config", method="GET", response=AuthConfig, auth=Auth.NONE, db=False)
 def config(call: Call[None]) -> Any:
     """How the web app may sign in: Entra ID's client id, authority and scopes, or null."""
     return users.auth_config(call.settings)

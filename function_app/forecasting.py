@@ -23,7 +23,6 @@ by name (NOTES §1: a function object would be called by its Python name).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +31,6 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel
 
 from dtbase_core.config import apply_schedule_defaults
 from dtbase_core.db import session_scope
@@ -45,11 +43,10 @@ from dtbase_core.forecasting.runs import (
     set_up,
     summarise,
 )
-from dtbase_core.security import ACCESS
+from dtbase_core.schemas.forecasting import StartedOut, StatusOut
 from dtbase_core.service_base import Backend, CoreBackend
 from dtbase_core.timeutil import as_utc, iso_z
-from function_app.http import ROUTES, Call, Route, detail_response, dispatch, json_response
-from function_app.ingress import declare, service_dispatch
+from function_app.http import Auth, Call, detail_response, endpoint, json_response
 
 log = logging.getLogger(__name__)
 
@@ -61,124 +58,57 @@ SET_UP = "arima_set_up"
 FIT_SERIES = "arima_fit_series"
 
 
-class StartedOut(BaseModel):
-    """Durable's check-status reply: the instance id and where to follow it, plus
-    `statusApiUri`, the same status under /api with a DTBase token. Behind an Azure Static
-    Web App only /api reaches the Function App, and Durable's own URLs carry the host's
-    system key, which a browser should never hold."""
-
-    id: str
-    statusQueryGetUri: str
-    sendEventPostUri: str
-    terminatePostUri: str
-    purgeHistoryDeleteUri: str
-    statusApiUri: str
-
-
-class StatusOut(BaseModel):
-    instanceId: str
-    runtimeStatus: str | None
-    customStatus: Any = None
-    output: Any = None
-    createdTime: str | None
-    lastUpdatedTime: str | None
-
-
-class _Validated(func.HttpResponse):
-    """What the synchronous part of the starter hands to the asynchronous one."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__(status_code=202)
-        self.config = config
-
-
-def _validate(call: Call[ArimaConfig]) -> func.HttpResponse:
-    """Start an ARIMA forecast (a Durable orchestration); replies with its status URLs."""
-    return _Validated(call.body.model_dump(mode="json"))
-
-
-START_ROUTE = declare(
+@endpoint(
+    bp,
     "forecast/arima",
-    _validate,
     body=ArimaConfig,
+    body_required=False,
     response=StartedOut,
     status=202,
-    errors={503: "The orchestration could not be started"},
+    auth=Auth.TOKEN_OR_SERVICE_KEY,
+    errors={
+        401: "No token, a bad token or a wrong service key",
+        503: "The orchestration could not be started",
+    },
+    durable_client=True,
 )
-
-
-@bp.function_name(START_ROUTE.name)
-@bp.route(route=START_ROUTE.path, methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-@bp.durable_client_input(client_name="client")
-async def forecast_arima(
-    req: func.HttpRequest, client: df.DurableOrchestrationClient
-) -> func.HttpResponse:
-    # The token check, body validation and error replies are dispatch's, in a thread (they
-    # touch the database); then the orchestration starts here, on the event loop.
-    checked = await asyncio.to_thread(service_dispatch, START_ROUTE, _validate, req)
-    if not isinstance(checked, _Validated):
-        return checked
+async def forecast_arima(call: Call[ArimaConfig]) -> Any:
+    """Start an ARIMA forecast (a Durable orchestration); replies with its status URLs."""
+    client: df.DurableOrchestrationClient = call.durable
     try:
-        instance_id = await client.start_new(ORCHESTRATOR, None, checked.config)
+        instance_id = await client.start_new(ORCHESTRATOR, None, call.body.model_dump(mode="json"))
     except Exception as exc:
         log.exception("could not start %s", ORCHESTRATOR)
         return detail_response(503, f"The forecast could not be started: {exc}")
-    links = client.get_client_response_links(req, instance_id)
-    api_base = req.url.split("?", 1)[0].rsplit("/" + START_ROUTE.path, 1)[0]
+    links = client.get_client_response_links(call.request, instance_id)
+    api_base = call.request.url.split("?", 1)[0].rsplit("/forecast/arima", 1)[0]
     links["statusApiUri"] = f"{api_base}/forecast/status/{instance_id}"
     return json_response(links, 202, {"Location": links["statusQueryGetUri"], "Retry-After": "10"})
 
 
-class _Authorised(func.HttpResponse):
-    """The token was good: the status may be read."""
-
-
-def _authorise(call: Call[None]) -> func.HttpResponse:
-    """A forecast's status, progress and output, by instance id (a token is needed)."""
-    return _Authorised(status_code=200)
-
-
-STATUS_ROUTE = Route(
-    path="forecast/status/{instance_id}",
+@endpoint(
+    bp,
+    "forecast/status/{instance_id}",
     method="GET",
-    name="forecast_status",
-    tag="forecast",
-    summary="A forecast's status, progress and output, by instance id",
-    body=None,
-    body_required=False,
     response=StatusOut,
-    status=200,
-    auth=ACCESS,
     errors={404: "No such forecast"},
+    durable_client=True,
 )
-ROUTES.append(STATUS_ROUTE)
-
-
-@bp.function_name(STATUS_ROUTE.name)
-@bp.route(route=STATUS_ROUTE.path, methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@bp.durable_client_input(client_name="client")
-async def forecast_status(
-    req: func.HttpRequest, client: df.DurableOrchestrationClient
-) -> func.HttpResponse:
-    checked = await asyncio.to_thread(dispatch, STATUS_ROUTE, _authorise, req)
-    if not isinstance(checked, _Authorised):
-        return checked
-    status = await client.get_status(req.route_params.get("instance_id", ""))
+async def forecast_status(call: Call[None]) -> Any:
+    """A forecast's status, progress and output, by instance id."""
+    client: df.DurableOrchestrationClient = call.durable
+    status = await client.get_status(call.request.route_params.get("instance_id", ""))
     if not status.instance_id:
         return detail_response(404, "No such forecast")
     runtime = status.runtime_status
-    return json_response(
-        {
-            "instanceId": status.instance_id,
-            "runtimeStatus": getattr(runtime, "value", runtime),
-            "customStatus": status.custom_status,
-            "output": status.output,
-            "createdTime": iso_z(status.created_time) if status.created_time else None,
-            "lastUpdatedTime": iso_z(status.last_updated_time)
-            if status.last_updated_time
-            else None,
-        }
-    )
+    return {
+        "instanceId": status.instance_id,
+        "runtimeStatus": getattr(runtime, "value", runtime),
+        "customStatus": status.custom_status,
+        "output": status.output,
+        "createdTime": iso_z(status.created_time) if status.created_time else None,
+        "lastUpdatedTime": iso_z(status.last_updated_time) if status.last_updated_time else None,
+    }
 
 
 @bp.function_name("forecast_arima_timer")

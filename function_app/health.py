@@ -6,17 +6,12 @@ from typing import Any
 
 import azure.functions as func
 import sqlalchemy as sa
-from pydantic import BaseModel
 
 from dtbase_core.db import get_engine
-from function_app.http import endpoint, json_response
+from dtbase_core.schemas.common import Health
+from function_app.http import Auth, endpoint, json_response
 
 bp = func.Blueprint()
-
-
-class Health(BaseModel):
-    status: str
-    database: str
 
 
 @endpoint(
@@ -24,7 +19,7 @@ class Health(BaseModel):
     "health",
     method="GET",
     response=Health,
-    auth=None,
+    auth=Auth.NONE,
     db=False,
     errors={503: "The database does not answer"},
 )

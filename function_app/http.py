@@ -1,18 +1,33 @@
-"""The one place where HTTP meets the core: body parsing, the token check, the
-transaction, JSON replies and the mapping of errors to status codes.
+"""The one place where HTTP meets the core: how an endpoint is declared, body parsing, the
+credential check, the transaction, JSON replies and the mapping of errors to status codes.
 
-Every endpoint is declared with `@endpoint(...)`, which registers an anonymous HTTP
-function on a blueprint and records the route for the OpenAPI document. The order of
-checks is DTBase's (API.md §1.2): JSON syntax, then the token, then the body's fields.
+Every HTTP function is declared with `@endpoint(...)`: it registers an anonymous HTTP
+function on a blueprint and records the route for the OpenAPI document and the 404/405
+fallback. A request goes through two steps:
+
+- `prepare(route, req, session)`: JSON syntax, then credentials (`Auth`), then the body's
+  fields (DTBase's order); it answers a `Call` for the handler, or the error reply.
+- `respond(route, result)`: the handler's JSON-able result (or its own `HttpResponse`).
+
+A synchronous handler runs in a worker thread inside one transaction that also covered the
+credential check. An asynchronous handler (`async def`) runs on the event loop with no
+transaction or pooled connection held: credentials are checked in a short transaction of
+their own first, and the handler opens its own with `in_transaction` where it needs one.
+Only asynchronous handlers may take a Durable client (`durable_client=True`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import inspect
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import azure.functions as func
@@ -25,21 +40,46 @@ from sqlalchemy.orm import Session
 from dtbase_core import users
 from dtbase_core.config import ConfigError, Settings, get_settings
 from dtbase_core.db import session_scope
-from dtbase_core.errors import DomainError, Invalid, Unauthorized
+from dtbase_core.errors import (
+    ERROR_CODE_HEADER,
+    AlreadyExists,
+    DomainError,
+    Invalid,
+    Unauthorized,
+)
 from dtbase_core.schemas.common import Message
-from dtbase_core.security import ACCESS, bearer_token
+from dtbase_core.security import ACCESS, REFRESH, bearer_token
 
 log = logging.getLogger(__name__)
 
 B = TypeVar("B", bound=BaseModel)
+T = TypeVar("T")
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 # A validation error echoes the offending input; past this size it is left out.
 MAX_ECHOED_INPUT = 200
+# Azure Functions' header for a function key; services get the deployment's service key here.
+SERVICE_KEY_HEADER = "x-functions-key"
+# The same key as a query value, as Azure Functions also accepts it (kept for old URLs).
+SERVICE_KEY_PARAM = "code"
+
+
+class Auth(StrEnum):
+    """Who may call a route. Checked in `prepare` and nowhere else."""
+
+    NONE = "none"  # public: health, the API documents, sign-in
+    TOKEN = "token"  # a user's access token (built-in or Entra ID)
+    REFRESH_TOKEN = "refresh-token"  # a refresh token: /auth/refresh only
+    # A user's access token, or the deployment's service key (DT_SERVICE_API_KEY) for the
+    # app's own services called by run-service, a timer or a script; then `call.user` is None.
+    TOKEN_OR_SERVICE_KEY = "token-or-service-key"
+
+
+_TOKEN_TYPE = {Auth.TOKEN: ACCESS, Auth.REFRESH_TOKEN: REFRESH, Auth.TOKEN_OR_SERVICE_KEY: ACCESS}
 
 
 @dataclass
 class Route:
-    """What the OpenAPI document says about one endpoint."""
+    """One endpoint: what `prepare` checks and what the OpenAPI document says of it."""
 
     path: str
     method: str
@@ -50,10 +90,10 @@ class Route:
     body_required: bool
     response: Any
     status: int
-    auth: str | None
+    auth: Auth
     errors: dict[int, str] = field(default_factory=dict)
     media_type: str = "application/json"
-    db: bool = True
+    db: bool = True  # a synchronous handler gets a transaction (`call.session`)
 
 
 ROUTES: list[Route] = []
@@ -61,18 +101,27 @@ ROUTES: list[Route] = []
 
 @dataclass
 class Call(Generic[B]):
-    """What a handler gets: its transaction, the parsed body and the signed-in user."""
+    """What a handler gets: the parsed body, the caller, and its transaction if it has one."""
 
-    session: Session  # None for endpoints declared with db=False
     body: B
     user: users.CurrentUser | None
     settings: Settings
     request: func.HttpRequest
+    _session: Session | None = None
+    durable: Any = None  # df.DurableOrchestrationClient, for durable_client=True
+
+    @property
+    def session(self) -> Session:
+        assert self._session is not None, "endpoint declared without a transaction"
+        return self._session
 
     @property
     def actor(self) -> users.CurrentUser:
-        assert self.user is not None, "endpoint declared without auth"
+        assert self.user is not None, "endpoint declared without a user"
         return self.user
+
+
+# --- replies -----------------------------------------------------------------------------
 
 
 def json_response(
@@ -123,6 +172,8 @@ def error_response(exc: Exception) -> func.HttpResponse:
     if isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"} if exc.challenge else None
         return detail_response(401, exc.detail, headers)
+    if isinstance(exc, AlreadyExists):
+        return detail_response(exc.status_code, exc.detail, {ERROR_CODE_HEADER: exc.code})
     if isinstance(exc, DomainError):
         return detail_response(exc.status_code, exc.detail)
     if isinstance(exc, pydantic.ValidationError):
@@ -153,6 +204,21 @@ def _pg_message(exc: sa_exc.DBAPIError) -> str:
     return " ".join(part for part in (primary, detail) if part) or str(exc.orig)
 
 
+def respond(route: Route, result: Any) -> func.HttpResponse:
+    """A handler's result as the reply: its own HttpResponse, or JSON with the route's status."""
+    if isinstance(result, func.HttpResponse):
+        return result
+    return json_response(result, route.status)
+
+
+# --- requests ----------------------------------------------------------------------------
+
+
+class _EarlyReply(Exception):
+    def __init__(self, response: func.HttpResponse) -> None:
+        self.response = response
+
+
 _NO_BODY = object()
 
 
@@ -173,9 +239,40 @@ def _read_json(req: func.HttpRequest) -> Any:
         raise _EarlyReply(detail_response(422, [item])) from exc
 
 
-class _EarlyReply(Exception):
-    def __init__(self, response: func.HttpResponse) -> None:
-        self.response = response
+def _parse_body(route: Route, raw: Any) -> Any:
+    if route.body is None:
+        return None
+    if raw is _NO_BODY or (raw is None and not route.body_required):
+        if route.body_required:
+            missing = {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}
+            raise _EarlyReply(detail_response(422, [missing]))
+        return route.body.model_validate({})
+    return route.body.model_validate(raw)
+
+
+def service_key_presented(req: func.HttpRequest, settings: Settings) -> bool:
+    """Whether the request carries the deployment's service key; a wrong key is a 401.
+
+    False when it carries no key at all (a token may still be there)."""
+    presented = req.headers.get(SERVICE_KEY_HEADER) or req.params.get(SERVICE_KEY_PARAM)
+    if not presented:
+        return False
+    expected = settings.service_api_key or ""
+    if expected and hmac.compare_digest(presented.encode(), expected.encode()):
+        return True
+    raise _EarlyReply(detail_response(401, "Invalid service key"))
+
+
+def _authenticate(
+    route: Route, req: func.HttpRequest, session: Session | None, settings: Settings
+) -> users.CurrentUser | None:
+    if route.auth is Auth.NONE:
+        return None
+    if route.auth is Auth.TOKEN_OR_SERVICE_KEY and service_key_presented(req, settings):
+        return None
+    token = bearer_token(req.headers.get("Authorization"))
+    assert session is not None, "a token is checked inside a transaction"
+    return users.authenticate_token(session, token, _TOKEN_TYPE[route.auth], settings)
 
 
 class _Startup:
@@ -201,41 +298,83 @@ class _Startup:
 startup = _Startup()
 
 
-def _parse_body(route: Route, raw: Any) -> Any:
-    if route.body is None:
-        return None
-    if raw is _NO_BODY or (raw is None and not route.body_required):
-        if route.body_required:
-            missing = {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}
-            raise _EarlyReply(detail_response(422, [missing]))
-        return route.body.model_validate({})
-    return route.body.model_validate(raw)
+def _needs_database(route: Route) -> bool:
+    return route.db or route.auth is not Auth.NONE
 
 
-def dispatch(
-    route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpRequest
-) -> func.HttpResponse:
+def prepare(
+    route: Route, req: func.HttpRequest, session: Session | None = None
+) -> Call[Any] | func.HttpResponse:
+    """JSON syntax, then credentials, then the body's fields: the handler's `Call`, or the
+    reply that ends the request here. Credentials other than the service key are checked in
+    `session`."""
     try:
         raw = _read_json(req) if route.method != "GET" else _NO_BODY
         settings = get_settings()
-        if route.db:
-            startup.ensure(settings)
-            with session_scope() as session:
-                user = None
-                if route.auth is not None:
-                    token = bearer_token(req.headers.get("Authorization"))
-                    user = users.authenticate_token(session, token, route.auth, settings)
-                body = _parse_body(route, raw)
-                result = handler(Call(session, body, user, settings, req))
-        else:  # no database: the public documents and the health check
-            result = handler(Call(None, _parse_body(route, raw), None, settings, req))  # type: ignore[arg-type]
-        if isinstance(result, func.HttpResponse):
-            return result
-        return json_response(result, route.status)
+        user = _authenticate(route, req, session, settings)
+        return Call(_parse_body(route, raw), user, settings, req, session)
     except _EarlyReply as early:
         return early.response
     except Exception as exc:
         return error_response(exc)
+
+
+def _run_sync(route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpRequest) -> Any:
+    try:
+        if _needs_database(route):
+            startup.ensure(get_settings())
+        scope = session_scope() if _needs_database(route) else nullcontext(None)
+        with scope as session:
+            call = prepare(route, req, session)
+            if isinstance(call, func.HttpResponse):
+                return call
+            return respond(route, handler(call))
+    except _EarlyReply as early:
+        return early.response
+    except Exception as exc:
+        return error_response(exc)
+
+
+def _prepare_in_own_transaction(route: Route, req: func.HttpRequest) -> Any:
+    if route.auth is Auth.NONE:
+        return prepare(route, req)
+    try:
+        startup.ensure(get_settings())
+        with session_scope() as session:
+            return prepare(route, req, session)
+    except Exception as exc:
+        return error_response(exc)
+
+
+async def _run_async(
+    route: Route,
+    handler: Callable[[Call[Any]], Awaitable[Any]],
+    req: func.HttpRequest,
+    durable: Any = None,
+) -> func.HttpResponse:
+    call = await asyncio.to_thread(_prepare_in_own_transaction, route, req)
+    if isinstance(call, func.HttpResponse):
+        return call
+    call.durable = durable
+    try:
+        return respond(route, await handler(call))
+    except _EarlyReply as early:
+        return early.response
+    except Exception as exc:
+        return error_response(exc)
+
+
+async def in_transaction(work: Callable[[Session], T]) -> T:
+    """For asynchronous handlers: `work(session)` in a worker thread, in one transaction."""
+
+    def run() -> T:
+        with session_scope() as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
+
+
+# --- declaration -------------------------------------------------------------------------
 
 
 def endpoint(
@@ -247,23 +386,30 @@ def endpoint(
     body_required: bool = True,
     response: Any = Message,
     status: int = 200,
-    auth: str | None = ACCESS,
+    auth: Auth = Auth.TOKEN,
     errors: dict[int, str] | None = None,
     media_type: str = "application/json",
     db: bool = True,
+    durable_client: bool = False,
 ) -> Callable[[Callable[[Call[Any]], Any]], Callable[[Call[Any]], Any]]:
-    """Register `handler(call) -> JSON-able | HttpResponse` as the function for `path`."""
+    """Register `handler(call) -> JSON-able | HttpResponse` (or an `async def` returning
+    one) as the function for `method path`.
 
-    tag = path.split("/", 1)[0]
+    `auth` says who may call it; `db=False` gives a synchronous handler no transaction;
+    `durable_client=True` (async handlers, on a `df.Blueprint`) puts a Durable client in
+    `call.durable`."""
 
     def register(handler: Callable[[Call[Any]], Any]) -> Callable[[Call[Any]], Any]:
+        is_async = inspect.iscoroutinefunction(handler)
+        if durable_client and not is_async:
+            raise TypeError(f"{path}: a Durable client needs an async handler")
         # Function names must match [A-Za-z][A-Za-z0-9_-]* for the Functions host.
         name = re.sub(r"[^A-Za-z0-9_]", "_", path.replace("{", "").replace("}", ""))
         route = Route(
             path=path,
             method=method,
             name=name,
-            tag=tag,
+            tag=path.split("/", 1)[0],
             summary=(handler.__doc__ or name).strip().splitlines()[0],
             body=body,
             body_required=body_required,
@@ -272,17 +418,17 @@ def endpoint(
             auth=auth,
             errors=errors or {},
             media_type=media_type,
-            db=db,
+            db=db and not is_async,
         )
         ROUTES.append(route)
 
         # A fresh function, not functools.wraps: the worker reads its signature to bind
-        # `req`, and must not see the handler's.
-        def http_function(req: func.HttpRequest) -> func.HttpResponse:
-            return dispatch(route, handler, req)
-
+        # its parameters, and must not see the handler's.
+        http_function = _http_function(route, handler, is_async, durable_client)
         http_function.__name__ = http_function.__qualname__ = name
         http_function.__doc__ = handler.__doc__
+        if durable_client:
+            http_function = bp.durable_client_input(client_name="client")(http_function)  # type: ignore[attr-defined]
         bp.function_name(name=name)(
             bp.route(route=path, methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(
                 http_function
@@ -291,3 +437,26 @@ def endpoint(
         return handler
 
     return register
+
+
+def _http_function(
+    route: Route, handler: Callable[[Call[Any]], Any], is_async: bool, durable_client: bool
+) -> Callable[..., Any]:
+    """The function the Functions worker calls: `req`, and `client` for a Durable client."""
+    if durable_client:
+
+        async def with_client(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+            return await _run_async(route, handler, req, client)
+
+        return with_client
+    if is_async:
+
+        async def asynchronous(req: func.HttpRequest) -> func.HttpResponse:
+            return await _run_async(route, handler, req)
+
+        return asynchronous
+
+    def synchronous(req: func.HttpRequest) -> func.HttpResponse:
+        return _run_sync(route, handler, req)
+
+    return synchronous

@@ -11,7 +11,15 @@ import azure.functions as func
 from pydantic import TypeAdapter
 
 from dtbase_core.schemas.common import ValidationErrorReply
-from function_app.http import ROUTES, Route, detail_response, endpoint, json_response
+from function_app.http import (
+    ROUTES,
+    SERVICE_KEY_HEADER,
+    Auth,
+    Route,
+    detail_response,
+    endpoint,
+    json_response,
+)
 
 bp = func.Blueprint()
 ASSETS = Path(__file__).resolve().parent / "docs_assets"
@@ -57,8 +65,10 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
             "description": "The body is not valid JSON or does not fit the schema",
             "content": {"application/json": {"schema": components.schema_of(ValidationErrorReply)}},
         }
-    if route.auth is not None:
+    if route.auth is not Auth.NONE:
         op["security"] = [{"bearer": []}]
+        if route.auth is Auth.TOKEN_OR_SERVICE_KEY:
+            op["security"].append({"serviceKey": []})
         responses.setdefault(
             "401",
             {
@@ -92,7 +102,8 @@ def build_document() -> dict[str, Any]:
         "components": {
             "schemas": components.schemas,
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "serviceKey": {"type": "apiKey", "in": "header", "name": SERVICE_KEY_HEADER},
             },
         },
     }
@@ -101,7 +112,7 @@ def build_document() -> dict[str, Any]:
 _document: dict[str, Any] | None = None
 
 
-@endpoint(bp, "openapi.json", method="GET", response=dict[str, Any], auth=None, db=False)
+@endpoint(bp, "openapi.json", method="GET", response=dict[str, Any], auth=Auth.NONE, db=False)
 def openapi_json(call: Any) -> Any:
     """This document: every route, its body and its replies."""
     global _document
@@ -110,7 +121,7 @@ def openapi_json(call: Any) -> Any:
     return _document
 
 
-@endpoint(bp, "docs", method="GET", response=str, auth=None, media_type="text/html", db=False)
+@endpoint(bp, "docs", method="GET", response=str, auth=Auth.NONE, media_type="text/html", db=False)
 def docs_page(call: Any) -> Any:
     """An interactive page rendering the OpenAPI document."""
     return func.HttpResponse(
@@ -123,7 +134,7 @@ def docs_page(call: Any) -> Any:
     "docs/{asset}",
     method="GET",
     response=str,
-    auth=None,
+    auth=Auth.NONE,
     media_type="application/octet-stream",
     db=False,
 )

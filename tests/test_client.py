@@ -14,7 +14,7 @@ import pytest
 
 from dtbase_core.client import ApiError, DTBaseClient, PasswordTokenSource, StaticTokenSource
 from dtbase_core.config import get_settings
-from dtbase_core.errors import DomainError
+from dtbase_core.errors import ERROR_CODE_HEADER, AlreadyExists, Conflict, DomainError, NotFound
 from tests.support import Api, LocalHost
 
 SERVICE_EMAIL = "ingress-service@example.org"
@@ -99,6 +99,8 @@ def test_errors_carry_the_server_s_detail(client: DTBaseClient) -> None:
     assert (error.status, error.detail) == (400, "Sensor type 'No such type' does not exist")
     assert error.path == "/api/sensor/insert-sensor" and error.method == "POST"
     assert isinstance(error, DomainError) and error.status_code == 400
+    # The core's class for the status: code catches the same errors via the API or the core.
+    assert isinstance(error, NotFound) and not isinstance(error, Conflict)
     # A 422 keeps pydantic's list; the message names the field.
     with pytest.raises(ApiError) as caught:
         client.post("/sensor/insert-sensor", {"type_name": "T"})
@@ -111,7 +113,7 @@ def test_errors_carry_the_server_s_detail(client: DTBaseClient) -> None:
     assert (caught.value.status, caught.value.detail) == (404, "Not Found")
 
 
-def test_set_up_is_idempotent_but_other_conflicts_raise(client: DTBaseClient) -> None:
+def test_set_up_is_idempotent_but_other_conflicts_raise(client: DTBaseClient, admin: Api) -> None:
     measures = [{"name": "temperature", "units": "C", "datatype": "float"}]
     assert client.ensure_sensor_type("Weather", "about weather", measures) is True
     assert client.ensure_sensor_type("Weather", "about weather", measures) is False
@@ -132,10 +134,16 @@ def test_set_up_is_idempotent_but_other_conflicts_raise(client: DTBaseClient) ->
     with pytest.raises(ApiError) as caught:
         client.ensure_sensor_type("Other", None, clash)
     assert caught.value.status == 409 and "datatype" in caught.value.detail
-    # Plain inserts do raise on duplicates.
-    with pytest.raises(ApiError) as caught:
+    assert isinstance(caught.value, Conflict) and not isinstance(caught.value, AlreadyExists)
+    # Plain inserts do raise on duplicates; the reply marks them, so no English is matched.
+    with pytest.raises(AlreadyExists) as duplicate:
         client.insert_sensor("Weather", "w-1")
-    assert (caught.value.status, caught.value.detail) == (409, "Sensor exists already")
+    assert (duplicate.value.status_code, duplicate.value.detail) == (409, "Sensor exists already")
+    reply = admin.post(
+        "/sensor/insert-sensor", {"type_name": "Weather", "unique_identifier": "w-1"}
+    )
+    assert reply.status_code == 409 and reply.headers[ERROR_CODE_HEADER] == "already_exists"
+    assert reply.json() == {"detail": "Sensor exists already"}  # DTBase's body, unchanged
     assert [t["name"] for t in client.list_sensor_types()] == ["Weather"]
 
 

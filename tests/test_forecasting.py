@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from dtbase_core.client import Reading
-from dtbase_core.errors import Conflict
+from dtbase_core.errors import AlreadyExists
 from dtbase_core.forecasting import arima, data
 from dtbase_core.forecasting.config import ArimaConfig, ArimaSection, product_names
 from dtbase_core.forecasting.errors import ForecastError
@@ -334,7 +334,7 @@ class MemoryBackend:
 
     def insert_model_run(self, **run: Any) -> int:
         if any(r["time_created"] == run["time_created"] for r in self.runs):
-            raise Conflict("A run ... exists already")
+            raise AlreadyExists("A run ... exists already")
         self.runs.append(run)
         return len(self.runs)
 
@@ -687,7 +687,10 @@ def test_the_starter_validates_and_needs_a_token(admin: Api, anon: Api) -> None:
     assert anon.post("/forecast/arima", {"arima": {"alpha": 2}}).status_code == 401
     doc = anon.get("/openapi.json").json()
     operation = doc["paths"]["/forecast/arima"]["post"]
-    assert "202" in operation["responses"] and operation["security"] == [{"bearer": []}]
+    assert "202" in operation["responses"] and operation["security"] == [
+        {"bearer": []},
+        {"serviceKey": []},
+    ]
 
 
 def test_a_repeated_activity_stores_one_run_in_the_database(

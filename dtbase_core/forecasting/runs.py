@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from dtbase_core.errors import DomainError
+from dtbase_core.errors import AlreadyExists
 from dtbase_core.forecasting.config import MODEL_NAME, SCENARIO, ArimaConfig, product_names
 from dtbase_core.forecasting.errors import ForecastError
 from dtbase_core.service_base import Backend, BaseModel
@@ -176,9 +176,7 @@ def store_run(
             sensor_measure=sensor_measure,
             metrics=metrics,
         )
-    except DomainError as exc:
-        if exc.status_code != 409:
-            raise
+    except AlreadyExists:
         log.info("run at %s exists already (a repeated job): reusing it", iso_z(time_created))
         return backend.find_model_run(MODEL_NAME, SCENARIO, time_created)
 

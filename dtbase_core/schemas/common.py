@@ -54,3 +54,10 @@ class ErrorItem(BaseModel):
 
 class ValidationErrorReply(BaseModel):
     detail: list[ErrorItem]
+
+
+class Health(BaseModel):
+    """`GET /health`: whether the API and its database answer."""
+
+    status: str
+    database: str
