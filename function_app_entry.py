@@ -4,6 +4,10 @@
 exposes its one app object.
 """
 
-from function_app import app
+from dtbase_core.config import limit_numeric_threads
+
+limit_numeric_threads()  # before numpy is first imported (the forecast's activities)
+
+from function_app import app  # noqa: E402
 
 __all__ = ["app"]

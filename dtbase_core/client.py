@@ -334,21 +334,23 @@ class DTBaseClient:
         (DT_ENTRA_CLIENT_ID and a secret or certificate), with client credentials."""
         settings = settings or get_settings()
         entra = settings.entra
-        if not settings.service_user_password and (
+        if not settings.services.service_user_password and (
             entra.client_id and (entra.client_secret or entra.client_certificate)
         ):
             from dtbase_core.entra_client import token_source
 
-            return cls(settings.backend_url, token_source(entra), http=http, transport=transport)
-        if not settings.service_user_email or not settings.service_user_password:
+            return cls(
+                settings.services.backend_url, token_source(entra), http=http, transport=transport
+            )
+        if not settings.services.service_user_email or not settings.services.service_user_password:
             raise ValueError(
                 "DT_SERVICE_USER_EMAIL and DT_SERVICE_USER_PASSWORD must be set for a "
                 "service to sign in to the API"
             )
         return cls.with_password(
-            settings.backend_url,
-            settings.service_user_email,
-            settings.service_user_password,
+            settings.services.backend_url,
+            settings.services.service_user_email,
+            settings.services.service_user_password,
             http=http,
             transport=transport,
         )

@@ -1,22 +1,28 @@
-"""Every setting, read from the environment in this one module.
+"""Every setting, read from the environment in this one module (pydantic-settings).
 
-Names keep DTBase's `DT_` variables where they exist (API.md Part A 13). Settings are
-read when `get_settings()` is first called and cached; `reset_settings()` re-reads them
-(the local host and the tests set variables before the app starts).
+Every variable starts with `DT_`, keeping DTBase's names where they exist
+(`DT_JWT_SECRET_KEY`, `DT_DEFAULT_USER_PASS`, `DT_BACKEND_URL`, ...); README.md lists
+them. `get_settings()` reads them once and caches the result; `reset_settings()` makes the
+next call read them again (the local host and the tests set variables before the app
+starts). A malformed value is a `ConfigError` naming the variable, raised at start-up.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_USER_EMAIL = "default_user@localhost"
 
 # Timer schedules (NCRONTAB, seconds first). The timer functions name them as
 # "%DT_INGRESS_SCHEDULE%" / "%DT_FORECAST_SCHEDULE%"; the Functions host resolves those from
-# app settings and fails indexing when one is unset, so deployments set both. Locally,
-# `apply_schedule_defaults()` puts these defaults into the environment first.
+# app settings and fails indexing when one is unset, so the infra program sets both. The
+# local host resolves an unset one to its default here.
 SCHEDULE_DEFAULTS = {
     "DT_INGRESS_SCHEDULE": "0 0 * * * *",  # hourly, on the hour
     "DT_FORECAST_SCHEDULE": "0 0 3 * * *",  # daily at 03:00 UTC
@@ -24,51 +30,50 @@ SCHEDULE_DEFAULTS = {
 # London, as DTBase's example ingress.
 DEFAULT_WEATHER_LATITUDE = 51.53
 DEFAULT_WEATHER_LONGITUDE = -0.127
+ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com"
+# Tenants that name many directories: the API needs one tenant, so one issuer.
+_MULTI_TENANT_NAMES = {"common", "organizations", "consumers"}
+# HS256 wants a key at least as long as its hash (RFC 7518 §3.2).
+MIN_JWT_SECRET_BYTES = 32
+
+Words = Annotated[tuple[str, ...], NoDecode]
 
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the app refuses to start with this message."""
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+def _split_words(value: Any) -> Any:
+    """A list setting: words separated by commas or spaces."""
+    if isinstance(value, str):
+        return tuple(word for word in value.replace(",", " ").split() if word)
+    return value
 
 
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+def _alias(name: str) -> Any:
+    """A variable whose name is not the prefix plus the field's name (DTBase's names)."""
+    return Field(None, validation_alias=name)
 
 
-def _str(name: str) -> str | None:
-    raw = os.environ.get(name)
-    return raw if raw else None
+_COMMON = SettingsConfigDict(
+    env_prefix="DT_",
+    env_ignore_empty=True,  # an empty variable is an unset one
+    extra="ignore",
+    frozen=True,
+    populate_by_name=True,
+)
 
 
-ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com"
-# Tenants that name many directories: the API needs one tenant, so one issuer.
-_MULTI_TENANT_NAMES = {"common", "organizations", "consumers"}
-
-
-@dataclass(frozen=True)
-class EntraSettings:
+class EntraSettings(BaseSettings):
     """Sign-in with Microsoft Entra ID (off unless DT_ENTRA_TENANT_ID and DT_ENTRA_AUDIENCE are
     set). The API side checks access tokens; the client side (dtbase_core.entra_client) gets
     them with MSAL; the web app reads `spa_client_id` and `scopes` from /auth/config."""
 
+    model_config = SettingsConfigDict(**{**_COMMON, "env_prefix": "DT_ENTRA_"})
+
     tenant_id: str | None = None
     # Accepted `aud` values: the API's client id, and its `api://...` form only if listed.
-    audiences: tuple[str, ...] = ()
+    audiences: Words = Field((), validation_alias="DT_ENTRA_AUDIENCE")
     authority_host: str = ENTRA_AUTHORITY_HOST
     # A CA bundle to trust for the provider's HTTPS (a private or test CA); None: the system's.
     ca_bundle: str | None = None
@@ -76,13 +81,38 @@ class EntraSettings:
     auto_provision: bool = False
     spa_client_id: str | None = None
     # Delegated scopes a person's client asks for; default `<app id uri>/user_impersonation`.
-    scopes: tuple[str, ...] = ()
+    scopes: Words = ()
     client_id: str | None = None
     client_secret: str | None = None
     # A PEM file with the private key and its certificate, or a .pfx/.p12 file.
     client_certificate: str | None = None
     client_certificate_password: str | None = None
-    token_cache_path: str | None = None
+    token_cache_path: str | None = Field(None, validation_alias="DT_ENTRA_TOKEN_CACHE")
+
+    _words = field_validator("audiences", "scopes", mode="before")(_split_words)
+
+    @field_validator("tenant_id", mode="after")
+    @classmethod
+    def _one_tenant(cls, tenant: str | None) -> str | None:
+        tenant = (tenant or "").strip() or None
+        if tenant and tenant.lower() in _MULTI_TENANT_NAMES:
+            raise ValueError(f"must name one tenant (its id or domain), not {tenant!r}")
+        return tenant
+
+    @field_validator("authority_host", mode="after")
+    @classmethod
+    def _https(cls, host: str) -> str:
+        host = host.strip().rstrip("/")
+        if not host.startswith("https://"):
+            raise ValueError(f"must be an https:// URL, got {host!r}")
+        return host
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> EntraSettings:
+        if bool(self.tenant_id) != bool(self.audiences):
+            missing = "DT_ENTRA_AUDIENCE" if self.tenant_id else "DT_ENTRA_TENANT_ID"
+            raise ValueError(f"{missing} must be set too: Entra ID sign-in needs both")
+        return self
 
     @property
     def enabled(self) -> bool:
@@ -110,74 +140,86 @@ class EntraSettings:
         return f"{self.app_id_uri}/.default"
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes"}
+class ServicesSettings(BaseSettings):
+    """The services: calls made by run-service, the weather ingress, the forecast, and how
+    services reach the API."""
 
+    model_config = _COMMON
 
-def _words(name: str) -> tuple[str, ...]:
-    raw = os.environ.get(name) or ""
-    return tuple(word for word in raw.replace(",", " ").split() if word)
-
-
-def _entra_settings() -> EntraSettings:
-    tenant = (_str("DT_ENTRA_TENANT_ID") or "").strip() or None
-    audiences = _words("DT_ENTRA_AUDIENCE")
-    host = (_str("DT_ENTRA_AUTHORITY_HOST") or ENTRA_AUTHORITY_HOST).strip().rstrip("/")
-    if bool(tenant) != bool(audiences):
-        missing = "DT_ENTRA_AUDIENCE" if tenant else "DT_ENTRA_TENANT_ID"
-        raise ConfigError(f"{missing} must be set too: Entra ID sign-in needs both")
-    if tenant and tenant.lower() in _MULTI_TENANT_NAMES:
-        raise ConfigError(
-            f"DT_ENTRA_TENANT_ID must name one tenant (its id or domain), not {tenant!r}"
-        )
-    if not host.startswith("https://"):
-        raise ConfigError(f"DT_ENTRA_AUTHORITY_HOST must be an https:// URL, got {host!r}")
-    return EntraSettings(
-        tenant_id=tenant,
-        audiences=audiences,
-        authority_host=host,
-        ca_bundle=_str("DT_ENTRA_CA_BUNDLE"),
-        admin_role=_str("DT_ENTRA_ADMIN_ROLE") or "DTBase.Admin",
-        auto_provision=_flag("DT_ENTRA_AUTO_PROVISION"),
-        spa_client_id=_str("DT_ENTRA_SPA_CLIENT_ID"),
-        scopes=_words("DT_ENTRA_SCOPES"),
-        client_id=_str("DT_ENTRA_CLIENT_ID"),
-        client_secret=_str("DT_ENTRA_CLIENT_SECRET"),
-        client_certificate=_str("DT_ENTRA_CLIENT_CERTIFICATE"),
-        client_certificate_password=_str("DT_ENTRA_CLIENT_CERTIFICATE_PASSWORD"),
-        token_cache_path=_str("DT_ENTRA_TOKEN_CACHE"),
-    )
-
-
-@dataclass(frozen=True)
-class Settings:
-    database_url: str | None
-    local_mode: bool
-    jwt_secret_key: str | None
-    default_user_password: str | None
-    access_token_seconds: int
-    refresh_grace_seconds: int
-    service_timeout_seconds: float
-    db_pool_size: int
-    db_max_overflow: int
-    backend_url: str
+    # Where services (DTBaseClient) reach the API.
+    backend_url: str = "http://127.0.0.1:7071/api"
     service_user_email: str | None = None
     service_user_password: str | None = None
+    # The key that stands in for a token on the services' own routes (x-functions-key).
     service_api_key: str | None = None
-    openweathermap_api_key: str | None = None
+    service_timeout_seconds: float = Field(30.0, gt=0)
+    openweathermap_api_key: str | None = _alias("DT_OPENWEATHERMAP_APIKEY")
     openweathermap_base_url: str = "https://api.openweathermap.org"
-    openweathermap_latitude: float = DEFAULT_WEATHER_LATITUDE
-    openweathermap_longitude: float = DEFAULT_WEATHER_LONGITUDE
-    openweathermap_timeout_seconds: float = 10.0
-    forecast_config_json: str | None = None
-    entra: EntraSettings = field(default_factory=EntraSettings)
+    openweathermap_latitude: float = Field(
+        DEFAULT_WEATHER_LATITUDE,
+        ge=-90,
+        le=90,
+        validation_alias="DT_OPENWEATHERMAP_LAT",
+    )
+    openweathermap_longitude: float = Field(
+        DEFAULT_WEATHER_LONGITUDE,
+        ge=-180,
+        le=180,
+        validation_alias="DT_OPENWEATHERMAP_LON",
+    )
+    openweathermap_timeout_seconds: float = Field(10.0, gt=0)
+    # The scheduled forecast's configuration (JSON of the /forecast/arima body), checked
+    # here at start-up rather than when the timer first fires.
+    forecast_config_json: str | None = Field(None, validation_alias="DT_FORECAST_CONFIG")
+
+    @field_validator("openweathermap_base_url", mode="after")
+    @classmethod
+    def _no_trailing_slash(cls, url: str) -> str:
+        return url.rstrip("/")
+
+    @field_validator("forecast_config_json", mode="after")
+    @classmethod
+    def _forecast_config(cls, raw: str | None) -> str | None:
+        if raw is not None:
+            from dtbase_core.forecasting.config import ArimaConfig
+
+            ArimaConfig.model_validate_json(raw)
+        return raw
+
+
+class Settings(BaseSettings):
+    model_config = _COMMON
+
+    # unset: the local host's embedded PostgreSQL; a deployment must set it
+    database_url: str | None = None
+    local_mode: bool = False  # set by the local host: secrets may be generated
+    jwt_secret_key: str | None = None
+    default_user_password: str | None = _alias("DT_DEFAULT_USER_PASS")
+    access_token_seconds: int = Field(
+        3600,
+        gt=0,
+        validation_alias="DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS",
+    )
+    refresh_grace_seconds: int = Field(
+        3600,
+        ge=0,
+        validation_alias="DT_JWT_REFRESH_TOKEN_GRACE_SECONDS",
+    )
+    db_pool_size: int = Field(5, ge=1)
+    db_max_overflow: int = Field(5, ge=0)
+    # Origins allowed to call the API from a browser (the Static Web App's); none: closed.
+    cors_origins: Words = ()
+    entra: EntraSettings = Field(default_factory=lambda: EntraSettings())
+    services: ServicesSettings = Field(default_factory=lambda: ServicesSettings())
+
+    _words = field_validator("cors_origins", mode="before")(_split_words)
 
     @property
     def refresh_token_seconds(self) -> int:
         return self.access_token_seconds + self.refresh_grace_seconds
 
     def require_secret(self) -> str:
-        """The JWT signing secret; outside local mode it must be set (Part A 8)."""
+        """The JWT signing secret; outside local mode it must be set (checked at start-up)."""
         if not self.jwt_secret_key:
             raise ConfigError(
                 "DT_JWT_SECRET_KEY is not set: refusing to issue or check tokens. "
@@ -186,40 +228,35 @@ class Settings:
         return self.jwt_secret_key
 
 
+def _where(settings_class: type[BaseSettings], loc: tuple[Any, ...]) -> str:
+    """The environment variable behind an error's location, and the path inside its value:
+    e.g. `DT_OPENWEATHERMAP_LAT`, `DT_FORECAST_CONFIG (arima.alpha)`."""
+    head, rest = str(loc[0]), loc[1:]
+    variable = (
+        head
+        if head.startswith("DT_")
+        else f"{settings_class.model_config.get('env_prefix', '')}{head}".upper()
+    )
+    return f"{variable} ({'.'.join(str(part) for part in rest)})" if rest else variable
+
+
+def _load(settings_class: type[BaseSettings], **groups: BaseSettings) -> Any:
+    build: Callable[..., BaseSettings] = settings_class  # its __init__ also reads the environment
+    try:
+        return build(**groups)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:  # a check across fields names its variables itself
+            raise ConfigError(message) from exc
+        raise ConfigError(f"{_where(settings_class, tuple(error['loc']))}: {message}") from exc
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    settings = Settings(
-        database_url=_str("DT_DATABASE_URL"),
-        local_mode=os.environ.get("DT_LOCAL_MODE", "").lower() in {"1", "true", "yes"},
-        jwt_secret_key=_str("DT_JWT_SECRET_KEY"),
-        default_user_password=_str("DT_DEFAULT_USER_PASS"),
-        access_token_seconds=_int("DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS", 3600),
-        refresh_grace_seconds=_int("DT_JWT_REFRESH_TOKEN_GRACE_SECONDS", 3600),
-        service_timeout_seconds=_float("DT_SERVICE_TIMEOUT_SECONDS", 30.0),
-        db_pool_size=_int("DT_DB_POOL_SIZE", 5),
-        db_max_overflow=_int("DT_DB_MAX_OVERFLOW", 5),
-        backend_url=os.environ.get("DT_BACKEND_URL") or "http://127.0.0.1:7071/api",
-        service_user_email=_str("DT_SERVICE_USER_EMAIL"),
-        service_user_password=_str("DT_SERVICE_USER_PASSWORD"),
-        service_api_key=_str("DT_SERVICE_API_KEY"),
-        openweathermap_api_key=_str("DT_OPENWEATHERMAP_APIKEY"),
-        openweathermap_base_url=(
-            _str("DT_OPENWEATHERMAP_BASE_URL") or "https://api.openweathermap.org"
-        ).rstrip("/"),
-        openweathermap_latitude=_float("DT_OPENWEATHERMAP_LAT", DEFAULT_WEATHER_LATITUDE),
-        openweathermap_longitude=_float("DT_OPENWEATHERMAP_LON", DEFAULT_WEATHER_LONGITUDE),
-        openweathermap_timeout_seconds=_float("DT_OPENWEATHERMAP_TIMEOUT_SECONDS", 10.0),
-        forecast_config_json=_str("DT_FORECAST_CONFIG"),
-        entra=_entra_settings(),
-    )
-    if settings.access_token_seconds <= 0:
-        raise ConfigError("DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS must be positive")
-    if not -90 <= settings.openweathermap_latitude <= 90:
-        raise ConfigError("DT_OPENWEATHERMAP_LAT must be a latitude between -90 and 90")
-    if not -180 <= settings.openweathermap_longitude <= 180:
-        raise ConfigError("DT_OPENWEATHERMAP_LON must be a longitude between -180 and 180")
-    if settings.openweathermap_timeout_seconds <= 0:
-        raise ConfigError("DT_OPENWEATHERMAP_TIMEOUT_SECONDS must be positive")
+    # The groups first, so that an error in one names its own variable.
+    groups = {"entra": _load(EntraSettings), "services": _load(ServicesSettings)}
+    settings: Settings = _load(Settings, **groups)
     return settings
 
 
@@ -227,16 +264,8 @@ def reset_settings() -> None:
     get_settings.cache_clear()
 
 
-def apply_schedule_defaults() -> None:
-    """Set each timer schedule setting the environment lacks to its documented default, so
-    that a local host resolves "%DT_INGRESS_SCHEDULE%" as Azure would with infra's value."""
-    for name, default in SCHEDULE_DEFAULTS.items():
-        if not os.environ.get(name, "").strip():
-            os.environ[name] = default
-
-
 def check_deployable(settings: Settings) -> None:
-    """Refuse to start a deployed app without its real secrets (Part A 8)."""
+    """Refuse to start a deployed app without its real secrets."""
     if settings.local_mode:
         return
     missing = [
@@ -252,6 +281,13 @@ def check_deployable(settings: Settings) -> None:
             f"{', '.join(missing)} must be set outside local mode (DT_LOCAL_MODE=1 is set "
             "only by the local host)."
         )
+    secret = settings.jwt_secret_key or ""
+    if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+        raise ConfigError(
+            f"DT_JWT_SECRET_KEY must be at least {MIN_JWT_SECRET_BYTES} bytes outside local "
+            f"mode (it has {len(secret.encode())}): generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`."
+        )
 
 
 def limit_numeric_threads() -> None:
@@ -259,7 +295,8 @@ def limit_numeric_threads() -> None:
 
     Forecasts run one series per worker process, in parallel; a multi-threaded BLAS in each
     of them oversubscribes the cores (SARIMAX fits measured 2 to 3 times slower on two busy
-    cores). Must run before numpy is first imported.
+    cores). Called by the process entry points (the Functions entry script, dtbase-local)
+    before numpy is first imported.
     """
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")

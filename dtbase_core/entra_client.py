@@ -321,4 +321,4 @@ def entra_client(
     """A `DTBaseClient` at DT_BACKEND_URL whose tokens come from Entra ID."""
     settings = settings or get_settings()
     source = token_source(settings.entra, flow, **kwargs)
-    return DTBaseClient(settings.backend_url, token_source=source)
+    return DTBaseClient(settings.services.backend_url, token_source=source)

@@ -32,7 +32,6 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from dtbase_core.config import apply_schedule_defaults
 from dtbase_core.db import session_scope
 from dtbase_core.forecasting.config import ArimaConfig, default_config
 from dtbase_core.forecasting.runs import (
@@ -50,7 +49,6 @@ from function_app.http import Auth, Call, detail_response, endpoint, json_respon
 
 log = logging.getLogger(__name__)
 
-apply_schedule_defaults()
 bp = df.Blueprint()
 
 ORCHESTRATOR = "arima_orchestrator"

@@ -52,7 +52,7 @@ from dtbase_core.security import ACCESS, REFRESH, bearer_token
 
 log = logging.getLogger(__name__)
 
-B = TypeVar("B", bound=BaseModel)
+B = TypeVar("B")  # the body: a pydantic model, or None for routes without one
 T = TypeVar("T")
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 # A validation error echoes the offending input; past this size it is left out.
@@ -257,7 +257,7 @@ def service_key_presented(req: func.HttpRequest, settings: Settings) -> bool:
     presented = req.headers.get(SERVICE_KEY_HEADER) or req.params.get(SERVICE_KEY_PARAM)
     if not presented:
         return False
-    expected = settings.service_api_key or ""
+    expected = settings.services.service_api_key or ""
     if expected and hmac.compare_digest(presented.encode(), expected.encode()):
         return True
     raise _EarlyReply(detail_response(401, "Invalid service key"))
@@ -428,7 +428,7 @@ def endpoint(
         http_function.__name__ = http_function.__qualname__ = name
         http_function.__doc__ = handler.__doc__
         if durable_client:
-            http_function = bp.durable_client_input(client_name="client")(http_function)  # type: ignore[attr-defined]
+            http_function = bp.durable_client_input(client_name="client")(http_function)
         bp.function_name(name=name)(
             bp.route(route=path, methods=[method], auth_level=func.AuthLevel.ANONYMOUS)(
                 http_function

@@ -17,7 +17,7 @@ from typing import Any
 
 import azure.functions as func
 
-from dtbase_core.config import apply_schedule_defaults, get_settings
+from dtbase_core.config import get_settings
 from dtbase_core.db import session_scope
 from dtbase_core.ingress.weather import WeatherIngress, WeatherIngressIn
 from dtbase_core.schemas.ingress import WeatherIngressOut
@@ -26,7 +26,6 @@ from function_app.http import Auth, Call, endpoint
 
 log = logging.getLogger(__name__)
 
-apply_schedule_defaults()
 bp = func.Blueprint()
 
 
@@ -56,7 +55,7 @@ def ingress_weather(call: Call[WeatherIngressIn]) -> Any:
 def ingress_weather_timer(timer: func.TimerRequest) -> None:
     """Every DT_INGRESS_SCHEDULE (default hourly): the last 3 hours and the forecast."""
     settings = get_settings()
-    if not settings.openweathermap_api_key:
+    if not settings.services.openweathermap_api_key:
         log.warning("weather ingress skipped: DT_OPENWEATHERMAP_APIKEY is not set")
         return
     with session_scope() as session:

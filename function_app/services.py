@@ -104,7 +104,9 @@ def edit_parameter_set(call: Call[ParameterSetIn]) -> Any:
 def run_service(call: Call[RunServiceIn]) -> Any:
     """Call a service with a set's or explicit parameters and log the run (even a failed one)."""
     outcome = services.run_service(
-        call.session, timeout=call.settings.service_timeout_seconds, **call.body.model_dump()
+        call.session,
+        timeout=call.settings.services.service_timeout_seconds,
+        **call.body.model_dump(),
     )
     return detail_response(outcome.status, outcome.detail)
 

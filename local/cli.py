@@ -185,6 +185,9 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dtbase_core.config import limit_numeric_threads
+
+    limit_numeric_threads()  # before numpy is imported here or in the forecast workers
     args = _parse(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -34,8 +34,8 @@ from dtbase_core.config import SCHEDULE_DEFAULTS
 
 log = logging.getLogger(__name__)
 
-# The app settings the function app's timers name, and their documented defaults (the
-# blueprints also apply them to the environment at import: the same values either way).
+# The app settings the function app's timers name, and the defaults the infra program
+# deploys: an unset one resolves to its default here, as it would on Azure.
 DEFAULT_SETTINGS = SCHEDULE_DEFAULTS
 
 PAST_DUE_AFTER = timedelta(seconds=1)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from dtbase_core.config import DEFAULT_USER_EMAIL
+from dtbase_core.config import DEFAULT_USER_EMAIL, Settings
 from dtbase_core.db import normalise_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,3 +236,12 @@ class Api:
 
     def close(self) -> None:
         self.http.close()
+
+
+def replace_settings(
+    settings: Settings, *, services: dict[str, Any] | None = None, **changes: Any
+) -> Settings:
+    """A copy of `settings` with changes at the top and in the services group."""
+    if services:
+        changes["services"] = settings.services.model_copy(update=services)
+    return settings.model_copy(update=changes)

@@ -4,18 +4,18 @@ and idempotent set-up."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import httpx
+import jwt
 import pytest
 
 from dtbase_core.client import ApiError, DTBaseClient, PasswordTokenSource, StaticTokenSource
 from dtbase_core.config import get_settings
 from dtbase_core.errors import ERROR_CODE_HEADER, AlreadyExists, Conflict, DomainError, NotFound
-from tests.support import Api, LocalHost
+from tests.support import JWT_SECRET, Api, LocalHost, replace_settings
 
 SERVICE_EMAIL = "ingress-service@example.org"
 SERVICE_PASSWORD = "service-password-123"
@@ -51,11 +51,13 @@ def service_user(admin: Api) -> tuple[str, str]:
 
 @pytest.fixture
 def client(live_host: LocalHost, service_user: tuple[str, str]) -> Iterator[DTBaseClient]:
-    settings = dataclasses.replace(
+    settings = replace_settings(
         get_settings(),
-        backend_url=live_host.api,
-        service_user_email=service_user[0],
-        service_user_password=service_user[1],
+        services={
+            "backend_url": live_host.api,
+            "service_user_email": service_user[0],
+            "service_user_password": service_user[1],
+        },
     )
     with DTBaseClient.from_settings(settings) as api:
         yield api
@@ -72,8 +74,8 @@ def test_signs_in_as_the_service_user_once(client: DTBaseClient) -> None:
 
 
 def test_settings_without_a_service_user_are_refused() -> None:
-    settings = dataclasses.replace(
-        get_settings(), service_user_email=None, service_user_password=None
+    settings = replace_settings(
+        get_settings(), services={"service_user_email": None, "service_user_password": None}
     )
     with pytest.raises(ValueError, match="DT_SERVICE_USER_EMAIL"):
         DTBaseClient.from_settings(settings)
@@ -212,34 +214,36 @@ def test_a_static_token_is_sent_as_is(live_host: LocalHost, admin: Api) -> None:
     assert (caught.value.status, caught.value.detail) == (401, "Could not validate credentials")
 
 
-@pytest.fixture
-def short_tokens(
-    host_factory: Callable[..., LocalHost], service_user: tuple[str, str]
-) -> LocalHost:
-    """A host whose access tokens last 2 s and refresh tokens 4 s."""
-    return host_factory(
-        env={
-            "DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS": "2",
-            "DT_JWT_REFRESH_TOKEN_GRACE_SECONDS": "2",
-        }
+def expired_copy(token: str) -> str:
+    """The same token (claims, user, version), signed by the same secret, but expired a
+    minute ago: what the server sees once a token's lifetime has passed."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims["exp"] = int(time.time()) - 60
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+def test_token_lifecycle(live_host: LocalHost, service_user: tuple[str, str]) -> None:
+    """The client's clock is injected; the server's expiry is met with tokens whose
+    lifetime really has passed."""
+    now = [time.time()]
+    client, recorder = recording_client(
+        live_host.api, SERVICE_EMAIL, SERVICE_PASSWORD, clock=lambda: now[0]
     )
-
-
-def test_token_lifecycle_with_short_lived_tokens(short_tokens: LocalHost) -> None:
-    # Before expiry: refreshed proactively, the server never says "expired".
-    client, recorder = recording_client(short_tokens.api, SERVICE_EMAIL, SERVICE_PASSWORD)
     with client:
-        assert client.list_sensors() == []
-        time.sleep(1.7)  # past the refresh point (0.4 s before exp), refresh token still good
         assert client.list_sensors() == []
         tokens = client.tokens
         assert isinstance(tokens, PasswordTokenSource)
+        # Near expiry (past the refresh point, 60 s before exp): refreshed proactively, so
+        # the server never says "expired".
+        now[0] += 3600 - 30
+        assert client.list_sensors() == []
         assert (tokens.logins, tokens.refreshes) == (1, 1)
         assert 401 not in recorder.statuses("/sensor/list-sensors")
         assert recorder.statuses("/auth/refresh") == [200]
 
         # Both tokens expired: the refresh is refused, and it signs in again.
-        time.sleep(4.5)
+        now[0] += 3 * 3600
+        tokens._refresh = expired_copy(tokens._refresh or "")
         assert client.list_sensors() == []
         assert (tokens.logins, tokens.refreshes) == (2, 1)
         assert recorder.statuses("/auth/refresh") == [200, 401]
@@ -247,11 +251,13 @@ def test_token_lifecycle_with_short_lived_tokens(short_tokens: LocalHost) -> Non
     # A client whose clock lags believes an expired token is still good: the server's
     # 401 "Token has expired" makes it refresh and retry, once.
     lagging, recorder = recording_client(
-        short_tokens.api, SERVICE_EMAIL, SERVICE_PASSWORD, clock=lambda: time.time() - 30
+        live_host.api, SERVICE_EMAIL, SERVICE_PASSWORD, clock=lambda: time.time() - 30
     )
     with lagging:
         assert lagging.list_sensors() == []
-        time.sleep(2.2)  # the access token has expired, the refresh token has not
+        source = lagging.tokens
+        assert isinstance(source, PasswordTokenSource)
+        source._access = expired_copy(source._access or "")
         assert lagging.list_sensors() == []
         assert recorder.statuses("/sensor/list-sensors") == [200, 401, 200]
         assert recorder.statuses("/auth/refresh") == [200]

@@ -5,7 +5,6 @@ web app's /auth/config, and the MSAL-based client. No internet."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 
 from dtbase_core import entra
 from dtbase_core.client import ApiError, DTBaseClient
-from dtbase_core.config import ConfigError, EntraSettings, _entra_settings, get_settings
+from dtbase_core.config import ConfigError, EntraSettings, get_settings, reset_settings
 from dtbase_core.entra_client import PersistentTokenCache, token_source
 from dtbase_core.errors import Unauthorized
 from tests.entra_provider import (
@@ -48,6 +47,7 @@ from tests.support import (
     Api,
     LocalHost,
     TestDatabase,
+    replace_settings,
     start_host,
 )
 
@@ -501,6 +501,14 @@ def test_identity_of_claims() -> None:
         entra.identity_of({"scp": "x", "roles": "DTBase.Admin"})
 
 
+def _entra_settings() -> EntraSettings:
+    reset_settings()
+    try:
+        return get_settings().entra
+    finally:
+        reset_settings()
+
+
 def test_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("DT_ENTRA_"):
@@ -699,11 +707,13 @@ def test_from_settings_uses_client_credentials_without_a_password(
         {"email": "weather@service.local", "client_id": SERVICE_CLIENT_ID},
         201,
     )
-    settings = dataclasses.replace(
+    settings = replace_settings(
         get_settings(),
-        backend_url=entra_host.api,
-        service_user_email=None,
-        service_user_password=None,
+        services={
+            "backend_url": entra_host.api,
+            "service_user_email": None,
+            "service_user_password": None,
+        },
         entra=client_settings(
             provider,
             client_id=SERVICE_CLIENT_ID,

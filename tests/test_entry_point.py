@@ -84,3 +84,36 @@ def test_app_refuses_to_start_without_secrets_outside_local_mode() -> None:
     result = _index({})
     assert result.returncode != 0
     assert "DT_JWT_SECRET_KEY" in result.stderr and "DT_DATABASE_URL" in result.stderr
+
+
+def test_app_refuses_a_short_jwt_secret_outside_local_mode() -> None:
+    result = _index({"DT_JWT_SECRET_KEY": "s" * 31, "DT_DATABASE_URL": "postgresql://x@h/x"})
+    assert result.returncode != 0
+    assert "DT_JWT_SECRET_KEY must be at least 32 bytes" in result.stderr
+    assert "(it has 31)" in result.stderr
+
+
+def test_a_bad_forecast_config_stops_start_up_not_the_03_00_timer() -> None:
+    good = {"DT_JWT_SECRET_KEY": "s" * 40, "DT_DATABASE_URL": "postgresql://x@h/x"}
+    result = _index({**good, "DT_FORECAST_CONFIG": '{"arima": {"alpha": 2}}'})
+    assert result.returncode != 0
+    assert "DT_FORECAST_CONFIG (arima.alpha): Input should be less than 1" in result.stderr
+    assert _index({**good, "DT_FORECAST_CONFIG": '{"arima": {"alpha": 0.1}}'}).returncode == 0
+
+
+def test_importing_the_app_writes_nothing_to_the_environment() -> None:
+    script = (
+        "import json, os; before = dict(os.environ); import function_app; "
+        "print(json.dumps(sorted(set(os.environ.items()) ^ set(before.items()))))"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "DT_JWT_SECRET_KEY": "s" * 40,
+        "DT_DATABASE_URL": "postgresql://x@h/x",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

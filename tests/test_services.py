@@ -718,7 +718,7 @@ def test_unreachable_service_is_502_and_logged(admin: Api, refused_url: str) -> 
 def test_timeout_is_504_and_logged(
     admin: Api, service_host: _RecordingServer, host_factory: Callable[..., LocalHost]
 ) -> None:
-    host = host_factory(env={"DT_SERVICE_TIMEOUT_SECONDS": "1"})
+    host = host_factory(env={"DT_SERVICE_TIMEOUT_SECONDS": "0.5"})
     quick = Api(host.api, host.admin_email, host.admin_password)
     add_service(quick, "slow", service_host.url("/slow"), "GET")
     add_service(quick, "trickle", service_host.url("/trickle"), "POST")
@@ -730,7 +730,7 @@ def test_timeout_is_504_and_logged(
         elapsed = time.monotonic() - started
         assert (reply.status_code, reply.json()) == (
             504,
-            {"detail": "Service timed out after 1 s"},
+            {"detail": "Service timed out after 0.5 s"},
         ), name
         # A trickle of bytes cannot stretch the call: the timeout bounds the whole reply.
         assert elapsed < 4, (name, elapsed)
@@ -747,8 +747,9 @@ def test_timeout_is_504_and_logged(
         ("fine", None, 200, {"ok": True, "n": 1}),
     ]
     assert runs(quick) == log
-    # The main host keeps the default timeout of 30 s: the slow service answers in time.
-    service_host.answers["/slow"] = lambda h: (time.sleep(1.5), h.send_json({"late": True}))
+    # The main host keeps the default timeout of 30 s: a service slower than the quick
+    # host's bound answers in time.
+    service_host.answers["/slow"] = lambda h: (time.sleep(0.8), h.send_json({"late": True}))
     assert admin.ok("/service/run-service", {"service_name": "slow"}) == CALLED
     assert runs(admin)[-1]["response_json"] == {"late": True}
     quick.close()

@@ -7,7 +7,6 @@ nothing written."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import threading
@@ -33,7 +32,7 @@ from dtbase_core.ingress.weather import (
     resolve_window,
 )
 from dtbase_core.orm import reading_tables
-from tests.support import Api, LocalHost, TestDatabase
+from tests.support import Api, LocalHost, TestDatabase, replace_settings
 
 API_KEY = "good-key"
 SERVICE_KEY = "service-key-" + "k" * 20
@@ -75,7 +74,8 @@ class FakeOpenWeatherMap:
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.failure: tuple[str, str] | None = None
-        self.delay = 2.0
+        # A "timeout" reply is held until reset (the client's own timeout ends the call).
+        self.held = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,7 +88,7 @@ class FakeOpenWeatherMap:
                 fake.requests.append((url.path, query))
                 status, body = fake.answer(url.path, query)
                 if status == "timeout":
-                    time.sleep(fake.delay)
+                    fake.held.wait(30)
                     status, body = 200, b"{}"
                 try:
                     self.send_response(int(status))
@@ -111,6 +111,8 @@ class FakeOpenWeatherMap:
     def reset(self) -> None:
         self.failure = None
         self.requests.clear()
+        self.held.set()
+        self.held = threading.Event()
 
     def calls(self, path_end: str) -> list[dict[str, str]]:
         return [q for p, q in self.requests if p.endswith(path_end)]
@@ -201,7 +203,7 @@ def settings_for(fake: FakeOpenWeatherMap, **changes: Any) -> Settings:
         "openweathermap_longitude": -0.127,
         "openweathermap_timeout_seconds": 1.0,
     }
-    return dataclasses.replace(get_settings(), **{**values, **changes})
+    return replace_settings(get_settings(), services={**values, **changes})
 
 
 @pytest.fixture

@@ -3,7 +3,3 @@
 (`runs`). Only `config` may be imported on the HTTP path: the others use pandas and
 statsmodels, which an activity imports when it runs.
 """
-
-from dtbase_core.config import limit_numeric_threads
-
-limit_numeric_threads()

@@ -178,6 +178,6 @@ def product_names(measure_name: str) -> tuple[str, str, str]:
 def default_config(settings: Settings | None = None) -> ArimaConfig:
     """What the timer runs: DT_FORECAST_CONFIG if set, else the defaults."""
     settings = settings or get_settings()
-    if not settings.forecast_config_json:
+    if not settings.services.forecast_config_json:
         return ArimaConfig()
-    return ArimaConfig.model_validate(json.loads(settings.forecast_config_json))
+    return ArimaConfig.model_validate(json.loads(settings.services.forecast_config_json))

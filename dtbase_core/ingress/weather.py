@@ -441,21 +441,21 @@ class WeatherIngress(BaseIngress):
         longitude: float | None = None,
     ) -> IngressSummary:
         window = resolve_window(dt_from, dt_to, as_utc(self.clock()))
-        key = api_key or self.settings.openweathermap_api_key
+        key = api_key or self.settings.services.openweathermap_api_key
         if not key:
             raise Invalid(
                 "api_key: no OpenWeatherMap API key given, and DT_OPENWEATHERMAP_APIKEY is not set",
                 loc=("body", "api_key"),
             )
-        lat = self.settings.openweathermap_latitude if latitude is None else latitude
-        lon = self.settings.openweathermap_longitude if longitude is None else longitude
+        lat = self.settings.services.openweathermap_latitude if latitude is None else latitude
+        lon = self.settings.services.openweathermap_longitude if longitude is None else longitude
         summary = IngressSummary(window.dt_from, window.dt_to, lat, lon)
 
         # 1. Fetch and check everything; nothing is written before this is all done.
         owm = OpenWeatherMap(
             key,
-            self.settings.openweathermap_base_url,
-            self.settings.openweathermap_timeout_seconds,
+            self.settings.services.openweathermap_base_url,
+            self.settings.services.openweathermap_timeout_seconds,
             self.http,
         )
         history: dict[datetime, WeatherPoint] = {}
