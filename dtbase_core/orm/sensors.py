@@ -81,8 +81,9 @@ def _reading_table(datatype: Datatype) -> sa.Table:
     # No foreign keys here, deliberately: checking two of them per row tripled the cost
     # of a bulk insert. The same guarantee is kept by the code that writes: an insert
     # holds the sensor row FOR KEY SHARE (what the FK trigger would take, once per
-    # series instead of once per row), and deleting a sensor deletes its readings in the
-    # same transaction (dtbase_core/sensors.py). Sensor measures are never deleted.
+    # series instead of once per row; dtbase_core/readings.py), and deleting a sensor
+    # deletes its readings in the same transaction (dtbase_core/sensors.py,
+    # delete_sensor). Sensor measures are never deleted.
     return sa.Table(
         f"sensor_{datatype.value}_reading",
         Base.metadata,
@@ -96,8 +97,9 @@ def _reading_table(datatype: Datatype) -> sa.Table:
 reading_tables: dict[Datatype, sa.Table] = {dt: _reading_table(dt) for dt in Datatype}
 
 
-# Hourly partial aggregates of the numeric readings, kept up to date by the insert that
-# writes the readings (dtbase_core/sensors.py). Aggregations over whole hours read these
+# Hourly partial aggregates of the numeric readings, kept up to date by the statement that
+# writes the readings (dtbase_core/readings.py, _rollup_upsert); read by
+# dtbase_core/aggregation.py. Aggregations over whole hours read these
 # instead of every reading: an hourly mean over a year of one-minute data reads 8,760
 # rows, not 525,600. Keyed like the readings, so it distributes by sensor alike.
 reading_rollup = sa.Table(
