@@ -24,6 +24,7 @@ by name (NOTES §1: a function object would be called by its Python name).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -54,6 +55,8 @@ bp = df.Blueprint()
 ORCHESTRATOR = "arima_orchestrator"
 SET_UP = "arima_set_up"
 FIT_SERIES = "arima_fit_series"
+# Instance ids this app starts (hex) and any a user may choose, without URL metacharacters.
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 
 
 @endpoint(
@@ -95,7 +98,11 @@ async def forecast_arima(call: Call[ArimaConfig]) -> Any:
 async def forecast_status(call: Call[None]) -> Any:
     """A forecast's status, progress and output, by instance id."""
     client: df.DurableOrchestrationClient = call.durable
-    status = await client.get_status(call.request.route_params.get("instance_id", ""))
+    instance_id = call.request.route_params.get("instance_id", "")
+    if not _INSTANCE_ID.fullmatch(instance_id):
+        # No instance can have this id (ours are hex); it would not survive the status URL.
+        return detail_response(404, "No such forecast")
+    status = await client.get_status(instance_id)
     if not status.instance_id:
         return detail_response(404, "No such forecast")
     runtime = status.runtime_status

@@ -4,6 +4,7 @@ with the vendored Swagger UI. Both need no token (as DTBase's FastAPI pages)."""
 from __future__ import annotations
 
 import mimetypes
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,12 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
         "summary": route.summary,
         "tags": [route.tag],
     }
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"\{([^}]+)\}", route.path)
+    ]
+    if parameters:
+        op["parameters"] = parameters
     if route.body is not None:
         op["requestBody"] = {
             "required": route.body_required,
@@ -135,6 +142,7 @@ def docs_page(call: Any) -> Any:
     method="GET",
     response=str,
     auth=Auth.NONE,
+    errors={404: "No such file"},
     media_type="application/octet-stream",
     db=False,
 )
