@@ -219,6 +219,16 @@ def t_counter(context: df.DurableOrchestrationContext) -> Any:
     return {"count": count}
 
 
+@bp.orchestration_trigger(context_name="context")
+def t_changing(context: df.DurableOrchestrationContext) -> Any:
+    """Not deterministic: calls one activity the first time and another when replayed, as
+    an orchestrator whose code changed while an instance was running would."""
+    first = "t_async_double" if context.is_replaying else "t_square"
+    yield context.call_activity(first, {"x": 2} if first == "t_square" else 2)
+    yield context.call_activity("t_async_double", 3)
+    return "unreachable"
+
+
 # --- timers ---------------------------------------------------------------------------------
 
 
