@@ -71,7 +71,10 @@ class ManagementApi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"].upper()
         parts = [unquote(p) for p in scope["path"][len(WEBHOOK_PREFIX) :].split("/") if p]
-        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        query = {
+            k: v[-1]
+            for k, v in parse_qs(scope.get("query_string", b"").decode(errors="replace")).items()
+        }
         key = presented_key(scope, query)
         if key is None:
             await json_reply(send, 401, {"Message": "A system key is required (code=...)"})

@@ -71,7 +71,7 @@ def history_json(events: list[dict[str, Any]], show_output: bool) -> list[dict[s
         if kind == EXECUTION_STARTED:
             item["FunctionName"] = event.get("Name")
         elif kind in (TASK_COMPLETED, TASK_FAILED, SUB_COMPLETED, SUB_FAILED):
-            origin = scheduled.get(event.get("TaskScheduledId"), {})
+            origin = scheduled.get(int(event.get("TaskScheduledId", -1)), {})
             item["FunctionName"] = origin.get("Name")
             if origin.get("InstanceId"):
                 item["InstanceId"] = origin["InstanceId"]

@@ -200,7 +200,7 @@ def _claimer_alive(claimed_by: Any) -> sa.ColumnElement[bool]:
         sa.column("objsubid"),
         sa.column("granted"),
     )
-    this_database = (
+    this_database: sa.Select[tuple[Any]] = (
         sa.select(sa.column("oid"))
         .select_from(sa.table("pg_database"))
         .where(sa.column("datname") == sa.func.current_database())

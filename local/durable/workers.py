@@ -72,8 +72,9 @@ def run_activity(name: str, input_json: str | None) -> Outcome:
         return True, ActivityTriggerConverter.encode(result, expected_type=None).value, None
     except Exception as exc:
         reason = f"Activity function '{name}' failed: {type(exc).__name__}: {exc}"
-        # The user's frames only, as the Functions host reports them.
-        details = "".join(traceback.format_exception(exc.with_traceback(exc.__traceback__.tb_next)))
+        # The user's frames only (not this function's), as the Functions host reports them.
+        frames = exc.__traceback__.tb_next if exc.__traceback__ else None
+        details = "".join(traceback.format_exception(exc.with_traceback(frames)))
         return False, reason, details
 
 
