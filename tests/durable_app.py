@@ -229,6 +229,14 @@ def t_changing(context: df.DurableOrchestrationContext) -> Any:
     return "unreachable"
 
 
+@bp.orchestration_trigger(context_name="context")
+def t_shrinking(context: df.DurableOrchestrationContext) -> Any:
+    """Not deterministic: a call made the first time is left out when replayed."""
+    if not context.is_replaying:
+        yield context.call_activity("t_async_double", 1)
+    return "done without it"
+
+
 # --- timers ---------------------------------------------------------------------------------
 
 

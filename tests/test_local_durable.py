@@ -340,6 +340,17 @@ class TestExecutor:
         assert event_types(status)[-1] == "ExecutionCompleted"
         assert nothing_left_rt(rt, instance_id) == (0, 0)
 
+    def test_a_replay_that_leaves_out_a_call_fails(self, rt: DurableRuntime) -> None:
+        status = wait_done(rt, rt.start_new("t_shrinking", None, None))
+        assert status["runtimeStatus"] == "Failed", status
+        assert status["output"] == (
+            "Orchestrator function 't_shrinking' failed: Non-Deterministic workflow detected: "
+            "A previous execution of this orchestration scheduled an activity task with "
+            "sequence ID 0 and name 't_async_double' (version ''), but the current replay "
+            "execution hasn't (yet?) scheduled this task. Was a change made to the "
+            "orchestrator code after this instance had already started running?"
+        )
+
     def test_no_transaction_holds_a_running_activity(
         self, rt: DurableRuntime, migrated: TestDatabase
     ) -> None:
