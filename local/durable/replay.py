@@ -200,7 +200,9 @@ class Replayer:
         self, actions: list[dict[str, Any]], state: InstanceState, past: list[dict[str, Any]]
     ) -> str | None:
         """DTFx's check: the actions replayed must be the ones the history recorded, in
-        order; the first difference, in the Durable Task Framework's words, or None."""
+        order; the first difference, in the Durable Task Framework's words, or None.
+        Waits for external events are checked too, which DTFx does not do (they take no
+        task id): this runtime finds an episode's new actions by their position."""
         scheduled = {e["EventId"]: e for e in past if e["EventType"] in SCHEDULING_EVENTS}
         for index, task_id in enumerate(state.task_ids):
             if task_id == UNRECORDED:
