@@ -2,7 +2,7 @@
 
 Starts (or reuses) the database, applies the migrations, makes sure the default user
 exists, then serves the function app and the static web app on one port, runs its
-Durable orchestrations and activities (local/durable.py) and fires its timer functions
+Durable orchestrations and activities (local/durable/) and fires its timer functions
 (local/scheduler.py).
 """
 
@@ -54,9 +54,19 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def migrate(database_url: str) -> None:
+    """Core's schema, then the local Durable runtime's own tables (never deployed)."""
+    from dtbase_core import migrations
+    from local.durable import migrations as durable_migrations
+
+    migrations.upgrade(database_url)
+    durable_migrations.upgrade(database_url)
+
+
 def prepare(data_dir: Path) -> tuple[dict[str, str], object | None]:
-    """Environment, database and schema, in that order; returns the secrets in force and
-    the embedded database handle (None when DT_DATABASE_URL names another server)."""
+    """Environment, database and schema, in that order; returns the secrets in force (and
+    the Durable system key) and the embedded database handle (None when DT_DATABASE_URL
+    names another server)."""
     from local import secrets
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -72,12 +82,11 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], object | None]:
     from dtbase_core import users
     from dtbase_core.config import get_settings, reset_settings
     from dtbase_core.db import session_scope
-    from dtbase_core.migrations import upgrade
 
     reset_settings()
     settings = get_settings()
     assert settings.database_url
-    upgrade(settings.database_url)
+    migrate(settings.database_url)
     with session_scope() as session:
         users.ensure_default_user(session, settings.default_user_password)
     return in_force, embedded
@@ -98,12 +107,14 @@ def build_app(
     static_dir: Path | None,
     app_spec: str = DEFAULT_APP,
     *,
+    system_key: str,
     host: str = "127.0.0.1",
     port: int = 7071,
     workers: int | None = None,
 ):
-    """The ASGI app: HTTP functions and static files, the Durable management API, and
-    (in its lifespan) the Durable runtime and the timer scheduler."""
+    """The ASGI app: HTTP functions and static files, the Durable management API (which
+    takes `system_key`), and (in its lifespan) the Durable runtime and the timer
+    scheduler."""
     from dtbase_core.config import get_settings
     from local.durable import (
         WEBHOOK_PREFIX,
@@ -124,17 +135,17 @@ def build_app(
     asgi = FunctionHost(
         app,
         static_dir=static_dir,
-        extra_bindings=lambda fn, scope: bindings_for(fn, scope, hub),
+        extra_bindings=lambda fn, scope: bindings_for(fn, scope, hub, system_key=system_key),
     )
     database_url = get_settings().database_url
     assert database_url
     runtime = DurableRuntime(
         asgi.functions, database_url=database_url, app_spec=app_spec, hub_name=hub, workers=workers
     )
-    asgi.mounts[WEBHOOK_PREFIX] = ManagementApi(runtime)
+    asgi.mounts[WEBHOOK_PREFIX] = ManagementApi(runtime, system_key)
     loopback_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     loopback = f"http://{loopback_host}:{port}"
-    binding = client_binding(loopback, hub)
+    binding = client_binding(loopback, hub, system_key=system_key)
 
     async def claim(name: str, occurrence: datetime) -> bool:
         return await asyncio.to_thread(runtime.claim_timer, name, occurrence)
@@ -199,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dtbase_core.config import DEFAULT_USER_EMAIL, ConfigError
     from local.scheduler import ScheduleError
+    from local.secrets import SYSTEM_KEY
 
     try:
         secrets_in_force, embedded = prepare(args.data_dir)
@@ -208,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             asgi = build_app(
-                args.static_dir, args.app, host=args.host, port=args.port, workers=args.workers
+                args.static_dir,
+                args.app,
+                system_key=secrets_in_force[SYSTEM_KEY],
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
             )
         except ScheduleError as exc:  # as indexing fails on Azure
             print(f"dtbase-local: {exc}", file=sys.stderr)

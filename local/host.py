@@ -34,7 +34,11 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-async def _read_body(receive: Receive) -> bytes:
+# read_body, reply and json_reply are the host's ASGI helpers, for what it mounts too.
+
+
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body; ValueError past the Functions host's limit."""
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -47,13 +51,14 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _reply(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+async def reply(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _json_reply(send: Send, status: int, data: Any) -> None:
-    await _reply(send, status, [(b"content-type", b"application/json")], json.dumps(data).encode())
+async def json_reply(send: Send, status: int, data: Any) -> None:
+    """`data` as a JSON reply."""
+    await reply(send, status, [(b"content-type", b"application/json")], json.dumps(data).encode())
 
 
 def _response_headers(resp: func.HttpResponse) -> list[tuple[bytes, bytes]]:
@@ -92,11 +97,11 @@ class StaticSite:
 
     async def serve(self, scope: Scope, send: Send) -> None:
         if scope["method"] not in ("GET", "HEAD"):
-            await _json_reply(send, 405, {"detail": "Method Not Allowed"})
+            await json_reply(send, 405, {"detail": "Method Not Allowed"})
             return
         target = self.resolve(scope["path"])
         if target is None or target.name == "staticwebapp.config.json":
-            await _json_reply(send, 404, {"detail": "Not Found"})
+            await json_reply(send, 404, {"detail": "Not Found"})
             return
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
@@ -107,7 +112,7 @@ class StaticSite:
             *self.headers,
         ]
         body = b"" if scope["method"] == "HEAD" else target.read_bytes()
-        await _reply(send, 200, headers, body)
+        await reply(send, 200, headers, body)
 
 
 class FunctionHost:
@@ -148,7 +153,7 @@ class FunctionHost:
         elif self.static is not None:
             await self.static.serve(scope, send)
         else:
-            await _json_reply(send, 404, {"detail": "Not Found"})
+            await json_reply(send, 404, {"detail": "Not Found"})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -172,13 +177,13 @@ class FunctionHost:
         sub_path = scope["path"][len(ROUTE_PREFIX) :]
         found = find_route(self.routes, sub_path, method)
         if found is None:
-            await _json_reply(send, 404, {"detail": "Not Found"})
+            await json_reply(send, 404, {"detail": "Not Found"})
             return
         route, params = found
         try:
-            body = await _read_body(receive)
+            body = await read_body(receive)
         except ValueError:
-            await _json_reply(send, 413, {"detail": "Request body too large"})
+            await json_reply(send, 413, {"detail": "Request body too large"})
             return
         headers: dict[str, str] = {}
         for key, value in scope["headers"]:
@@ -211,13 +216,13 @@ class FunctionHost:
                 result = await asyncio.to_thread(user_function, **kwargs)
         except Exception:
             log.exception("function %s raised", fn.get_function_name())
-            await _reply(send, 500, [(b"content-type", b"text/plain")], b"Internal Server Error")
+            await reply(send, 500, [(b"content-type", b"text/plain")], b"Internal Server Error")
             return
         if result is None:
-            await _reply(send, 204, [], b"")
+            await reply(send, 204, [], b"")
         elif isinstance(result, str):
-            await _reply(
+            await reply(
                 send, 200, [(b"content-type", b"text/plain; charset=utf-8")], result.encode()
             )
         else:
-            await _reply(send, result.status_code, _response_headers(result), result.get_body())
+            await reply(send, result.status_code, _response_headers(result), result.get_body())

@@ -219,6 +219,24 @@ def t_counter(context: df.DurableOrchestrationContext) -> Any:
     return {"count": count}
 
 
+@bp.orchestration_trigger(context_name="context")
+def t_changing(context: df.DurableOrchestrationContext) -> Any:
+    """Not deterministic: calls one activity the first time and another when replayed, as
+    an orchestrator whose code changed while an instance was running would."""
+    first = "t_async_double" if context.is_replaying else "t_square"
+    yield context.call_activity(first, {"x": 2} if first == "t_square" else 2)
+    yield context.call_activity("t_async_double", 3)
+    return "unreachable"
+
+
+@bp.orchestration_trigger(context_name="context")
+def t_shrinking(context: df.DurableOrchestrationContext) -> Any:
+    """Not deterministic: a call made the first time is left out when replayed."""
+    if not context.is_replaying:
+        yield context.call_activity("t_async_double", 1)
+    return "done without it"
+
+
 # --- timers ---------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Durable Functions on the local host (local/durable.py), with the test app
+"""Durable Functions on the local host (local/durable/), with the test app
 tests/durable_app.py, against a real PostgreSQL.
 
 First the executor in this process (fan-out, failures, retry, timers, external events,
@@ -32,9 +32,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from dtbase_core.migrations import upgrade
-from local import durable_store
+from local.cli import migrate
 from local.durable import WEBHOOK_PREFIX, DurableRuntime, client_binding
+from local.durable import store as durable_store
+from local.durable.migrations import VERSION_TABLE
+from local.secrets import SYSTEM_KEY
 from tests.support import ROOT, LocalHost, TestDatabase, free_port, host_environment, wait_ready
 
 APP_SPEC = "tests.durable_app:app"
@@ -96,7 +98,7 @@ def nothing_left(database: TestDatabase, instance_id: str) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def migrated(database: TestDatabase) -> TestDatabase:
-    upgrade(database.url)
+    migrate(database.url)
     return database
 
 
@@ -105,7 +107,9 @@ def test_the_store_matches_its_migration(migrated: TestDatabase) -> None:
         return type_ != "table" or bool(name and name.startswith("durable_"))
 
     with migrated.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"include_name": durable_only})
+        context = MigrationContext.configure(
+            conn, opts={"include_name": durable_only, "version_table": VERSION_TABLE}
+        )
         assert compare_metadata(context, durable_store.metadata) == []
 
 
@@ -159,7 +163,7 @@ class TestExecutor:
             "ValueError: boom: the input"
         ), output
         assert 'durable_app.py", line' in output  # the user's traceback
-        assert "local/durable.py" not in output  # not the executor's frames
+        assert "local/durable/" not in output  # not the runtime's frames
         failed = [e for e in status["historyEvents"] if e["EventType"] == "TaskFailed"]
         assert len(failed) == 1 and failed[0]["FunctionName"] == "t_fail"
         assert status["historyEvents"][-1]["OrchestrationStatus"] == "Failed"
@@ -316,6 +320,65 @@ class TestExecutor:
         assert rt.claim_timer("t_kickoff", occurrence) is True
         assert rt.claim_timer("t_tick", occurrence + timedelta(seconds=1)) is True
 
+    def test_an_orchestrator_that_changes_its_calls_fails_as_on_azure(
+        self, rt: DurableRuntime
+    ) -> None:
+        instance_id = rt.start_new("t_changing", None, None)
+        status = wait_done(rt, instance_id)
+        assert status["runtimeStatus"] == "Failed", status
+        assert status["output"] == (
+            "Orchestrator function 't_changing' failed: Non-Deterministic workflow detected: "
+            "A previous execution of this orchestration scheduled an activity task with "
+            "sequence ID 0 and name 't_square' (version ''), but the current replay "
+            "execution instead scheduled an activity task named 't_async_double'. Was a "
+            "change made to the orchestrator code after this instance had already started "
+            "running?"
+        )
+        # Nothing the changed code asked for was run.
+        ran = [e["FunctionName"] for e in status["historyEvents"] if "FunctionName" in e]
+        assert ran == ["t_changing", "t_square"]
+        assert event_types(status)[-1] == "ExecutionCompleted"
+        assert nothing_left_rt(rt, instance_id) == (0, 0)
+
+    def test_a_replay_that_leaves_out_a_call_fails(self, rt: DurableRuntime) -> None:
+        status = wait_done(rt, rt.start_new("t_shrinking", None, None))
+        assert status["runtimeStatus"] == "Failed", status
+        assert status["output"] == (
+            "Orchestrator function 't_shrinking' failed: Non-Deterministic workflow detected: "
+            "A previous execution of this orchestration scheduled an activity task with "
+            "sequence ID 0 and name 't_async_double' (version ''), but the current replay "
+            "execution hasn't (yet?) scheduled this task. Was a change made to the "
+            "orchestrator code after this instance had already started running?"
+        )
+
+    def test_no_transaction_holds_a_running_activity(
+        self, rt: DurableRuntime, migrated: TestDatabase
+    ) -> None:
+        instance_id = rt.start_new("t_fan_out", None, json.dumps({"n": 2, "delay": 1.5}))
+        items = durable_store.work_item
+
+        def claimed() -> list[int]:
+            with migrated.engine.connect() as conn:
+                return list(
+                    conn.scalars(
+                        sa.select(items.c.id).where(
+                            items.c.instance_id == instance_id, items.c.claimed_by == rt.host_id
+                        )
+                    )
+                )
+
+        running = wait_for(lambda: len(ids := claimed()) == 2 and ids)
+        # Both rows can be locked at once while their activities run: nothing holds them.
+        with migrated.engine.connect() as conn, conn.begin():
+            locked = conn.scalars(
+                sa.select(items.c.id).where(items.c.id.in_(running)).with_for_update(nowait=True)
+            ).all()
+        assert sorted(locked) == sorted(running)
+        assert rt.status(instance_id)["runtimeStatus"] == "Running"  # type: ignore[index]
+        status = wait_done(rt, instance_id)
+        assert status["output"]["squares"] == [0, 1]
+        assert nothing_left_rt(rt, instance_id) == (0, 0)
+
     def test_continue_as_new(self, rt: DurableRuntime) -> None:
         status = wait_done(rt, rt.start_new("t_counter", None, "0"))
         assert status["runtimeStatus"] == "Completed"
@@ -418,6 +481,54 @@ def test_two_executors_share_a_fan_out_without_running_anything_twice(
         second.stop()
 
 
+def test_the_work_item_of_a_host_that_died_is_claimed_again(migrated: TestDatabase) -> None:
+    """A claim lasts while its host holds its liveness lock (a session advisory lock); a
+    dead host's late result is not recorded."""
+    store, now, instance_id = durable_store, datetime.now(UTC), "claimed-by-a-dead-host"
+    activity = "t_no_runtime_runs_this"
+    with migrated.engine.begin() as conn:
+        store.insert_instance(
+            conn,
+            instance_id=instance_id,
+            name="t_no_runtime_runs_this_either",
+            input_json=None,
+            now=now,
+            execution_id="e" * 32,
+        )
+        store.update_instance(conn, instance_id, status="Running")
+        store.add_work_items(
+            conn,
+            [
+                {
+                    "instance_id": instance_id,
+                    "execution_id": "e" * 32,
+                    "task_id": 0,
+                    "name": activity,
+                    "input": None,
+                    "created_time": now,
+                }
+            ],
+        )
+    host = sa.create_engine(migrated.engine.url, poolclass=sa.NullPool).connect()
+    assert store.lock_host(host, 111)
+    host.commit()
+    try:
+        with migrated.engine.begin() as conn:
+            first = store.claim_work_item(conn, [activity], 111)
+        assert first is not None and first.claimed_by == 111
+        with migrated.engine.begin() as conn:
+            assert store.claim_work_item(conn, [activity], 222) is None  # its host is alive
+    finally:
+        host.close()  # the host dies: its lock goes with its connection
+    with migrated.engine.begin() as conn:
+        again = store.claim_work_item(conn, [activity], 222)
+    assert again is not None and (again.id, again.claimed_by) == (first.id, 222)
+    with migrated.engine.begin() as conn:
+        assert store.finish_work_item(conn, first.id, 111) is False
+        assert store.finish_work_item(conn, first.id, 222) is True
+        assert store.purge(conn, instance_id) == 1
+
+
 # --- the local host, in a subprocess ------------------------------------------------------------
 
 
@@ -461,6 +572,11 @@ def start_durable_host(
     return host
 
 
+def system_key(host: LocalHost) -> str:
+    """The Durable system key the host generated into its data directory."""
+    return str(json.loads((host.data_dir / "local-secrets.json").read_text())[SYSTEM_KEY])
+
+
 def poll(url: str, timeout: float = 60) -> httpx.Response:
     """GET a status URL until it stops answering 202, as a client of Azure would."""
     deadline = time.monotonic() + timeout
@@ -497,7 +613,9 @@ class TestLocalHost:
         from azure.durable_functions.models.utils import http_utils
 
         async def scenario() -> dict[str, Any]:
-            client = df.DurableOrchestrationClient(client_binding(host.url))
+            client = df.DurableOrchestrationClient(
+                client_binding(host.url, system_key=system_key(host))
+            )
             seen: dict[str, Any] = {}
             approval = await client.start_new("t_approval", None, {"for": "forecast"})
             while True:
@@ -560,6 +678,7 @@ class TestLocalHost:
         urls = reply.json()
         assert reply.headers["location"] == urls["statusQueryGetUri"]
         assert urls["statusQueryGetUri"].startswith(f"{host.url}{WEBHOOK_PREFIX}instances/")
+        assert urls["statusQueryGetUri"].endswith(f"&code={system_key(host)}")
         first = httpx.get(urls["statusQueryGetUri"])
         assert first.status_code == 202 and first.json()["runtimeStatus"] in ("Pending", "Running")
         done = poll(urls["statusQueryGetUri"])
@@ -624,23 +743,56 @@ class TestLocalHost:
 
     def test_management_api_errors(self, host: LocalHost) -> None:
         base = host.url + WEBHOOK_PREFIX
-        reply = httpx.post(base + "orchestrators/t_nope", json=1)
+        key = {"code": system_key(host)}
+        reply = httpx.post(base + "orchestrators/t_nope", json=1, params=key)
         assert reply.status_code == 400 and "t_nope" in reply.json()["ExceptionMessage"]
-        assert httpx.get(base + "instances/nobody").status_code == 404
-        assert httpx.post(base + "instances/nobody/raiseEvent/x", json=1).status_code == 404
-        assert httpx.post(base + "instances/nobody/terminate").status_code == 404
-        assert httpx.post(base + "instances/nobody/rewind").status_code == 501
-        assert httpx.get(base + "elsewhere").status_code == 404
+        assert httpx.get(base + "instances/nobody", params=key).status_code == 404
+        raised = httpx.post(base + "instances/nobody/raiseEvent/x", json=1, params=key)
+        assert raised.status_code == 404
+        assert httpx.post(base + "instances/nobody/terminate", params=key).status_code == 404
+        assert httpx.post(base + "instances/nobody/rewind", params=key).status_code == 501
+        assert httpx.get(base + "elsewhere", params=key).status_code == 404
         bad = httpx.post(
             base + "instances/nobody/raiseEvent/x",
+            params=key,
             content=b"{not json",
             headers={"content-type": "application/json"},
         )
         assert bad.status_code == 400
 
+    def test_the_management_api_needs_the_system_key(self, host: LocalHost) -> None:
+        key = system_key(host)
+        urls = httpx.post(host.api + "/start/t_approval").json()
+        status_url = urls["statusQueryGetUri"]
+        assert httpx.get(status_url).status_code == 202  # as the starter returned it
+        bare = status_url.partition("?")[0]
+        assert httpx.get(bare).status_code == 401
+        assert httpx.get(bare, params={"code": "wrong"}).status_code == 401
+        assert httpx.get(bare, params={"code": key[:-1]}).status_code == 401
+        assert httpx.get(bare, headers={"x-functions-key": "wrong"}).status_code == 401
+        assert httpx.get(bare, headers={"x-functions-key": key}).status_code == 202
+        assert httpx.get(bare, auth=("durabletask", "wrong")).status_code == 401
+        assert httpx.get(bare, auth=("durabletask", key)).status_code == 202
+        # Nothing is started, listed, changed or purged without it.
+        base = host.url + WEBHOOK_PREFIX
+        for method, path in (
+            ("POST", "orchestrators/t_approval"),
+            ("GET", "instances"),
+            ("POST", f"instances/{urls['id']}/raiseEvent/approve"),
+            ("POST", f"instances/{urls['id']}/terminate"),
+            ("DELETE", f"instances/{urls['id']}"),
+        ):
+            for params in ({}, {"code": "wrong"}):
+                refused = httpx.request(method, base + path, params=params, json=1)
+                assert refused.status_code == 401, (method, path, refused.text)
+        assert httpx.get(status_url).json()["runtimeStatus"] == "Running"
+        terminate = urls["terminatePostUri"].replace("{text}", "done")
+        assert httpx.post(terminate).status_code == 202
+
     def test_timer_functions_fire_in_the_host(self, host: LocalHost) -> None:
         # run_on_startup, with a durable client binding: it started an orchestration.
-        started = poll(f"{host.url}{WEBHOOK_PREFIX}instances/kicked-off-by-a-timer", timeout=30)
+        url = f"{host.url}{WEBHOOK_PREFIX}instances/kicked-off-by-a-timer?code={system_key(host)}"
+        started = poll(url, timeout=30)
         assert started.status_code == 200, started.text
         assert started.json()["output"]["squares"] == [0, 1]
         # Every second, on the second.
@@ -660,14 +812,14 @@ def test_a_host_killed_during_a_fan_out_finishes_after_restart(
 ) -> None:
     data_dir = host_root / "killed-host"
     first = start_durable_host(migrated, data_dir, workers=2)
-    rpc = f"{first.url}{WEBHOOK_PREFIX}"
+    rpc, code = f"{first.url}{WEBHOOK_PREFIX}", f"code={system_key(first)}"
     # Eight activities of 1.5 s each on two workers: four rounds, about 6 s.
-    reply = httpx.post(rpc + "orchestrators/t_fan_out", json={"n": 8, "delay": 1.5})
+    reply = httpx.post(rpc + f"orchestrators/t_fan_out?{code}", json={"n": 8, "delay": 1.5})
     assert reply.status_code == 202
     instance_id = reply.json()["id"]
 
     def completed_tasks() -> int:
-        status = httpx.get(rpc + f"instances/{instance_id}?showHistory=true").json()
+        status = httpx.get(rpc + f"instances/{instance_id}?showHistory=true&{code}").json()
         return event_types(status).count("TaskCompleted")
 
     wait_for(lambda: completed_tasks() >= 2, timeout=30, interval=0.1)
@@ -684,7 +836,7 @@ def test_a_host_killed_during_a_fan_out_finishes_after_restart(
 
     second = start_durable_host(migrated, data_dir, workers=2)
     try:
-        url = f"{second.url}{WEBHOOK_PREFIX}instances/{instance_id}"
+        url = f"{second.url}{WEBHOOK_PREFIX}instances/{instance_id}?{code}"
         done = poll(url, timeout=60)
         assert done.status_code == 200, done.text
         status = done.json()
@@ -720,10 +872,10 @@ def test_ctrl_c_during_a_fan_out_stops_at_once_and_a_restart_finishes(
 ) -> None:
     data_dir = host_root / "interrupted-host"
     first = start_durable_host(migrated, data_dir, workers=2)
-    rpc = f"{first.url}{WEBHOOK_PREFIX}"
-    reply = httpx.post(rpc + "orchestrators/t_fan_out", json={"n": 2, "delay": 8})
+    rpc, code = f"{first.url}{WEBHOOK_PREFIX}", f"code={system_key(first)}"
+    reply = httpx.post(rpc + f"orchestrators/t_fan_out?{code}", json={"n": 2, "delay": 8})
     instance_id = reply.json()["id"]
-    wait_for(lambda: httpx.get(rpc + f"instances/{instance_id}").json()["customStatus"])
+    wait_for(lambda: httpx.get(rpc + f"instances/{instance_id}?{code}").json()["customStatus"])
     time.sleep(0.5)  # both activities are running now
     workers = children(first.process.pid)
     assert len(workers) >= 2
@@ -737,7 +889,7 @@ def test_ctrl_c_during_a_fan_out_stops_at_once_and_a_restart_finishes(
 
     second = start_durable_host(migrated, data_dir, workers=2)
     try:
-        done = poll(f"{second.url}{WEBHOOK_PREFIX}instances/{instance_id}", timeout=60)
+        done = poll(f"{second.url}{WEBHOOK_PREFIX}instances/{instance_id}?{code}", timeout=60)
         assert done.json()["runtimeStatus"] == "Completed", done.text
         assert done.json()["output"]["squares"] == [0, 1]
     finally:

@@ -271,7 +271,7 @@ def test_async_timer_with_a_durable_client_gets_the_binding() -> None:
     app.register_functions(bp)
     functions = app.get_functions()
     assert [durable_client_names(fn) for fn in functions] == [["client"]]
-    binding = client_binding("http://127.0.0.1:7071", "DTBaseHub")
+    binding = client_binding("http://127.0.0.1:7071", "DTBaseHub", system_key="the-key")
 
     async def main() -> None:
         scheduler = TimerScheduler(
@@ -292,16 +292,17 @@ def test_async_timer_with_a_durable_client_gets_the_binding() -> None:
         (
             at("2026-11-28T03:00:00"),
             "http://127.0.0.1:7071/runtime/webhooks/durabletask/instances/abc"
-            "?taskHub=DTBaseHub&connection=Storage",
+            "?taskHub=DTBaseHub&connection=Storage&code=the-key",
         ),
         (
             at("2026-11-29T03:00:00"),
             "http://127.0.0.1:7071/runtime/webhooks/durabletask/instances/abc"
-            "?taskHub=DTBaseHub&connection=Storage",
+            "?taskHub=DTBaseHub&connection=Storage&code=the-key",
         ),
     ]
     assert (
-        json.loads(binding)["rpcBaseUrl"] == "http://127.0.0.1:7071/runtime/webhooks/durabletask/"
+        json.loads(binding)["rpcBaseUrl"]
+        == "http://durabletask:the-key@127.0.0.1:7071/runtime/webhooks/durabletask/"
     )
 
 

@@ -1,29 +1,173 @@
-"""The schema comes from Alembic alone, and it matches the ORM exactly."""
+"""The schema comes from Alembic alone, and it matches the ORM exactly; the local host's
+Durable tables have a history of their own, which a deployment never applies."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
-from dtbase_core.migrations import alembic_config
+from dtbase_core.migrations import alembic_config, include_object
 from dtbase_core.orm import Base
+from local.cli import migrate
+from local.durable import migrations as durable_migrations
 from tests.support import TestDatabase
-
-
-def _not_local_durable(name: str | None, type_: str, parent_names: object) -> bool:
-    """The local host's Durable tables have their own metadata (local/durable_store.py,
-    checked in tests/test_local_durable.py)."""
-    return not (type_ == "table" and name is not None and name.startswith("durable_"))
 
 
 def test_migrations_match_the_orm(database: TestDatabase) -> None:
     command.upgrade(alembic_config(database.url), "heads")
     with database.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"include_name": _not_local_durable})
+        context = MigrationContext.configure(conn, opts={"include_object": include_object})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
+
+
+@contextmanager
+def scratch_database(database: TestDatabase, suffix: str) -> Iterator[str]:
+    """A database of its own beside the suite's (which stays at head); its URL."""
+    url = sa.make_url(database.url)
+    name = f"{database.name}_{suffix}"
+    admin = sa.create_engine(
+        url.set(drivername="postgresql+psycopg"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.NullPool,
+    )
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        admin.dispose()
+
+
+def _engine(url: str) -> sa.Engine:
+    return sa.create_engine(
+        sa.make_url(url).set(drivername="postgresql+psycopg"), poolclass=sa.NullPool
+    )
+
+
+def _durable_tables(url: str) -> list[str]:
+    engine = _engine(url)
+    with engine.connect() as conn:
+        names = conn.scalars(
+            sa.text(
+                "select tablename from pg_tables where schemaname = 'public' "
+                "and tablename like 'durable%' order by tablename"
+            )
+        ).all()
+    engine.dispose()
+    return list(names)
+
+
+def _versions(url: str, table: str) -> set[str]:
+    engine = _engine(url)
+    with engine.connect() as conn:
+        found = set(conn.scalars(sa.text(f"select version_num from {table}")))
+    engine.dispose()
+    return found
+
+
+def test_a_deployed_database_gets_no_durable_table_and_the_local_host_adds_them(
+    database: TestDatabase,
+) -> None:
+    with scratch_database(database, "deployed") as url:
+        _dtbase_migrate(url)
+        assert _durable_tables(url) == []
+        core_heads = _versions(url, "alembic_version")
+        migrate(url)  # what dtbase-local applies
+        assert _durable_tables(url) == [
+            "durable_alembic_version",
+            "durable_history",
+            "durable_instance",
+            "durable_message",
+            "durable_timer_run",
+            "durable_work_item",
+        ]
+        assert _versions(url, "alembic_version") == core_heads
+        assert _versions(url, "durable_alembic_version") == {"l0003"}
+        # Autogenerate, through each history's env.py, proposes nothing: core's does not
+        # offer to drop the local tables, the local one not core's.
+        command.check(alembic_config(url))
+        command.check(durable_migrations.alembic_config(url))
+        # Core's history alone runs again (dtbase-migrate on a local database) unharmed.
+        _dtbase_migrate(url)
+        assert len(_durable_tables(url)) == 6
+
+
+def test_a_local_database_of_the_old_history_still_starts(database: TestDatabase) -> None:
+    """Its durable tables came from core's retired revisions 0002 and 0002a."""
+    with scratch_database(database, "old_local") as url:
+        # The old layout: core at its heads plus 0002a, the tables of 0002 and 0002a, no
+        # version table of their own.
+        command.upgrade(alembic_config(url), "heads")
+        durable_migrations.upgrade(url, "l0002")
+        engine = _engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("drop table durable_alembic_version"))
+            conn.execute(sa.text("insert into alembic_version values ('0002a')"))
+            conn.execute(
+                sa.text(
+                    "insert into durable_instance values ('kept', 't', 'Running', 'e', null, "
+                    "null, null, null, null, '{}', now(), now())"
+                )
+            )
+        engine.dispose()
+        migrate(url)  # dtbase-local's start-up
+        heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+        assert _versions(url, "alembic_version") == heads
+        assert _versions(url, "durable_alembic_version") == {"l0003"}
+        engine = _engine(url)
+        with engine.connect() as conn:
+            kept = conn.scalar(sa.text("select status from durable_instance"))
+            claims = conn.scalar(sa.text("select count(claimed_by) from durable_work_item"))
+        engine.dispose()
+        assert (kept, claims) == ("Running", 0)
+        command.check(alembic_config(url))
+        command.check(durable_migrations.alembic_config(url))
+
+
+def test_a_database_at_core_0002_alone_keeps_its_core_history(database: TestDatabase) -> None:
+    """Older still: 0002 was core's only head beyond 0001."""
+    with scratch_database(database, "older_local") as url:
+        command.upgrade(alembic_config(url), "0001")
+        durable_migrations.upgrade(url, "l0001")
+        engine = _engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("drop table durable_alembic_version"))
+            conn.execute(sa.text("update alembic_version set version_num = '0002'"))
+        engine.dispose()
+        migrate(url)
+        heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+        assert _versions(url, "alembic_version") == heads
+        assert _versions(url, "durable_alembic_version") == {"l0003"}
+        assert "durable_timer_run" in _durable_tables(url)
+
+
+def _dtbase_migrate(url: str) -> None:
+    """`dtbase-migrate`, the deployment's command, against `url`."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.support import ROOT
+
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dtbase-migrate")],
+        cwd=ROOT,
+        env={**os.environ, "DT_DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_nulls_are_not_distinct(database: TestDatabase) -> None:

@@ -10,6 +10,32 @@ from alembic import command
 from alembic.config import Config
 
 HERE = Path(__file__).resolve().parent
+MIGRATION_LOCK = 7283401  # pg_advisory_xact_lock key: one migration at a time
+# The local host's tables (`durable_*`) have their own history (local/durable/migrations):
+# this one never creates them, and autogenerate here never proposes dropping them.
+LOCAL_TABLE_PREFIX = "durable_"
+# Revisions that moved to that history: a database that ran them forgets their ids here.
+RETIRED = ("0002", "0002a")
+BASE_REVISION = "0001"
+
+
+def include_object(obj: object, name: str | None, type_: str, *args: object) -> bool:
+    """What autogenerate compares: everything but the local host's tables."""
+    return not (type_ == "table" and name is not None and name.startswith(LOCAL_TABLE_PREFIX))
+
+
+def forget_retired_revisions(connection: sa.Connection) -> None:
+    """Drop the retired ids from alembic_version; every other revision descends from
+    0001, so 0001 stands in for them when nothing else is left."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return
+    version = sa.table("alembic_version", sa.column("version_num"))
+    current = set(connection.scalars(sa.select(version.c.version_num)))
+    if not current & set(RETIRED):
+        return
+    connection.execute(sa.delete(version).where(version.c.version_num.in_(RETIRED)))
+    if not current - set(RETIRED):
+        connection.execute(sa.insert(version).values(version_num=BASE_REVISION))
 
 
 def alembic_config(url: str | sa.URL) -> Config:

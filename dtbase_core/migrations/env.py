@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
+from dtbase_core.migrations import MIGRATION_LOCK, forget_retired_revisions, include_object
 from dtbase_core.orm import Base
 
 config = context.config
@@ -15,10 +16,13 @@ def run_migrations_online() -> None:
     assert url, "dtbase_core.migrations.alembic_config sets the URL"
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=Base.metadata)
+        context.configure(
+            connection=connection, target_metadata=Base.metadata, include_object=include_object
+        )
         with context.begin_transaction():
             # Two hosts starting at once must not both run the same migration.
-            connection.execute(sa.text("select pg_advisory_xact_lock(7283401)"))
+            connection.execute(sa.text(f"select pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            forget_retired_revisions(connection)
             context.run_migrations()
     engine.dispose()
 

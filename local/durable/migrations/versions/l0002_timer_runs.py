@@ -1,8 +1,10 @@
-"""local host: one row per timer occurrence fired, so that hosts sharing a database fire
-each occurrence once (the Functions host's timers are singletons)
+"""one row per timer occurrence fired, so that hosts sharing a database fire each
+occurrence once (the Functions host's timers are singletons)
 
-Revision ID: 0002a
-Revises: 0002
+Core's revision 0002a until the local host's tables left core's history.
+
+Revision ID: l0002
+Revises: l0001
 Create Date: 2026-11-28 12:45:00
 """
 
@@ -11,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002a"
-down_revision = "0002"
+revision = "l0002"
+down_revision = "l0001"
 branch_labels = None
 depends_on = None
 

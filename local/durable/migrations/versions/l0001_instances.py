@@ -1,10 +1,10 @@
-"""local host: Durable Functions instances, history, messages and work items
+"""Durable Functions instances, history, messages and work items
 
-The local host's own tables (local/durable_store.py), on a branch of their own: a
-deployment on Azure never needs them, but they do no harm there.
+The local host's own tables (local/durable/store.py). Core's revision 0002 until they
+left core's history; a database migrated then is stamped here (see env.py).
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: l0001
+Revises:
 Create Date: 2026-11-28 12:05:00
 """
 
@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0002"
-down_revision = "0001"
-branch_labels = ("local_durable",)
+revision = "l0001"
+down_revision = None
+branch_labels = None
 depends_on = None
 
 

@@ -1,31 +1,34 @@
-"""The local Durable backend's tables, and the queries the executor and its HTTP API make.
+"""The local Durable runtime's tables, and the queries the runtime and its HTTP API make.
 
-Created by migrations 0002 and 0002a (branch `local_durable`), kept on their own
-`MetaData` (they are the local host's, not the data model's):
+Created by the local host's own migrations (local/durable/migrations/, applied by
+`dtbase-local` only), kept on their own `MetaData`: they are the local host's, not the
+data model's, and a deployed database never has them.
 
 - `durable_instance`: one row per orchestration instance, its status, input, output,
-  custom status, and the executor's bookkeeping (`state`: the SDK's task-id counter and
-  what is still open).
+  custom status, and the runtime's bookkeeping (`state`: an `InstanceState`).
 - `durable_history`: the instance's history events, in the SDK's JSON shape, in order.
 - `durable_message`: events that the instance's next episode will hand to the orchestrator
   (ExecutionStarted, TaskCompleted, TimerFired at its fire time, EventRaised...), its
   control queue.
-- `durable_work_item`: activities waiting to run, or running. A host claims one with
-  `SELECT ... FOR UPDATE SKIP LOCKED` and keeps the row locked in an open transaction
-  while the activity runs; the result is written and the row deleted in that same
-  transaction. A host that dies loses its connection, PostgreSQL releases the lock, and
-  the item is claimable again (at-least-once, as on Azure).
+- `durable_work_item`: activities waiting to run, or running. A host claims one in a short
+  transaction by writing its host id into `claimed_by`, runs the activity with no
+  transaction open, and records the result (and deletes the item) in a second short
+  transaction. A host proves it is alive by holding a session advisory lock on its id
+  (`HOST_LOCK_CLASS`, host id): when it dies, PostgreSQL drops the lock with its
+  connection, and its claimed items are claimable again (at-least-once, as on Azure).
 - `durable_timer_run`: the timer occurrences fired, so that hosts sharing a database fire
   each occurrence once (local/scheduler.py).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, insert
+
+from local.durable.protocol import EVENT_RAISED, RUNNING, execution_started
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -90,14 +93,16 @@ work_item = sa.Table(
     "durable_work_item",
     metadata,
     sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
-    # No foreign key: a purge must not wait for the row lock of a running activity. An
-    # item whose instance has gone or ended is skipped, and its late result dropped.
+    # No foreign key: an item whose instance has gone or ended is skipped, and the late
+    # result of one that was running is dropped.
     sa.Column("instance_id", sa.String(ID_LENGTH), nullable=False, index=True),
     sa.Column("execution_id", sa.String(32), nullable=False),
     sa.Column("task_id", sa.Integer(), nullable=False),
     sa.Column("name", sa.String(NAME_LENGTH), nullable=False),
     sa.Column("input", sa.Text(), nullable=True),
     sa.Column("created_time", sa.DateTime(timezone=True), nullable=False),
+    # The host running it (None: waiting); see the module docstring.
+    sa.Column("claimed_by", sa.BigInteger(), nullable=True),
 )
 
 timer_run = sa.Table(
@@ -108,13 +113,9 @@ timer_run = sa.Table(
     sa.Column("fired_time", sa.DateTime(timezone=True), nullable=False),
 )
 
-TERMINAL = ("Completed", "Failed", "Terminated")
 TIMER_RUNS_KEPT = timedelta(days=7)
-RUNNING = ("Pending", "Running")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+# Session advisory locks `(HOST_LOCK_CLASS, host id)` mark the hosts that are alive.
+HOST_LOCK_CLASS = 7283402
 
 
 # --- reads ------------------------------------------------------------------------------
@@ -188,16 +189,75 @@ def next_due(conn: sa.Connection, orchestrators: list[str], now: datetime) -> da
     )
 
 
-def claim_work_item(conn: sa.Connection, activities: list[str]) -> Any:
-    """Lock the oldest runnable activity work item of these activities; None if none."""
-    return conn.execute(
-        sa.select(work_item)
+def _claimer_alive(claimed_by: Any) -> sa.ColumnElement[bool]:
+    """Whether the host with this id holds its advisory lock on this database."""
+    locks = sa.table(
+        "pg_locks",
+        sa.column("locktype"),
+        sa.column("database"),
+        sa.column("classid"),
+        sa.column("objid"),
+        sa.column("objsubid"),
+        sa.column("granted"),
+    )
+    this_database: sa.Select[tuple[Any]] = (
+        sa.select(sa.column("oid"))
+        .select_from(sa.table("pg_database"))
+        .where(sa.column("datname") == sa.func.current_database())
+    )
+    return sa.exists().where(
+        locks.c.locktype == "advisory",
+        locks.c.database == this_database.scalar_subquery(),
+        sa.cast(locks.c.classid, sa.BigInteger) == HOST_LOCK_CLASS,
+        sa.cast(locks.c.objid, sa.BigInteger) == claimed_by,
+        locks.c.objsubid == 2,  # the two-key form of pg_advisory_lock
+        locks.c.granted,
+    )
+
+
+def claim_work_item(conn: sa.Connection, activities: list[str], host_id: int) -> Any:
+    """Claim the oldest runnable work item of these activities for this host: one not
+    claimed, or claimed by a host that has died. None if there is none. The row lock is
+    only held until the caller commits, a moment later."""
+    candidate = (
+        sa.select(work_item.c.id)
         .join(instance, instance.c.instance_id == work_item.c.instance_id)
-        .where(work_item.c.name.in_(activities), instance.c.status.in_(RUNNING))
+        .where(
+            work_item.c.name.in_(activities),
+            instance.c.status.in_(RUNNING),
+            sa.or_(work_item.c.claimed_by.is_(None), ~_claimer_alive(work_item.c.claimed_by)),
+        )
         .order_by(work_item.c.id)
         .limit(1)
         .with_for_update(of=work_item, skip_locked=True)
+    )
+    return conn.execute(
+        sa.update(work_item)
+        .where(work_item.c.id == candidate.scalar_subquery())
+        .values(claimed_by=host_id)
+        .returning(*work_item.c)
     ).one_or_none()
+
+
+def lock_host(conn: sa.Connection, host_id: int) -> bool:
+    """Take this host's liveness lock on this session (False: the id is in use)."""
+    return bool(conn.scalar(sa.select(sa.func.pg_try_advisory_lock(HOST_LOCK_CLASS, host_id))))
+
+
+def claimed_items(conn: sa.Connection, activities: list[str]) -> int:
+    """Work items left claimed by hosts that are not alive any more."""
+    return int(
+        conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(work_item)
+            .where(
+                work_item.c.name.in_(activities),
+                work_item.c.claimed_by.is_not(None),
+                ~_claimer_alive(work_item.c.claimed_by),
+            )
+        )
+        or 0
+    )
 
 
 # --- writes -----------------------------------------------------------------------------
@@ -234,18 +294,6 @@ def insert_instance(
         )
     )
     add_messages(conn, [(instance_id, execution_started(name, input_json, now), now)])
-
-
-def execution_started(name: str, input_json: str | None, now: datetime) -> dict[str, Any]:
-    return {
-        "EventType": 0,
-        "EventId": -1,
-        "IsPlayed": False,
-        "Timestamp": timestamp(now),
-        "Name": name,
-        "Input": input_json,
-        "Version": "",
-    }
 
 
 def add_messages(conn: sa.Connection, rows: list[tuple[str, dict[str, Any], datetime]]) -> None:
@@ -303,32 +351,34 @@ def add_work_items(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(sa.insert(work_item), rows)
 
 
-def delete_work_item(conn: sa.Connection, item_id: int) -> None:
-    conn.execute(sa.delete(work_item).where(work_item.c.id == item_id))
+def finish_work_item(conn: sa.Connection, item_id: int, host_id: int) -> bool:
+    """Delete a work item this host still holds; False if it does not (the item was
+    dropped with its instance, or taken over: its result is not this host's to record)."""
+    deleted = conn.execute(
+        sa.delete(work_item)
+        .where(work_item.c.id == item_id, work_item.c.claimed_by == host_id)
+        .returning(work_item.c.id)
+    )
+    return deleted.first() is not None
 
 
 def update_instance(conn: sa.Connection, instance_id: str, **values: Any) -> None:
     conn.execute(sa.update(instance).where(instance.c.instance_id == instance_id).values(**values))
 
 
-def _delete_idle_work(conn: sa.Connection, instance_id: str) -> None:
-    """Work items not being run; a running one (row locked) finishes, its result dropped."""
-    idle = (
-        sa.select(work_item.c.id)
-        .where(work_item.c.instance_id == instance_id)
-        .with_for_update(skip_locked=True)
-    )
-    conn.execute(sa.delete(work_item).where(work_item.c.id.in_(idle.scalar_subquery())))
+def _delete_work(conn: sa.Connection, instance_id: str) -> None:
+    """Its work items, waiting or running (a running one's result is then dropped)."""
+    conn.execute(sa.delete(work_item).where(work_item.c.instance_id == instance_id))
 
 
 def reset_for_new_execution(conn: sa.Connection, instance_id: str) -> None:
     """continue_as_new: a fresh history; events raised meanwhile are kept, the rest go."""
     conn.execute(sa.delete(history).where(history.c.instance_id == instance_id))
-    _delete_idle_work(conn, instance_id)
+    _delete_work(conn, instance_id)
     conn.execute(
         sa.delete(message).where(
             message.c.instance_id == instance_id,
-            message.c.event["EventType"].as_integer() != 15,  # EventRaised
+            message.c.event["EventType"].as_integer() != EVENT_RAISED,
         )
     )
 
@@ -336,11 +386,11 @@ def reset_for_new_execution(conn: sa.Connection, instance_id: str) -> None:
 def end_instance_work(conn: sa.Connection, instance_id: str) -> None:
     """An ended instance has nothing left to run: drop its queued messages and work."""
     conn.execute(sa.delete(message).where(message.c.instance_id == instance_id))
-    _delete_idle_work(conn, instance_id)
+    _delete_work(conn, instance_id)
 
 
 def purge(conn: sa.Connection, instance_id: str) -> int:
-    _delete_idle_work(conn, instance_id)
+    _delete_work(conn, instance_id)
     result = conn.execute(
         sa.delete(instance)
         .where(instance.c.instance_id == instance_id)
@@ -351,8 +401,6 @@ def purge(conn: sa.Connection, instance_id: str) -> int:
 
 def claim_timer_run(conn: sa.Connection, name: str, scheduled: datetime, now: datetime) -> bool:
     """True for the one host that records this occurrence of this timer first."""
-    from sqlalchemy.dialects.postgresql import insert
-
     claimed = conn.execute(
         insert(timer_run)
         .values(name=name, scheduled_time=scheduled, fired_time=now)
@@ -365,8 +413,3 @@ def claim_timer_run(conn: sa.Connection, name: str, scheduled: datetime, now: da
         )
     )
     return claimed is not None
-
-
-def timestamp(moment: datetime) -> str:
-    """The DTFx history timestamp format."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

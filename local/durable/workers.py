@@ -1,0 +1,132 @@
+"""The activity worker pool: spawned processes, warm before the first activity, each of
+which imports the function app itself and runs activities the way the Python worker does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import importlib
+import inspect
+import logging
+import multiprocessing
+import os
+import signal
+import time
+import traceback
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# (True, result JSON, None) or (False, reason, details), as an activity ends.
+Outcome = tuple[bool, str | None, str | None]
+
+_worker_activities: dict[str, Any] = {}
+
+
+def load_app(spec: str) -> Any:
+    """`module:attribute` → the function app object."""
+    module_name, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attribute or "app")
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the host thread that started it goes (a host killed
+    with SIGKILL must not leave activities running that nobody will record)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _worker_init(app_spec: str) -> None:
+    _die_with_parent()
+    # Ctrl-C reaches the whole process group: the host decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    app = load_app(app_spec)
+    for fn in app.get_functions():
+        if fn.get_trigger().get_binding_name() == "activityTrigger":
+            _worker_activities[fn.get_function_name()] = fn
+
+
+def _worker_ready() -> int:
+    time.sleep(0.1)  # so that each worker takes one of the warm-up calls
+    return os.getpid()
+
+
+def run_activity(name: str, input_json: str | None) -> Outcome:
+    """Run one activity in this process the way the Python worker does."""
+    from azure.functions import meta
+    from azure.functions.durable_functions import ActivityTriggerConverter
+
+    fn = _worker_activities.get(name)
+    if fn is None:
+        return False, f"Activity function '{name}' does not exist", ""
+    try:
+        arg = ActivityTriggerConverter.decode(
+            meta.Datum(type="json", value=input_json), trigger_metadata=None
+        )
+        result = fn.get_user_function()(**{fn.get_trigger().name: arg})
+        if inspect.iscoroutine(result):
+            result = asyncio.run(result)
+        return True, ActivityTriggerConverter.encode(result, expected_type=None).value, None
+    except Exception as exc:
+        reason = f"Activity function '{name}' failed: {type(exc).__name__}: {exc}"
+        # The user's frames only (not this function's), as the Functions host reports them.
+        frames = exc.__traceback__.tb_next if exc.__traceback__ else None
+        details = "".join(traceback.format_exception(exc.with_traceback(frames)))
+        return False, reason, details
+
+
+class WorkerPool:
+    """`size` spawned processes running the activities of the app at `app_spec`."""
+
+    def __init__(self, app_spec: str, size: int) -> None:
+        self.app_spec = app_spec
+        self.size = size
+        self._executor: ProcessPoolExecutor | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        self._executor = ProcessPoolExecutor(
+            max_workers=self.size,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(self.app_spec,),
+        )
+        # Submitted together, so the pool spawns every worker now, not one by one on
+        # demand; and again until every worker has answered, so each has imported the app
+        # (its initializer ran): a fan-out then starts on all cores at once.
+        deadline = time.monotonic() + timeout
+        ready: set[int] = set()
+        while len(ready) < self.size:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(ready)} of {self.size} workers started")
+            batch = [self._executor.submit(_worker_ready) for _ in range(self.size)]
+            ready.update(future.result(timeout=timeout) for future in batch)
+        log.info("durable worker pool ready: %d processes", len(ready))
+
+    def submit(self, name: str, input_json: str | None) -> Future[Outcome]:
+        assert self._executor is not None, "the pool is not started"
+        return self._executor.submit(run_activity, name, input_json)
+
+    @property
+    def generation(self) -> object:
+        """Changes when the pool is restarted: a broken pool is restarted once."""
+        return self._executor
+
+    def restart(self) -> None:
+        log.warning("durable worker pool broke; starting a new one")
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        self.start()
+
+    def shutdown(self) -> None:
+        """Stop at once: a long activity is not waited for (another host runs it again)."""
+        if self._executor is None:
+            return
+        processes = list((getattr(self._executor, "_processes", None) or {}).values())
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.terminate()
+        self._executor = None
