@@ -2,7 +2,7 @@
 
 Requests under `/api/` go to the HTTP-triggered function whose route template and
 method match (route parameters and query string passed on); other paths are the static
-web app's files, with the headers and navigation fallback of its
+web app's files, with the headers, navigation fallback and 404 page of its
 `staticwebapp.config.json`, as Azure Static Web Apps would serve them. Extra ASGI
 handlers (the Durable management API) can be mounted under their own prefixes.
 """
@@ -80,6 +80,10 @@ class StaticSite:
             (k.lower().encode(), v.encode()) for k, v in config.get("globalHeaders", {}).items()
         ]
         self.fallback = (config.get("navigationFallback") or {}).get("rewrite")
+        # responseOverrides.404: the page (and status) served for a path with no file.
+        not_found = (config.get("responseOverrides") or {}).get("404") or {}
+        self.not_found_page = not_found.get("rewrite")
+        self.not_found_status = int(not_found.get("statusCode", 404))
 
     def resolve(self, path: str) -> Path | None:
         candidate = (self.root / path.lstrip("/")).resolve()
@@ -99,10 +103,14 @@ class StaticSite:
         if scope["method"] not in ("GET", "HEAD"):
             await json_reply(send, 405, {"detail": "Method Not Allowed"})
             return
+        status = 200
         target = self.resolve(scope["path"])
         if target is None or target.name == "staticwebapp.config.json":
-            await json_reply(send, 404, {"detail": "Not Found"})
-            return
+            target = self.resolve(self.not_found_page) if self.not_found_page else None
+            if target is None:
+                await json_reply(send, 404, {"detail": "Not Found"})
+                return
+            status = self.not_found_status
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype in ("application/javascript", "application/json"):
             ctype += "; charset=utf-8"
@@ -112,7 +120,7 @@ class StaticSite:
             *self.headers,
         ]
         body = b"" if scope["method"] == "HEAD" else target.read_bytes()
-        await reply(send, 200, headers, body)
+        await reply(send, status, headers, body)
 
 
 class FunctionHost:

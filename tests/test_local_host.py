@@ -34,25 +34,27 @@ def _postmaster_pid(data_dir: Path) -> int | None:
 class Twin:
     """A `dtbase-local` process with only the environment a newcomer has."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, make: bool = False) -> None:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DT_")}
         env["PYTHONUNBUFFERED"] = "1"
         self.log = data_dir.parent / f"twin-{self.port}.log"
+        command = [sys.executable, "-m", "local.cli", "--port", str(self.port)]
+        command += ["--data-dir", str(data_dir)]
+        if make:
+            # `make run` as the README gives it, with this interpreter's scripts and
+            # without re-installing (-o: take the install stamp as done).
+            bin_dir = Path(sys.executable).parent
+            command = ["make", "--no-print-directory", "-o", ".venv/.run-installed", "run"]
+            command += [f"BIN={bin_dir}", f"PORT={self.port}", "HOST=localhost"]
+            command += [f"DATA_DIR={data_dir}"]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "local.cli",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(data_dir),
-            ],
+            command,
             cwd=ROOT,
             env=env,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
+            start_new_session=make,  # Ctrl-C reaches make and dtbase-local, as in a terminal
         )
         self.api = f"http://127.0.0.1:{self.port}/api"
         deadline = time.monotonic() + 90
@@ -79,6 +81,11 @@ class Twin:
     def stop(self, sig: int = signal.SIGINT) -> int:
         self.process.send_signal(sig)
         return self.process.wait(30)
+
+    def interrupt_group(self) -> None:
+        """Ctrl-C in a terminal: SIGINT to the whole process group."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        self.process.wait(30)
 
 
 @pytest.fixture
@@ -127,6 +134,21 @@ def test_first_start_restart_and_sigkill(data_dir: Path) -> None:
     twin.token("kept@example.com", "pw")
     # ...and its clean stop must stop the database (the dead holder was pruned).
     assert twin.stop(signal.SIGTERM) == 0
+    deadline = time.monotonic() + 15
+    while _postmaster_pid(data_dir) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _postmaster_pid(data_dir) is None
+
+
+def test_make_run_passes_port_host_and_data_dir(data_dir: Path) -> None:
+    twin = Twin(data_dir, make=True)
+    log = twin.log.read_text()
+    assert f'--port "{twin.port}" --host "localhost" --data-dir "{data_dir}"' in log
+    assert f"web UI     http://localhost:{twin.port}/" in log
+    assert f"embedded, in {data_dir}" in log
+    assert (data_dir / "local-secrets.json").exists() and _postmaster_pid(data_dir)
+    twin.token("default_user@localhost", twin.printed_password())
+    twin.interrupt_group()
     deadline = time.monotonic() + 15
     while _postmaster_pid(data_dir) is not None and time.monotonic() < deadline:
         time.sleep(0.2)

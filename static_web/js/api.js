@@ -6,6 +6,8 @@
 // left open for hours keeps working as long as the refresh token chain holds.
 
 const API_BASE = "/api";
+/** The API's reference pages (Swagger UI), linked from every page's header. */
+export const API_DOCS_URL = `${API_BASE}/docs`;
 const STORAGE_KEY = "dtbase.tokens";
 const LOGIN_PAGE = "/login.html";
 

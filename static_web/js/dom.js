@@ -73,8 +73,17 @@ export function fillSelect(node, items, { placeholder = "" } = {}) {
   if (Array.from(node.options).some((o) => o.value === current)) node.value = current;
 }
 
+/** Text cut with an ellipsis where it would not fit (CSS `.clip`); the title has all of it. */
+export function clip(text, tag = "span", attrs = {}) {
+  const value = String(text ?? "");
+  return el(tag, { ...attrs, class: `clip ${attrs.class || ""}`.trim(), title: value, text: value });
+}
+
 /**
- * A table with a caption. `columns`: `{label, render(row) -> Node|string, className?}`.
+ * A table with a caption. `columns`: `{label, render(row) -> Node|string, className?, wrap?}`.
+ * Text cells (names, identifiers) stay on one line, cut with an ellipsis, so a long name
+ * never pushes the other columns out of the card; `wrap: true` columns (descriptions,
+ * notes) wrap instead.
  */
 export function table(caption, columns, rows, { empty = "Nothing to show yet.", className = "" } = {}) {
   const head = el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col", class: c.className, text: c.label }))));
@@ -86,7 +95,8 @@ export function table(caption, columns, rows, { empty = "Nothing to show yet.", 
         {},
         columns.map((c) => {
           const content = c.render(row);
-          return el("td", { class: c.className }, content);
+          if (c.wrap) return el("td", { class: `${c.className || ""} wrap`.trim() }, content);
+          return el("td", { class: c.className }, typeof content === "string" && content ? clip(content) : content);
         }),
       ),
     );

@@ -2,7 +2,7 @@
 // signed-in user, admin-only controls, a global loading indicator and an
 // "API unavailable" banner.
 
-import { apiEvents, isSignedIn, logout, me, sendToLogin, currentEmail, ApiError } from "./api.js";
+import { apiEvents, isSignedIn, logout, me, sendToLogin, currentEmail, ApiError, API_DOCS_URL } from "./api.js";
 import { el, $, $$ } from "./dom.js";
 
 export const NAV_ITEMS = [
@@ -49,7 +49,9 @@ function buildHeader(currentPage) {
   const userBox = el(
     "div",
     { class: "user-box" },
-    el("span", { class: "user-email", id: "signed-in-email", text: currentEmail() }),
+    el("a", { class: "docs-link", href: API_DOCS_URL, text: "API docs" }),
+    // A long address is cut with an ellipsis (CSS); the title shows all of it.
+    el("span", { class: "user-email", id: "signed-in-email", text: currentEmail(), title: currentEmail() }),
     el("span", { class: "badge admin-badge", "data-admin-only": "", hidden: true, text: "admin" }),
     el("button", { type: "button", id: "sign-out", class: "secondary small", text: "Sign out" }),
   );
@@ -130,6 +132,7 @@ export async function startPage(pageName) {
     if (!(error instanceof ApiError) || !error.isUnavailable) console.warn("Could not read the signed-in user", error);
   }
   $("#signed-in-email").textContent = user.email;
+  $("#signed-in-email").title = user.email;
   applyRole(Boolean(user.is_admin));
   document.body.classList.remove("auth-pending");
   return user;

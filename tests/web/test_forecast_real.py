@@ -3,6 +3,8 @@ start a forecast from the form, follow it to Completed, and reach its run."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -30,3 +32,26 @@ def test_a_real_forecast_from_the_form_to_its_run(signed_in: Page, admin, shoot)
     assert [r["sensor_unique_id"] for r in runs] == ["TRH1"]
     products = admin.ok("/model/get-model-run", {"run_id": runs[0]["id"]})
     assert len(products["Mean Temperature"]) == 24
+
+    # The run's page: the metrics the forecast stored, and where its forecast starts.
+    run = runs[0]
+    page.goto(f"{page.url.split('/forecasts.html')[0]}/models.html?model=Arima&run={run['id']}")
+    details = page.locator("#run-details")
+    metrics = run["metrics"]
+    expect(details.locator("[data-metric=training_points] .number")).to_have_text(
+        str(metrics["training_points"])
+    )
+    expect(details.locator("[data-metric=imputed_points] .number")).to_contain_text(
+        str(metrics["imputed_points"])
+    )
+    rmse = float(format(metrics["RMSE"], ".3g"))  # three significant digits, as shown
+    expect(details.locator("[data-metric=RMSE] .number")).to_have_text(f"{rmse:g}")
+    expect(details.locator("[data-metric=MAPE] .number")).to_contain_text(" %")
+    # The forecast starts one hour after the farm-cycle cutoff (16:00 or 04:00 UTC by
+    # default), which is where the training data ended.
+    first = products["Mean Temperature"][0]["timestamp"]
+    cutoff = details.locator(".forecast-why time.cutoff")
+    expect(cutoff).to_have_text(re.compile(r" (16|04):00:00$"))
+    shown_first = details.locator(".forecast-window time").first
+    expect(shown_first).to_have_attribute("datetime", re.compile("^" + first[:13]))
+    shoot("model-run-real")

@@ -204,8 +204,9 @@ def test_api_down_is_reported_and_pages_still_work(
 
 def test_static_web_app_config_and_no_inline_scripts(live_host) -> None:
     config = json.loads((STATIC / "staticwebapp.config.json").read_text())
-    assert config["navigationFallback"]["rewrite"] == "/index.html"
-    assert "/api/*" in config["navigationFallback"]["exclude"]
+    # Every page is its own file: an unknown address gets the 404 page, not the dashboard.
+    assert "navigationFallback" not in config
+    assert config["responseOverrides"]["404"] == {"rewrite": "/404.html", "statusCode": 404}
     csp = config["globalHeaders"]["Content-Security-Policy"]
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
     assert directives["script-src"] == "'self'"
@@ -246,3 +247,122 @@ def test_a_loading_state_shows_while_the_api_answers(signed_in: Page, live_host,
     expect(page.locator("#sensor-list table")).to_be_visible()
     expect(page.locator("#sensor-list .loading")).to_have_count(0)
     expect(page.locator("#activity")).to_have_text("")
+
+
+HEADER_LINE = """() => {
+    const bar = document.querySelector('#site-header .bar');
+    const parts = [...bar.querySelectorAll('.brand, nav a, .docs-link, .user-email, #sign-out')];
+    const middles = parts.map(p => {
+        const r = p.getBoundingClientRect();
+        return r.top + r.height / 2;
+    });
+    return {height: bar.getBoundingClientRect().height,
+            spread: Math.max(...middles) - Math.min(...middles)};
+}"""
+
+
+def test_the_header_is_one_line_at_1280_with_a_link_to_the_api_docs(
+    signed_in: Page, live_host, admin, console
+) -> None:
+    page = signed_in
+    for path in PAGES:
+        page.goto(f"{live_host.url}/{path}")
+        page.wait_for_load_state("networkidle")
+        line = page.evaluate(HEADER_LINE)
+        # One line of links is about 50 px high; a wrapped header is twice that.
+        assert line["height"] < 60 and line["spread"] < 4, (path, line)
+    docs = page.get_by_role("link", name="API docs")
+    expect(docs).to_have_attribute("href", "/api/docs")
+    console.allow("/favicon.ico")  # the reference page (Swagger UI) names no icon
+    docs.click()
+    page.wait_for_url("**/api/docs")
+    expect(page).to_have_title("DTBase API reference")
+
+
+def test_a_long_address_is_cut_in_the_header(browser: Browser, live_host, admin) -> None:
+    email = "firstname.middlename.lastname.with.a.long.address@greenhouse-operations.example.org"
+    admin.ok("/user/create-user", {"email": email, "password": "long-pw-1"}, status=201)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    sign_in(page, live_host.url, email, "long-pw-1", start="/models.html")
+    line = page.evaluate(HEADER_LINE)
+    assert line["height"] < 60 and line["spread"] < 4, line
+    shown = page.locator("#signed-in-email")
+    expect(shown).to_have_attribute("title", email)
+    assert page.evaluate(CUT, "#signed-in-email")
+    context.close()
+
+
+# Whether an element's text is cut: it has an ellipsis and more text than room.
+CUT = """(selector) => {
+    const node = document.querySelector(selector);
+    const style = getComputedStyle(node);
+    return style.textOverflow === 'ellipsis' && node.scrollWidth > node.clientWidth;
+}"""
+
+
+def test_long_names_are_cut_with_an_ellipsis_inside_the_card(
+    signed_in: Page, live_host, admin, shoot
+) -> None:
+    type_name = "Weather station " + "t" * 84
+    sensor_id = "greenhouse-north-wing-bench-" + "9" * 72
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {
+            "name": type_name,
+            "description": "Long enough to wrap: " + "a description of the station " * 6,
+            "measures": [{"name": "temperature", "units": "C", "datatype": "float"}],
+        },
+        status=201,
+    )
+    admin.ok(
+        "/sensor/insert-sensor",
+        {
+            "type_name": type_name,
+            "unique_identifier": sensor_id,
+            "name": "North wing, bench fourteen, " + "n" * 60,
+            "notes": "Replaced in March; " * 10,
+        },
+        status=201,
+    )
+    page = signed_in
+    page.goto(live_host.url + "/sensors.html")
+    cell = page.locator("#sensor-list td .clip", has_text=sensor_id[:20]).first
+    expect(cell).to_have_attribute("title", sensor_id)
+    expect(cell).to_have_text(sensor_id)  # all of it is there, for copying and searching
+    assert cell.evaluate(
+        "n => getComputedStyle(n).textOverflow === 'ellipsis' && n.scrollWidth > n.clientWidth"
+    )
+    # Every column stays inside the card: the table needs no sideways scrolling and the
+    # row's last button lies within the card.
+    wrap = page.locator("#sensor-list .table-wrap")
+    assert wrap.evaluate("n => n.scrollWidth <= n.clientWidth")
+    card = page.locator("#sensor-list").locator("xpath=ancestor::section[1]").bounding_box()
+    delete = page.get_by_role("button", name=f"Delete sensor {sensor_id}").bounding_box()
+    assert card and delete and delete["x"] + delete["width"] <= card["x"] + card["width"]
+    shoot("long-names")
+
+
+def test_an_unknown_page_gets_the_404_page(page: Page, live_host, shoot, console) -> None:
+    csp = json.loads((STATIC / "staticwebapp.config.json").read_text())["globalHeaders"][
+        "Content-Security-Policy"
+    ]
+    for path in ("/no-such-page", "/sensors/index", "/js/missing.js"):
+        reply = httpx.get(live_host.url + path)
+        assert reply.status_code == 404, path
+        assert reply.headers["content-type"].startswith("text/html")
+        assert reply.headers["content-security-policy"] == csp
+        assert "<h1>Page not found</h1>" in reply.text
+    # Known pages, with or without .html, and the API's own 404 are unchanged.
+    assert httpx.get(live_host.url + "/sensors").status_code == 200
+    assert httpx.get(live_host.url + "/").status_code == 200
+    missing = httpx.get(live_host.api + "/no-such-endpoint")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})
+
+    console.allow("404 (Not Found)")  # the browser logs the page's own status
+    page.goto(live_host.url + "/no-such-page")
+    expect(page.locator("h1")).to_have_text("Page not found")
+    assert page.title() == "Page not found · DTBase"
+    shoot("not-found")
+    page.get_by_role("link", name="Dashboard").click()
+    page.wait_for_url("**/login.html**")  # the dashboard asks a signed-out visitor to sign in

@@ -139,3 +139,79 @@ def test_runs_filtered_and_forecast_drawn(signed_in: Page, live_host, admin, sho
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     expect(runs).to_have_count(1)
     assert len(admin.ok("/model/list-model-runs", {"model_name": "Arima"})) == 1
+
+
+def test_recent_runs_show_on_arrival(signed_in: Page, live_host, admin) -> None:
+    seed_forecast(admin)
+    page = signed_in
+    page.get_by_role("link", name="Models", exact=True).click()
+    runs = page.locator("#runs table tbody tr")
+    expect(runs).to_have_count(2)  # without pressing "List runs"
+    expect(runs.nth(0)).to_contain_text("Hot summer")
+    expect(page.locator("#runs caption")).to_contain_text("2 runs, newest first")
+
+
+def test_a_run_shows_its_metrics_and_where_its_forecast_starts(
+    signed_in: Page, live_host, admin, shoot
+) -> None:
+    seed_forecast(admin)
+    # An ARIMA run as dtbase_core/forecasting stores it, created three weeks ago (outside
+    # the page's default week): its metrics, and a forecast from 17:00 after a 16:00 cutoff.
+    first = datetime(2026, 3, 2, 17, tzinfo=UTC)
+    stamps = [iso(first + timedelta(hours=h)) for h in range(24)]
+    admin.ok(
+        "/model/insert-model-run",
+        {
+            "model_name": "Arima",
+            "scenario_description": "Business as usual",
+            "time_created": iso(datetime.now(UTC) - timedelta(days=21)),
+            "sensor_unique_id": "TRH1",
+            "sensor_measure": {"name": "Temperature", "units": "Degrees C"},
+            "metrics": {
+                "RMSE": 0.41234,
+                "MAPE": 0.023456,
+                "cv_folds": 4,
+                "cv_test_size": 36,
+                "training_points": 312,
+                "imputed_points": 5,
+            },
+            "measures_and_values": [
+                {
+                    "measure_name": prefix + "Temperature",
+                    "values": [18.0 + d] * 24,
+                    "timestamps": stamps,
+                }
+                for prefix, d in (("Mean ", 0), ("Upper Bound ", 0.5), ("Lower Bound ", -0.5))
+            ],
+        },
+        status=201,
+    )
+    page = signed_in
+    page.goto(f"{live_host.url}/models.html?model=Arima&run=3")
+    details = page.locator("#run-details")
+    metric = lambda key: details.locator(f"[data-metric={key}] .number")  # noqa: E731
+    expect(metric("RMSE")).to_have_text("0.412")
+    expect(details.locator("[data-metric=RMSE] .label")).to_have_text("RMSE (Degrees C)")
+    expect(metric("MAPE")).to_have_text("2.35 %")
+    expect(metric("training_points")).to_have_text("312")
+    expect(metric("imputed_points")).to_have_text("5 (1.6 %)")
+    expect(details.locator("[data-metric=RMSE]")).to_contain_text("4 cross-validation folds")
+    # The run's own facts come from its listing, though it is older than the listed week.
+    expect(details.locator(".run-facts")).to_contain_text("Business as usual")
+    window = details.locator(".forecast-window")
+    expect(window).to_have_text(
+        "The forecast runs from 2026-03-02 17:00:00 to 2026-03-03 16:00:00 (UTC), "
+        "24 points an hour apart."
+    )
+    why = details.locator(".forecast-why")
+    expect(why).to_contain_text("farm-cycle cutoff")
+    expect(why.locator("time.cutoff")).to_have_text("2026-03-02 16:00:00")
+    # No JSON anywhere on the run.
+    assert "{" not in details.inner_text()
+    shoot("model-run-metrics")
+
+    # A run stored without metrics (not from the ARIMA forecast) shows its window only.
+    page.goto(f"{live_host.url}/models.html?model=Arima&run=1")
+    expect(details.locator(".forecast-window")).to_contain_text("48 points an hour apart")
+    expect(details.locator("[data-metric]")).to_have_count(0)
+    expect(details.locator(".forecast-why")).to_have_count(0)

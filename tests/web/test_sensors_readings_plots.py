@@ -249,3 +249,42 @@ def test_type_with_existing_measure_edit_delete_and_filter(
     assert admin.ok("/sensor/list-sensors", {}) == [
         {"unique_identifier": "station-1", "name": "North roof", "notes": "Moved in March"}
     ]
+
+
+def test_a_sensor_s_readings_link_shows_its_readings(signed_in: Page, live_host, admin) -> None:
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {
+            "name": "Weather",
+            "measures": [{"name": "temperature", "units": "C", "datatype": "float"}],
+        },
+        status=201,
+    )
+    for uid in ("recent", "old"):
+        admin.ok(
+            "/sensor/insert-sensor", {"type_name": "Weather", "unique_identifier": uid}, status=201
+        )
+    # "old" last reported ten days ago, before the page's default day.
+    for uid, shift in (("recent", timedelta(0)), ("old", timedelta(days=10))):
+        admin.ok(
+            "/sensor/insert-sensor-readings",
+            {
+                "unique_identifier": uid,
+                "measure_name": "temperature",
+                "readings": TEMPERATURES,
+                "timestamps": [iso(t - shift) for t in TIMES],
+            },
+            status=201,
+        )
+    page = signed_in
+    for uid, shift in (("recent", timedelta(0)), ("old", timedelta(days=10))):
+        page.goto(live_host.url + "/sensors.html")
+        page.get_by_role("link", name=f"Readings of {uid}").click()
+        table = page.locator("#readings-table")
+        expect(table.locator("caption")).to_contain_text("5 readings from 1 sensor")
+        rows = table.locator("tbody tr")
+        expect(rows).to_have_count(5)
+        expect(rows.first.locator("td").nth(1)).to_have_text(uid)
+        expect(rows.first.locator("td").first).to_have_text(
+            (TIMES[0] - shift).strftime("%Y-%m-%d %H:%M:%S")
+        )

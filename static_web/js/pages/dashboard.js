@@ -2,7 +2,7 @@
 
 import { get, post } from "../api.js";
 import { startPage } from "../layout.js";
-import { el, $, replace, table, withLoading, errorBox } from "../dom.js";
+import { el, $, replace, table, clip, withLoading, errorBox } from "../dom.js";
 import { formatValue, formatTime, timeAgo, timeZoneName } from "../format.js";
 import {
   listSensorTypes,
@@ -99,7 +99,7 @@ function renderServiceRuns(region, runs) {
       "Newest first",
       [
         { label: "When", render: (r) => el("time", { datetime: r.timestamp, title: formatTime(r.timestamp), text: timeAgo(r.timestamp) }) },
-        { label: "Service", render: (r) => el("a", { href: `/services.html?service=${encodeURIComponent(r.service_name)}`, text: r.service_name }) },
+        { label: "Service", render: (r) => clip(r.service_name, "a", { href: `/services.html?service=${encodeURIComponent(r.service_name)}` }) },
         { label: "Parameter set", render: (r) => r.parameter_set_name ?? "ad hoc" },
         {
           label: "Status",

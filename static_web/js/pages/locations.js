@@ -17,8 +17,8 @@ function renderSchemas() {
       "Schemas and their identifiers",
       [
         { label: "Schema", render: (s) => s.name },
-        { label: "Description", render: (s) => s.description ?? "" },
-        { label: "Identifiers", render: (s) => s.identifiers.map((i) => `${measureLabel(i)}: ${i.datatype}`).join(", ") },
+        { label: "Description", render: (s) => s.description ?? "", wrap: true },
+        { label: "Identifiers", render: (s) => s.identifiers.map((i) => `${measureLabel(i)}: ${i.datatype}`).join(", "), wrap: true },
         {
           label: "Actions",
           render: (s) =>

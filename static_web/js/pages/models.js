@@ -1,5 +1,6 @@
-// Models: runs filtered by model, scenario and time; a run's forecast with its bounds as a
-// shaded band and the sensor's observed readings over it.
+// Models: runs filtered by model, scenario and time (the last week's on arrival); a run's
+// metrics, where its forecast starts and why, and its forecast with its bounds as a shaded
+// band and the sensor's observed readings over it.
 
 import { post } from "../api.js";
 import { startPage } from "../layout.js";
@@ -8,6 +9,7 @@ import { formatTime, timeZoneName } from "../format.js";
 import { listModels, listScenarios } from "../catalog.js";
 import { initRange, readRange } from "../pickers.js";
 import { timeSeriesChart, ChartGroup } from "../charts.js";
+import { metricsView, forecastStartView } from "../forecast-facts.js";
 
 const state = { scenarios: [], runs: [], group: null };
 const MEAN = "Mean ";
@@ -36,6 +38,22 @@ export function groupProducts(products, sensorMeasureName = null) {
   return { forecasts, others };
 }
 
+/**
+ * The run as list-model-runs gives it (time, scenario, metrics). A run opened from a link
+ * (`?run=`) may lie outside the listed window: then it is looked up over all time.
+ */
+async function describeRun(run) {
+  const listed = state.runs.find((r) => r.id === run.id);
+  if (listed) return listed;
+  if (!run.model_name) return run;
+  const all = await post("/model/list-model-runs", {
+    model_name: run.model_name,
+    dt_from: "1970-01-01T00:00:00Z",
+    dt_to: new Date(Date.now() + 86400e3).toISOString(),
+  });
+  return all.find((r) => r.id === run.id) || run;
+}
+
 async function showRun(run) {
   const section = $("#run-section");
   section.hidden = false;
@@ -48,11 +66,12 @@ async function showRun(run) {
   state.group = new ChartGroup("run");
   replace(chartsRegion);
   try {
-    const [products, link] = await withLoading(
+    const [products, link, described] = await withLoading(
       details,
-      Promise.all([post("/model/get-model-run", { run_id: run.id }), post("/model/get-model-run-sensor-measure", { run_id: run.id })]),
+      Promise.all([post("/model/get-model-run", { run_id: run.id }), post("/model/get-model-run-sensor-measure", { run_id: run.id }), describeRun(run)]),
       "Loading the run…",
     );
+    run = described;
     const sensorId = link.sensor_unique_id;
     const measure = link.sensor_measure;
     heading.textContent = `Run #${run.id}${run.model_name ? ` of ${run.model_name}` : ""}${measure ? `: ${measure.name}` : ""}`;
@@ -69,6 +88,11 @@ async function showRun(run) {
       ),
     );
     const { forecasts, others } = groupProducts(products, measure ? measure.name : null);
+    const main = forecasts.find((f) => measure && f.base === measure.name) || forecasts[0];
+    const meanTimes = main ? (products[main.mean] || []).map((v) => new Date(v.timestamp).getTime()) : [];
+    details.append(
+      ...[metricsView(run.metrics, measure ? measure.units || "" : ""), forecastStartView(meanTimes, run.metrics)].filter(Boolean),
+    );
     if (!forecasts.length && !others.length) {
       chartsRegion.append(el("p", { class: "muted", text: "This run has no products to draw." }));
       return;
@@ -204,7 +228,8 @@ async function main() {
     { busyText: "Listing…" },
   );
 
-  if (params.get("model")) form.requestSubmit();
+  // The last week's runs of the chosen model show on arrival.
+  if ($("#m-model").value) form.requestSubmit();
   const runId = Number(params.get("run"));
   if (runId) showRun({ id: runId, model_name: params.get("model") || "" });
 }

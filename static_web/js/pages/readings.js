@@ -193,7 +193,25 @@ async function main() {
     }
   });
 
-  if (params.get("sensor") && params.get("from")) form.requestSubmit();
+  // From a sensor's "Readings" link (or a shared URL): its readings at once. Without a
+  // range, the day up to its newest reading, which may be older than the last day.
+  if (params.get("sensor")) {
+    if (!params.get("from")) await rangeToNewest(params.get("type"), params.getAll("sensor"));
+    form.requestSubmit();
+  }
+}
+
+/** Move the range to end at the chosen sensors' newest reading when that is before it. */
+async function rangeToNewest(typeName, sensorIds) {
+  let latest;
+  try {
+    latest = await post("/sensor/latest-readings", typeName ? { type_name: typeName } : {});
+  } catch {
+    return; // keep the default range; the form reports the API's state when it submits
+  }
+  const newest = Math.max(...latest.filter((r) => sensorIds.includes(r.unique_identifier)).map((r) => new Date(r.timestamp).getTime()));
+  if (!Number.isFinite(newest) || newest >= readRange($("#r-from"), $("#r-to")).from.getTime()) return;
+  initRange($("#r-from"), $("#r-to"), { to: new Date(newest + 60e3).toISOString(), days: 1 });
 }
 
 main();

@@ -16,8 +16,8 @@ function renderTypes() {
       "Sensor types and their measures",
       [
         { label: "Type", render: (t) => t.name },
-        { label: "Description", render: (t) => t.description ?? "" },
-        { label: "Measures", render: (t) => t.measures.map((m) => `${measureLabel(m)}: ${m.datatype}`).join(", ") },
+        { label: "Description", render: (t) => t.description ?? "", wrap: true },
+        { label: "Measures", render: (t) => t.measures.map((m) => `${measureLabel(m)}: ${m.datatype}`).join(", "), wrap: true },
         {
           label: "Actions",
           render: (t) =>
@@ -50,7 +50,7 @@ function renderSensors() {
         { label: "Unique identifier", render: (s) => s.unique_identifier },
         { label: "Type", render: (s) => s.type_name },
         { label: "Name", render: (s) => s.name ?? "" },
-        { label: "Notes", render: (s) => s.notes ?? "" },
+        { label: "Notes", render: (s) => s.notes ?? "", wrap: true },
         {
           label: "Actions",
           render: (s) =>

@@ -3,7 +3,7 @@
 
 import { get, post } from "../api.js";
 import { startPage } from "../layout.js";
-import { el, $, replace, table, withLoading, errorBox, bindForm, confirmDialog, queryParams, setQueryParams } from "../dom.js";
+import { el, $, replace, table, clip, withLoading, errorBox, bindForm, confirmDialog, queryParams, setQueryParams } from "../dom.js";
 import { formatTime, timeZoneName, formatJson } from "../format.js";
 
 const state = { services: [], current: null, sets: [] };
@@ -14,9 +14,9 @@ function renderServices() {
     table(
       "Registered services",
       [
-        { label: "Name", render: (s) => el("button", { type: "button", class: "link", text: s.name, "aria-label": `Open service ${s.name}`, onclick: () => openService(s.name) }) },
+        { label: "Name", render: (s) => el("button", { type: "button", class: "link", "aria-label": `Open service ${s.name}`, onclick: () => openService(s.name) }, clip(s.name)) },
         { label: "Method", render: (s) => s.http_method },
-        { label: "URL", render: (s) => el("span", { class: "mono", text: s.url }) },
+        { label: "URL", render: (s) => clip(s.url, "span", { class: "mono" }) },
         {
           label: "Actions",
           render: (s) =>
