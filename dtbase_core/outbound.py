@@ -24,6 +24,7 @@ import asyncio
 import ipaddress
 import posixpath
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,18 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # NAT64's well-known prefix: the last 32 bits are an IPv4 address.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")
+
+
+_tls: ssl.SSLContext | None = None
+
+
+async def tls_context() -> ssl.SSLContext:
+    """One TLS context for every outbound client: building one reads the CA bundle (a
+    quarter of a second), which must not happen per call on the event loop."""
+    global _tls
+    if _tls is None:
+        _tls = await asyncio.to_thread(httpx.create_ssl_context)
+    return _tls
 
 
 class OutboundRefused(DomainError):

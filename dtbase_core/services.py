@@ -340,7 +340,11 @@ async def _send(target: RunTarget, parameters: Any, out: Outbound) -> tuple[int,
             log.warning("use_service_key is set but DT_SERVICE_API_KEY is not: no key sent")
     # No proxies or .netrc from the environment: the connection goes where it was checked.
     async with httpx.AsyncClient(
-        timeout=out.timeout, follow_redirects=False, trust_env=False, transport=out.transport
+        timeout=out.timeout,
+        follow_redirects=False,
+        trust_env=False,
+        verify=await outbound.tls_context(),
+        transport=out.transport,
     ) as client:
         reply = await outbound.send(
             client,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support import Api, LocalHost
@@ -57,9 +58,12 @@ def listeners() -> Iterator[tuple[Listener, Listener]]:
 
 class Recorder(ThreadingHTTPServer):
     """A service on 127.0.0.1 that records each request's path, headers and body, and can
-    be slow: `/slow` answers after `delay` seconds, counting the calls in flight."""
+    be slow: `/slow` answers `delay` seconds after `batch` calls are in flight at once (on a
+    loaded machine the 12 calls take a while to arrive: the 5 seconds start when all are
+    in), counting the calls in flight."""
 
     daemon_threads = True
+    request_queue_size = 64  # 24 connections at once: none waits for a SYN retry
 
     def __init__(self, delay: float = 5.0) -> None:
         recorder = self
@@ -75,8 +79,11 @@ class Recorder(ThreadingHTTPServer):
                     recorder.requests.append((self.path, dict(self.headers), body))
                     recorder.in_flight += 1
                     recorder.peak = max(recorder.peak, recorder.in_flight)
+                    if recorder.in_flight >= recorder.batch:
+                        recorder.all_in.set()
                 try:
                     if self.path.startswith("/slow"):
+                        recorder.all_in.wait(30)
                         recorder.never.wait(recorder.delay)
                     payload = json.dumps({"path": self.path}).encode()
                     self.send_response(200)
@@ -92,6 +99,8 @@ class Recorder(ThreadingHTTPServer):
 
         super().__init__(("127.0.0.1", 0), Handler)
         self.delay = delay
+        self.batch = 1
+        self.all_in = threading.Event()
         self.never = threading.Event()
         self.lock = threading.Lock()
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
@@ -275,21 +284,34 @@ def test_slow_services_and_calls_to_the_api_itself_hold_no_worker(
     api = Api(host.api, host.admin_email, host.admin_password)
     add_service(api, "slow", recorder.url("/slow"), "POST")
     add_service(api, "self", host.api + "/health", "GET")
+    add_service(api, "warm-up", recorder.url("/warm-up"), "POST")
+    for name in ("warm-up", "self"):  # the host's database connections and TLS context
+        api.ok("/service/run-service", {"service_name": name})
+    recorder.batch = 12
+    recorder.all_in.clear()
     replies: list[Any] = []
+    # One plain-http client per caller, made up front (verify=False: no CA bundle to read,
+    # which takes a quarter of a second per client).
+    clients = [
+        httpx.Client(
+            base_url=host.api,
+            timeout=60,
+            verify=False,
+            headers={"Authorization": f"Bearer {api.token}"},
+        )
+        for _ in range(24)
+    ]
 
-    def call(name: str) -> None:
-        client = Api(host.api)
-        client.token = api.token
-        replies.append(client.post("/service/run-service", {"service_name": name}))
-        client.close()
+    def call(name: str, client: httpx.Client) -> None:
+        replies.append(client.post("/service/run-service", json={"service_name": name}))
 
-    threads = [threading.Thread(target=call, args=(n,)) for n in ["slow"] * 12 + ["self"] * 12]
+    names = ["slow"] * 12 + ["self"] * 12
+    threads = [
+        threading.Thread(target=call, args=pair) for pair in zip(names, clients, strict=True)
+    ]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 4
-    while recorder.in_flight < 12 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert recorder.in_flight == 12, "the 12 slow calls are not all in flight"
+    assert recorder.all_in.wait(20), "the 12 slow calls are not all in flight"
 
     probe = Api(host.api)
     probe.token = api.token
@@ -305,10 +327,12 @@ def test_slow_services_and_calls_to_the_api_itself_hold_no_worker(
     probe.close()
     for thread in threads:
         thread.join(30)
+    for client in clients:
+        client.close()
 
     assert len(latencies["list-sensors"]) >= 5, latencies
     assert max(latencies["health"]) < 1 and max(latencies["list-sensors"]) < 1, latencies
-    assert recorder.peak == 12
+    assert recorder.peak == 12 and len(recorder.requests) == 13
     assert sorted(r.status_code for r in replies) == [200] * 24
     bodies = [r.json() for r in replies]
     assert (
@@ -331,5 +355,5 @@ def test_slow_services_and_calls_to_the_api_itself_hold_no_worker(
         )
         == 12
     )
-    assert len(api.ok("/service/list-runs", None, 200)) == 24
+    assert len(api.ok("/service/list-runs", None, 200)) == 26
     api.close()
