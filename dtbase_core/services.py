@@ -303,9 +303,6 @@ class Outbound:
             key_hosts=frozenset(outbound.normalise_host(h) for h in (*allowed, backend_host)),
         )
 
-    def may_get_key(self, url: str) -> bool:
-        return outbound.normalise_host(httpx.URL(url).host) in self.key_hosts
-
 
 def check_key_host(url: str, key_hosts: frozenset[str]) -> None:
     """The service key goes only to the API's own host or an allowed host."""
@@ -332,8 +329,8 @@ async def _send(target: RunTarget, parameters: Any, out: Outbound) -> tuple[int,
         headers["Content-Type"] = "application/json"
     key_header: dict[str, str] = {}
     if target.use_service_key:
-        if not out.may_get_key(target.url):
-            check_key_host(target.url, out.key_hosts)  # raises: refused, logged as a run
+        # The setting may have changed since the service was registered: checked again.
+        check_key_host(target.url, out.key_hosts)
         if out.service_key:
             key_header[SERVICE_KEY_HEADER] = out.service_key
         else:
