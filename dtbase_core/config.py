@@ -33,6 +33,9 @@ DEFAULT_WEATHER_LONGITUDE = -0.127
 ENTRA_AUTHORITY_HOST = "https://login.microsoftonline.com"
 # Tenants that name many directories: the API needs one tenant, so one issuer.
 _MULTI_TENANT_NAMES = {"common", "organizations", "consumers"}
+# Hosts that run-service may call whatever they resolve to, in local mode unless
+# DT_SERVICE_ALLOWED_HOSTS says otherwise: the app's own functions.
+LOCAL_ALLOWED_HOSTS = ("127.0.0.1", "localhost")
 # HS256 wants a key at least as long as its hash (RFC 7518 §3.2).
 MIN_JWT_SECRET_BYTES = 32
 
@@ -153,6 +156,9 @@ class ServicesSettings(BaseSettings):
     # The key that stands in for a token on the services' own routes (x-functions-key).
     service_api_key: str | None = None
     service_timeout_seconds: float = Field(30.0, gt=0)
+    # Hosts that skip the outbound address check (dtbase_core/outbound.py); unset: none, or
+    # LOCAL_ALLOWED_HOSTS in local mode (Settings.service_allowed_hosts).
+    allowed_hosts: Words | None = Field(None, validation_alias="DT_SERVICE_ALLOWED_HOSTS")
     openweathermap_api_key: str | None = _alias("DT_OPENWEATHERMAP_APIKEY")
     openweathermap_base_url: str = "https://api.openweathermap.org"
     openweathermap_latitude: float = Field(
@@ -171,6 +177,8 @@ class ServicesSettings(BaseSettings):
     # The scheduled forecast's configuration (JSON of the /forecast/arima body), checked
     # here at start-up rather than when the timer first fires.
     forecast_config_json: str | None = Field(None, validation_alias="DT_FORECAST_CONFIG")
+
+    _words = field_validator("allowed_hosts", mode="before")(_split_words)
 
     @field_validator("openweathermap_base_url", mode="after")
     @classmethod
@@ -213,6 +221,13 @@ class Settings(BaseSettings):
     services: ServicesSettings = Field(default_factory=lambda: ServicesSettings())
 
     _words = field_validator("cors_origins", mode="before")(_split_words)
+
+    @property
+    def service_allowed_hosts(self) -> tuple[str, ...]:
+        """DT_SERVICE_ALLOWED_HOSTS, or its default: 127.0.0.1 and localhost in local mode."""
+        if self.services.allowed_hosts is not None:
+            return self.services.allowed_hosts
+        return LOCAL_ALLOWED_HOSTS if self.local_mode else ()
 
     @property
     def refresh_token_seconds(self) -> int:

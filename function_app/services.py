@@ -1,4 +1,10 @@
-"""/service: services, parameter sets and runs (API.md §2.6, Part A 10)."""
+"""/service: services, parameter sets and runs (API.md §2.6, Part A 10).
+
+`run-service` is an asynchronous handler: it looks the service up in one short
+transaction, calls it with no transaction, connection or worker thread held, and logs the
+run in a second short transaction (dtbase_core/services.py), so that slow services, or
+services that call this API back, never starve the host's workers.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +20,13 @@ from dtbase_core.schemas.services import (
     ParameterSetOut,
     RunFilterIn,
     RunServiceIn,
+    RunServiceOut,
     ServiceIn,
     ServiceNameIn,
     ServiceOut,
     ServiceRunOut,
 )
-from function_app.http import Call, detail_response, endpoint
+from function_app.http import Call, endpoint, in_transaction, json_response
 
 bp = func.Blueprint()
 
@@ -32,8 +39,10 @@ bp = func.Blueprint()
     errors={409: "Service already exists."},
 )
 def insert_service(call: Call[ServiceIn]) -> Any:
-    """Register a service: a name, an http(s) URL and GET, POST, PUT or DELETE."""
-    services.insert_service(call.session, **call.body.model_dump())
+    """Register a service: a name, an http(s) URL and GET, POST, PUT or DELETE; with
+    `use_service_key`, calls carry the deployment's service key in `x-functions-key`."""
+    key_hosts = services.Outbound.from_settings(call.settings).key_hosts
+    services.insert_service(call.session, **call.body.model_dump(), key_hosts=key_hosts)
     return {"detail": "Service created successfully."}
 
 
@@ -95,20 +104,23 @@ def edit_parameter_set(call: Call[ParameterSetIn]) -> Any:
     bp,
     "service/run-service",
     body=RunServiceIn,
+    response=RunServiceOut,
     errors={
-        400: services.RUN_TARGET_MISSING,
+        400: f"{services.RUN_TARGET_MISSING}, or an address the outbound policy refuses",
         502: "Service unreachable: <reason>",
         504: "Service timed out after <N> s",
     },
 )
-def run_service(call: Call[RunServiceIn]) -> Any:
-    """Call a service with a set's or explicit parameters and log the run (even a failed one)."""
-    outcome = services.run_service(
-        call.session,
-        timeout=call.settings.services.service_timeout_seconds,
-        **call.body.model_dump(),
+async def run_service(call: Call[RunServiceIn]) -> Any:
+    """Call a service with a set's or explicit parameters and log the run (even a failed
+    one); replies DTBase's detail with the service's status code and JSON reply."""
+    body = call.body
+    target = await in_transaction(
+        lambda session: services.find_run_target(session, **body.model_dump())
     )
-    return detail_response(outcome.status, outcome.detail)
+    result = await services.call_service(target, services.Outbound.from_settings(call.settings))
+    await in_transaction(lambda session: services.log_run(session, target, result))
+    return json_response(result.reply(), result.status)
 
 
 @endpoint(

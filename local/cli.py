@@ -184,11 +184,25 @@ def build_app(
         if close is not None:
             await close()
 
+    asgi.on_startup.insert(0, _size_thread_pool)
     asgi.on_startup.append(start_background)
     asgi.on_shutdown.append(stop_background)
     asgi.durable = runtime  # type: ignore[attr-defined]
     asgi.scheduler = scheduler  # type: ignore[attr-defined]
     return asgi
+
+
+def _size_thread_pool() -> None:
+    """Synchronous functions run in the event loop's default thread pool; size it from
+    PYTHON_THREADPOOL_THREAD_COUNT as the Azure Functions Python worker does (unset: Python's
+    default, min(32, cores + 4))."""
+    count = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT")
+    if count:
+        from concurrent.futures import ThreadPoolExecutor
+
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=int(count), thread_name_prefix="functions-worker")
+        )
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

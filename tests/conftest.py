@@ -48,11 +48,13 @@ def live_host(database: TestDatabase, host_root: Path) -> Iterator[LocalHost]:
 
 @pytest.fixture
 def host_factory(database: TestDatabase, host_root: Path) -> Iterator[Callable[..., LocalHost]]:
-    """Start more hosts on the same database, with extra settings: host_factory(env={...})."""
+    """Start more hosts on the same database, with extra settings: host_factory(env={...}),
+    and a log level (`log_level="debug"`)."""
     started: list[LocalHost] = []
 
-    def start(env: dict[str, str] | None = None) -> LocalHost:
-        host = start_host(database.url, host_root / f"extra-{len(started)}-{os.getpid()}", env)
+    def start(env: dict[str, str] | None = None, log_level: str = "warning") -> LocalHost:
+        data_dir = host_root / f"extra-{len(started)}-{os.getpid()}"
+        host = start_host(database.url, data_dir, env, log_level=log_level)
         started.append(host)
         return host
 

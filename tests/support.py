@@ -160,6 +160,7 @@ def start_host(
     extra_env: dict[str, str] | None = None,
     port: int | None = None,
     wait: bool = True,
+    log_level: str = "warning",
 ) -> LocalHost:
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +176,7 @@ def start_host(
             "--data-dir",
             str(data_dir),
             "--log-level",
-            "warning",
+            log_level,
         ],
         cwd=ROOT,
         env=env,

@@ -42,6 +42,15 @@ RUN_KEYS = {
     "timestamp",
 }
 CALLED = {"detail": "Service called successfully."}
+OBJECT_REPLY = {"ok": True, "n": 1}
+
+
+def called(status_code: int = 200, response_json: Any = None) -> dict[str, Any]:
+    """run-service's 200: DTBase's detail, plus the service's status code and JSON reply
+    (Part A 10; DTBase answered the detail alone)."""
+    return {**CALLED, "status_code": status_code, "response_json": response_json}
+
+
 LIST_REPLY = [1, 2.5, "three", None, True, {"four": 4}]
 ODD_TEXT = {"nul": "a\u0000b", "unicode": "ünïcødé 😀", "sql": "'); drop table service; --"}
 
@@ -417,31 +426,25 @@ def test_run_post_service_with_sets_and_parameters(
     before = datetime.now(UTC)
 
     assert admin.ok("/service/run-service", {"service_name": "svc", "parameter_set_name": "P"}) == (
-        CALLED
+        called(200, OBJECT_REPLY)
     )
     # Explicit parameters win over the set's; the set is still logged.
     explicit = {"from": "call"}
-    assert (
-        admin.ok(
-            "/service/run-service",
-            {"service_name": "svc", "parameter_set_name": "P", "parameters": explicit},
-        )
-        == CALLED
-    )
+    assert admin.ok(
+        "/service/run-service",
+        {"service_name": "svc", "parameter_set_name": "P", "parameters": explicit},
+    ) == called(200, OBJECT_REPLY)
     # A list is accepted as parameters; it goes as the JSON body as it is.
     assert admin.ok("/service/run-service", {"service_name": "svc", "parameters": [1, "a"]}) == (
-        CALLED
+        called(200, OBJECT_REPLY)
     )
     # No parameters at all: no body.
-    assert admin.ok("/service/run-service", {"service_name": "svc"}) == CALLED
+    assert admin.ok("/service/run-service", {"service_name": "svc"}) == called(200, OBJECT_REPLY)
     # `{}` is given parameters, not "none": it wins over the set's.
-    assert (
-        admin.ok(
-            "/service/run-service",
-            {"service_name": "svc", "parameter_set_name": "P", "parameters": {}},
-        )
-        == CALLED
-    )
+    assert admin.ok(
+        "/service/run-service",
+        {"service_name": "svc", "parameter_set_name": "P", "parameters": {}},
+    ) == called(200, OBJECT_REPLY)
     after = datetime.now(UTC)
 
     calls = service_host.calls
@@ -521,11 +524,16 @@ def test_replies_of_every_kind_are_logged(
         "/empty",
         "/odd",
     ]
+    replies = []
     for path in paths:
         add_service(admin, path, service_host.url(path), "POST")
-        # Whatever the service answered, run-service answers 200 (as DTBase).
-        assert admin.ok("/service/run-service", {"service_name": path}) == CALLED
+        # Whatever the service answered, run-service answers 200 (as DTBase), with the
+        # service's own status code and reply beside DTBase's detail.
+        reply = admin.ok("/service/run-service", {"service_name": path})
+        assert reply["detail"] == CALLED["detail"], path
+        replies.append((reply["status_code"], reply["response_json"]))
     log = runs(admin)
+    assert replies == [(r["response_status_code"], r["response_json"]) for r in log]
     assert [(r["service_name"], r["response_status_code"], r["response_json"]) for r in log] == [
         ("/object", 200, {"ok": True, "n": 1}),
         ("/list", 200, LIST_REPLY),
@@ -656,50 +664,84 @@ def test_deleting_a_set_keeps_its_runs_and_deleting_a_service_drops_them(
     assert sets(admin) == [{"service_name": "b", "name": "P", "parameters": {"bp": 1}}]
 
 
-def test_a_delete_during_a_run_waits_for_its_log_row(
+def _post_in_thread(
+    host: LocalHost, token: str | None, path: str, body: dict[str, Any], replies: dict[str, Any]
+) -> threading.Thread:
+    client = Api(host.api)
+    client.token = token
+
+    def send() -> None:
+        replies[path] = client.post(path, body)
+        client.close()
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def _wait_for_calls(server: _RecordingServer, count: int) -> None:
+    deadline = time.monotonic() + 15
+    while len(server.calls) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.calls) == count
+
+
+def test_deletes_during_a_run_do_not_wait_and_the_run_keeps_its_log_row(
     admin: Api, service_host: _RecordingServer, live_host: LocalHost
 ) -> None:
+    """Changed by the three-phase run-service (Part A 10): nothing is locked while the
+    service runs, so deleting its parameter set during a run no longer waits for the run
+    (DTBase's and the earlier behaviour held the set until the run was logged). The run's
+    log row is still written, with the parameters it ran with and a null set reference, as
+    if the set had been deleted just after the run."""
     add_service(admin, "slow", service_host.url("/slow"))
     add_set(admin, "slow", "P", {"p": 1})
     replies: dict[str, Any] = {}
-
-    def post(key: str, path: str, body: dict[str, Any]) -> threading.Thread:
-        client = Api(live_host.api)
-        client.token = admin.token
-
-        def send() -> None:
-            replies[key] = client.post(path, body)
-            client.close()
-
-        thread = threading.Thread(target=send)
-        thread.start()
-        return thread
-
-    runner = post(
-        "run", "/service/run-service", {"service_name": "slow", "parameter_set_name": "P"}
-    )
-    deadline = time.monotonic() + 15
-    while not service_host.calls and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(service_host.calls) == 1  # the call is in flight
-    # Editing the set is not held up by the run; deleting it waits for the run's log row.
+    body = {"service_name": "slow", "parameter_set_name": "P"}
+    runner = _post_in_thread(live_host, admin.token, "/service/run-service", body, replies)
+    _wait_for_calls(service_host, 1)  # the call is in flight
     admin.ok(
         "/service/edit-parameter-set",
         {"service_name": "slow", "name": "P", "parameters": {"p": 2}},
     )
-    deleter = post("delete", "/service/delete-parameter-set", {"service_name": "slow", "name": "P"})
-    deleter.join(1.0)
-    assert deleter.is_alive() and "delete" not in replies
+    started = time.monotonic()
+    admin.ok("/service/delete-parameter-set", {"service_name": "slow", "name": "P"})
+    assert time.monotonic() - started < 1, "the delete waited for the run"
+    assert "/service/run-service" not in replies  # still running
     service_host.release.set()
     runner.join(15)
-    deleter.join(15)
-    assert (replies["run"].status_code, replies["run"].json()) == (200, CALLED)
-    assert replies["delete"].status_code == 200
+    assert (
+        replies["/service/run-service"].status_code,
+        replies["/service/run-service"].json(),
+    ) == (
+        200,
+        called(200, {"late": True}),
+    )
     log = runs(admin)
     assert [(r["parameter_set_name"], r["parameters"], r["response_json"]) for r in log] == [
         (None, {"p": 1}, {"late": True})
     ]
     assert sets(admin) == []
+
+
+def test_deleting_the_service_during_a_run_drops_its_log_row(
+    admin: Api, service_host: _RecordingServer, live_host: LocalHost
+) -> None:
+    """A service's run log goes with the service: a run that ends after its service was
+    deleted answers as usual and writes no row (and no error)."""
+    add_service(admin, "slow", service_host.url("/slow"))
+    add_service(admin, "kept", service_host.url("/object"))
+    replies: dict[str, Any] = {}
+    runner = _post_in_thread(
+        live_host, admin.token, "/service/run-service", {"service_name": "slow"}, replies
+    )
+    _wait_for_calls(service_host, 1)
+    admin.ok("/service/delete-service", {"name": "slow"})
+    service_host.release.set()
+    runner.join(15)
+    assert replies["/service/run-service"].json() == called(200, {"late": True})
+    admin.ok("/service/run-service", {"service_name": "kept"})
+    assert [r["service_name"] for r in runs(admin)] == ["kept"]
 
 
 def test_unreachable_service_is_502_and_logged(admin: Api, refused_url: str) -> None:
@@ -750,7 +792,7 @@ def test_timeout_is_504_and_logged(
     # The main host keeps the default timeout of 30 s: a service slower than the quick
     # host's bound answers in time.
     service_host.answers["/slow"] = lambda h: (time.sleep(0.8), h.send_json({"late": True}))
-    assert admin.ok("/service/run-service", {"service_name": "slow"}) == CALLED
+    assert admin.ok("/service/run-service", {"service_name": "slow"}) == called(200, {"late": True})
     assert runs(admin)[-1]["response_json"] == {"late": True}
     quick.close()
 

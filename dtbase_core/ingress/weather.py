@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal
 import httpx
 from pydantic import Field
 
+from dtbase_core import redact
 from dtbase_core.config import Settings, get_settings
 from dtbase_core.errors import DomainError, Invalid
 from dtbase_core.schemas.common import Body, UtcDatetime
@@ -41,6 +42,7 @@ from dtbase_core.service_base import Backend, BaseIngress
 from dtbase_core.timeutil import as_utc, iso_z, utcnow
 
 log = logging.getLogger(__name__)
+redact.install_log_filter()  # httpx logs request URLs, keys included
 
 PRESENT = "present"
 ONECALL = "/data/3.0/onecall"
@@ -225,7 +227,7 @@ class OpenWeatherMap:
             raise WeatherTimeout(f"{what}: no answer within {self.timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise WeatherIngressError(
-                f"{what}: could not be reached ({exc or type(exc).__name__})"
+                f"{what}: could not be reached ({redact.mask_text(str(exc)) or type(exc).__name__})"
             ) from None
         if reply.status_code != 200:
             raise WeatherIngressError(f"{what}: {_refusal(reply)}")

@@ -18,6 +18,8 @@ class Service(Timestamped, Base):
     name: Mapped[str] = mapped_column(sa.Text, unique=True)
     url: Mapped[str] = mapped_column(sa.Text)
     http_method: Mapped[HttpMethod] = mapped_column(HTTP_METHOD_ENUM)
+    # Send the deployment's service key (DT_SERVICE_API_KEY) in `x-functions-key`.
+    use_service_key: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class ServiceParameterSet(Timestamped, Base):

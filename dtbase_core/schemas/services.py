@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from dtbase_core.orm.base import HttpMethod
 from dtbase_core.schemas.common import Body, Name
@@ -21,12 +21,18 @@ class ServiceIn(Body):
     url: Url
     # Exactly GET, POST, PUT or DELETE; case matters (anything else is 422, not 500).
     http_method: HttpMethod
+    # Send the deployment's service key (DT_SERVICE_API_KEY) in `x-functions-key`: only to
+    # the API's own host (DT_BACKEND_URL's) or a host in DT_SERVICE_ALLOWED_HOSTS.
+    use_service_key: StrictBool = False
 
 
 class ServiceOut(BaseModel):
     name: str
+    # Secret query values (`code`, `key`, `appid`, `token`, `sig`) show as `***`.
     url: str
     http_method: HttpMethod
+    # Listed only when true, so that DTBase's clients still find the rows they inserted.
+    use_service_key: bool = False
 
 
 class ServiceNameIn(Body):
@@ -59,6 +65,14 @@ class RunServiceIn(Body):
     parameter_set_name: Name | None = None
     # Explicit parameters win over the set's; `null` or absent means "the set's, or none".
     parameters: Parameters | list[Any] | None = None
+
+
+class RunServiceOut(BaseModel):
+    """DTBase's `detail`, with what the service answered (its reply's JSON, or null)."""
+
+    detail: str
+    status_code: int
+    response_json: Any
 
 
 class RunFilterIn(Body):
