@@ -13,9 +13,10 @@
    deleted meanwhile leaves the row without a set, a service deleted meanwhile took its
    log with it.
 
-How parameters travel: POST and PUT send them as the JSON body (no body when they are
-null). GET and DELETE never carry a body; a flat object (every value a string, number,
-boolean or null) goes as the query string, anything else is not sent. The log records
+How parameters travel: as the JSON body (no body when they are null), whatever the
+method; for GET and DELETE a flat object (every value a string, number, boolean or null)
+also goes as the query string. DTBase did both for GET and DELETE, and its own functions
+read `req.get_json()` whatever the method. The log records
 the parameters resolved for the run either way (secret-named query values masked), and
 secret query values in URLs are masked in listings and replies (dtbase_core/redact.py).
 """
@@ -324,7 +325,7 @@ async def _send(target: RunTarget, parameters: Any, out: Outbound) -> tuple[int,
         if query:
             # Merged with the URL's own query; httpx's `params=` would replace it.
             address = address.copy_merge_params(query)
-    elif parameters is not None:
+    if parameters is not None:
         content = orjson.dumps(parameters)
         headers["Content-Type"] = "application/json"
     key_header: dict[str, str] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StrictBool
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
 from dtbase_core.orm.base import HttpMethod
 from dtbase_core.schemas.common import Body, Name
@@ -16,11 +16,18 @@ Url = Annotated[str, Field(min_length=1, max_length=2048)]
 Parameters = dict[str, Any]
 
 
+def _upper_case(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+# GET, POST, PUT or DELETE in any case, stored upper case (anything else is 422, not 500).
+Method = Annotated[HttpMethod, BeforeValidator(_upper_case)]
+
+
 class ServiceIn(Body):
     name: Name
     url: Url
-    # Exactly GET, POST, PUT or DELETE; case matters (anything else is 422, not 500).
-    http_method: HttpMethod
+    http_method: Method
     # Send the deployment's service key (DT_SERVICE_API_KEY) in `x-functions-key`: only to
     # the API's own host (DT_BACKEND_URL's) or a host in DT_SERVICE_ALLOWED_HOSTS.
     use_service_key: StrictBool = False
