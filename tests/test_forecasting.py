@@ -285,13 +285,14 @@ def test_pipeline_forecasts_with_an_interval_and_cross_validation_metrics() -> N
     assert len(result.mean) == 12
     assert result.mean.index[0] == series.index[-1] + pd.Timedelta(hours=1)
     assert (result.lower <= result.mean).all() and (result.mean <= result.upper).all()
-    assert set(result.metrics) == {"RMSE", "MAPE", "cv_folds", "cv_test_size"}
+    assert set(result.metrics) >= {"RMSE", "MAPE", "cv_folds", "cv_test_size", "fallback"}
+    assert result.metrics["fallback"] is None and result.metrics["converged"]
     assert result.metrics["cv_folds"] == 4 and 0 < result.metrics["RMSE"] < 2
     assert result.fit_seconds > 0
     no_cv = arima.pipeline(
         series, SMALL.model_copy(update={"perform_cv": False}), timedelta(hours=1)
     )
-    assert no_cv.metrics == {}
+    assert no_cv.metrics == {"fallback": None, "converged": True}
     assert no_cv.mean.tolist() == pytest.approx(result.mean.tolist())  # deterministic
 
 
@@ -576,7 +577,20 @@ def test_the_orchestration_forecasts_each_series_and_stores_its_run(admin: Api) 
 
     status = follow(admin, started)
     assert status["runtimeStatus"] == "Completed", status
-    assert status["customStatus"] == {"stage": "done", "done": 2, "total": 2, "failed": 0}
+    custom = status["customStatus"]
+    assert {k: custom[k] for k in ("stage", "done", "total", "failed")} == {
+        "stage": "done",
+        "done": 2,
+        "total": 2,
+        "failed": 0,
+    }
+    # Per series: its run, and the fallback used if the configured model could not be fitted.
+    assert [(s["sensor"], s["run_id"]) for s in custom["series"]] == [
+        (s["sensor"], s["run_id"]) for s in status["output"]["series"]
+    ]
+    assert [s["fallback"] for s in custom["series"]] == [
+        s["metrics"]["fallback"] for s in status["output"]["series"]
+    ]
     # The same status under /api, with a token (what a browser behind a Static Web App uses).
     assert started["statusApiUri"].endswith(f"/api/forecast/status/{started['id']}")
     assert admin.http.get(started["statusApiUri"]).status_code == 401
@@ -662,7 +676,16 @@ def test_a_series_that_fails_fails_the_instance_and_names_the_error(admin: Api) 
     assert "Runs created: [1]" in message
     assert status["customStatus"]["failed"] == 1
     # Progress as the series finished: TRH3 at once, TRH1 once fitted.
-    assert {"stage": "fitting", "done": 1, "total": 2} in status["progress"], status["progress"]
+    fitting = [p for p in status["progress"] if p["stage"] == "fitting" and p["done"] == 1]
+    assert fitting and fitting[0]["series"] == [
+        {
+            "sensor": "TRH3",
+            "measure": "Temperature",
+            "units": "Degrees C",
+            "error": "sensor 'TRH3', measure 'Temperature' ('Degrees C'): no training data "
+            + message.split("('Degrees C'): no training data ", 1)[1].split(". Runs", 1)[0],
+        }
+    ], status["progress"]
     # The series that could be forecast was stored, from "now".
     (run,) = admin.ok("/model/list-model-runs", {"model_name": "Arima"}, 200)
     assert run["sensor_unique_id"] == "TRH1"

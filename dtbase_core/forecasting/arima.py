@@ -132,7 +132,9 @@ class Attempt:
 # 4. That simpler order on the series with a tiny deterministic jitter (JITTER of its
 #    scale, fixed seed): a constant or exactly periodic series has a (seasonally)
 #    differenced series with no variance, whose likelihood is singular.
-# A forecast whose optimiser did not converge is kept when no attempt converges.
+# A forecast whose optimiser did not converge is kept when no attempt converges. A series
+# whose differenced series does not vary at all (constant, near-constant, exactly periodic
+# with seasonal differencing) goes straight to the last: the others fail on it, slowly.
 ATTEMPTS = (
     Attempt("configured"),
     Attempt("powell optimiser", method="powell", for_nonconvergence=True),
@@ -238,6 +240,20 @@ def _converged(results: Any) -> bool:
     return bool(retvals.get("converged", True)) if isinstance(retvals, dict) else True
 
 
+def does_not_vary(series: pd.Series, cfg: ArimaSection) -> bool:
+    """Whether the series, differenced as the configured model differences it, is
+    constant (to within 1e-9 of the series' scale)."""
+    values = series.to_numpy(dtype="float64")
+    _, d, _ = cfg.arima_order
+    _, big_d, _, period = cfg.seasonal_order
+    differenced = values
+    for _ in range(big_d if period else 0):
+        differenced = differenced[period:] - differenced[:-period]
+    differenced = np.diff(differenced, n=d)
+    scale = max(float(np.abs(values).max()) if values.size else 0.0, 1.0)
+    return differenced.size == 0 or float(np.ptp(differenced)) <= 1e-9 * scale
+
+
 def robust_fit(series: pd.Series, cfg: ArimaSection, steps: int) -> Fitted:
     """Fit and forecast `steps` ahead, walking ATTEMPTS until one converges with a usable
     forecast; a usable forecast that did not converge is kept if none does. A
@@ -245,7 +261,11 @@ def robust_fit(series: pd.Series, cfg: ArimaSection, steps: int) -> Fitted:
     failures: list[str] = []
     kept: Fitted | None = None  # usable, but its optimiser did not converge
     previous: Any = None  # the last results, to warm-start the next optimiser
-    for attempt in ATTEMPTS:
+    attempts = ATTEMPTS
+    if does_not_vary(series, cfg):
+        failures.append(f"{ATTEMPTS[0].name}: the differenced series does not vary")
+        attempts = ATTEMPTS[-1:]
+    for attempt in attempts:
         if kept is not None and not attempt.for_nonconvergence:
             break
         warm = previous.params if attempt.for_nonconvergence and previous is not None else None
