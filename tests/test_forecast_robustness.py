@@ -89,8 +89,8 @@ def test_every_series_at_every_hour_gets_a_forecast_or_a_reason() -> None:
         seed(backend, now)
         try:
             summary = ArimaService(backend).run(config(), now=now)  # type: ignore[arg-type]
-        except ForecastFailed as failed:  # some series failed: the others were stored
-            summary = failed.summary
+        except ForecastFailed as some_failed:  # the others were stored
+            summary = some_failed.summary
         assert summary["predict_from"] == now.isoformat().replace("+00:00", "Z")
         assert [s["sensor"] for s in summary["series"]] == list(KINDS)
         runs = {run["sensor_unique_id"]: run for run in backend.runs}

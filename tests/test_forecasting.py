@@ -676,7 +676,7 @@ def test_a_series_that_fails_fails_the_instance_and_names_the_error(admin: Api) 
     assert "Runs created: [1]" in message
     assert status["customStatus"]["failed"] == 1
     # Progress as the series finished: TRH3 at once, TRH1 once fitted.
-    fitting = [p for p in status["progress"] if p["stage"] == "fitting" and p["done"] == 1]
+    fitting = [p for p in status["progress"] if p and p["stage"] == "fitting" and p["done"] == 1]
     assert fitting and fitting[0]["series"] == [
         {
             "sensor": "TRH3",
@@ -692,6 +692,66 @@ def test_a_series_that_fails_fails_the_instance_and_names_the_error(admin: Api) 
     created = datetime.fromisoformat(run["time_created"].replace("Z", "+00:00"))
     assert before - timedelta(seconds=5) <= created <= datetime.now(UTC)
     assert "RMSE" not in run["metrics"] and run["metrics"]["training_points"] > 0
+
+
+@pytest.mark.timeout(900)
+def test_the_issue_s_two_sensors_at_the_hour_that_failed(admin: Api) -> None:
+    """Issue 17: 30 days of hourly 18 + k + 3·sin(2π·hour/24) + 0.3·sin(1.7·i) on two
+    sensors, forecast at 13:42 UTC (predict_from_datetime stands in for "now"). The
+    configured fit of TRH1 raises LinAlgError there; both series are forecast."""
+    now = datetime(2026, 11, 29, 13, 42, tzinfo=UTC)
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {
+            "name": "Climate",
+            "measures": [{"name": "Temperature", "units": "Degrees C", "datatype": "float"}],
+        },
+        201,
+    )
+    stamps = pd.date_range((now - timedelta(days=30)).replace(minute=0), now, freq="h")
+    ripple = 3 * np.sin(2 * np.pi * stamps.hour / 24) + 0.3 * np.sin(1.7 * np.arange(len(stamps)))
+    series = []
+    for k, sensor in enumerate(["TRH1", "TRH2"]):
+        admin.ok(
+            "/sensor/insert-sensor", {"type_name": "Climate", "unique_identifier": sensor}, 201
+        )
+        series.append(
+            {
+                "unique_identifier": sensor,
+                "measure_name": "Temperature",
+                "readings": [float(v) for v in 18 + k + ripple],
+                "timestamps": [t.isoformat() for t in stamps],
+            }
+        )
+    admin.ok("/sensor/insert-readings-bulk", {"series": series}, 201)
+    body = {
+        "sensors": {
+            "include_sensors": ["TRH1", "TRH2"],
+            "include_measures": [["Temperature", "Degrees C"]],
+        },
+        "arima": {"perform_cv": False},
+        "data": {"predict_from_datetime": now.isoformat()},
+    }
+    status = follow(admin, admin.ok("/forecast/arima", body, 202))
+    assert status["runtimeStatus"] == "Completed", status
+    output = status["output"]
+    assert sorted(output["run_ids"]) == [1, 2] and output["failed"] == 0
+    first = output["series"][0]["metrics"]
+    assert first["fit_failures"][0] == "configured: LinAlgError: LU decomposition error."
+    assert first["fallback"] is not None
+    assert [s["fallback"] for s in status["customStatus"]["series"]] == [
+        s["metrics"]["fallback"] for s in output["series"]
+    ]
+    for result in output["series"]:
+        products = admin.ok("/model/get-model-run", {"run_id": result["run_id"]}, 200)
+        mean, lower, upper = (
+            [v["value"] for v in products[f"{name} Temperature"]]
+            for name in ("Mean", "Lower Bound", "Upper Bound")
+        )
+        assert len(mean) == 48
+        assert all(
+            math.isfinite(m) and lo <= m <= up for lo, m, up in zip(lower, mean, upper, strict=True)
+        )
 
 
 def test_the_starter_validates_and_needs_a_token(admin: Api, anon: Api) -> None:

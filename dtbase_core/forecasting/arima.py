@@ -261,7 +261,7 @@ def robust_fit(series: pd.Series, cfg: ArimaSection, steps: int) -> Fitted:
     failures: list[str] = []
     kept: Fitted | None = None  # usable, but its optimiser did not converge
     previous: Any = None  # the last results, to warm-start the next optimiser
-    attempts = ATTEMPTS
+    attempts: tuple[Attempt, ...] = ATTEMPTS
     if does_not_vary(series, cfg):
         failures.append(f"{ATTEMPTS[0].name}: the differenced series does not vary")
         attempts = ATTEMPTS[-1:]
