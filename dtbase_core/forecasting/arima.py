@@ -6,6 +6,11 @@ scikit-learn's `TimeSeriesSplit(n_splits, test_size)` semantics rather than pull
 scikit-learn: fold k tests the `test_size` observations that follow the first
 n - (n_splits - k) * test_size, and trains on everything before them.
 
+Numerical trouble in the fit (LinAlgError, non-convergence, a forecast that is not finite)
+stays inside the series: `robust_fit` walks a documented sequence of fallbacks (ATTEMPTS),
+records the one used in the run's metrics, and raises ForecastError naming each failure
+only when all fail.
+
 This module imports statsmodels: only activities (and tests) import it.
 """
 
