@@ -212,6 +212,7 @@ def orchestrated(
         "span": max(t["finished"] for t in timings) - min(t["started"] for t in timings),
         "tail": tail(timings),
         "rmse": [s["metrics"].get("RMSE") for s in series],
+        "fallbacks": [s["metrics"]["fallback"] for s in series if s["metrics"].get("fallback")],
     }
 
 
@@ -277,7 +278,8 @@ def main() -> int:
                 f"{run['store']:.2f} s), workers idle between activities "
                 f"{idle / capacity:.1%} (the last {run['tail']:.1f} s with work for fewer "
                 f"than all), before the first and after the last "
-                f"{around / capacity:.1%} ({run['wall'] - run['span']:.1f} s)",
+                f"{around / capacity:.1%} ({run['wall'] - run['span']:.1f} s); fallback fits "
+                f"{len(run['fallbacks'])} of {SERIES} {sorted(set(run['fallbacks'])) or ''}",
                 flush=True,
             )
             if args.direct:

@@ -6,15 +6,15 @@
   It starts the orchestration and answers 202 with Durable's status URLs.
 - A timer on DT_FORECAST_SCHEDULE (default daily at 03:00 UTC) starts it with the default
   configuration (or DT_FORECAST_CONFIG).
-- `arima_orchestrator`: fixes "now" (its own deterministic clock) as predict_from when
-  the configuration leaves it out, sets up the model and measures (one activity), fans
-  out one `arima_fit_series` activity per (sensor, measure), reports progress as they
-  finish (custom status `{"stage": "fitting", "done": k, "total": n}`), collects them with
-  `task_all`, and returns a summary: the run ids created and, per series, its metrics.
-- A series that cannot be forecast (no data, wrong units, too short) does not stop the
-  others: its activity reports the error, every other series is stored, and then the
-  orchestration fails with a message naming each failed series and the runs created
-  (runtimeStatus "Failed"). Any other error in an activity fails it at once.
+- `arima_orchestrator` (its steps are dtbase_core/forecasting/orchestration.py): fixes
+  "now" as predict_from when the configuration leaves it out, sets up the model and
+  measures (one activity), fans out one `arima_fit_series` activity per (sensor,
+  measure), reports each series' outcome as it finishes (custom status), and returns a
+  summary: the run ids created and, per series, its metrics.
+- A series that cannot be forecast (no data, wrong units, too short, a model that no
+  fallback could fit, or an activity that raised, whatever the exception) does not stop
+  the others: every other series is stored, and then the orchestration fails with a
+  message naming each failed series and the runs created (runtimeStatus "Failed").
 
 Activities read and write through the core (service_base.CoreBackend), each in its own
 short transactions, and import pandas and statsmodels only when they run. They are called
@@ -35,14 +35,8 @@ import azure.functions as func
 
 from dtbase_core.db import session_scope
 from dtbase_core.forecasting.config import ArimaConfig, default_config
-from dtbase_core.forecasting.runs import (
-    ForecastFailed,
-    creation_instant,
-    forecast_series,
-    run_guarded,
-    set_up,
-    summarise,
-)
+from dtbase_core.forecasting.orchestration import orchestrate
+from dtbase_core.forecasting.runs import forecast_series, run_guarded, set_up
 from dtbase_core.schemas.forecasting import StartedOut, StatusOut
 from dtbase_core.service_base import Backend, CoreBackend
 from dtbase_core.timeutil import as_utc, iso_z
@@ -130,52 +124,7 @@ async def forecast_arima_timer(
 
 @bp.orchestration_trigger(context_name="context")
 def arima_orchestrator(context: df.DurableOrchestrationContext) -> Any:
-    now = as_utc(context.current_utc_datetime)
-    config = ArimaConfig.model_validate(context.get_input() or {}).with_predict_from(now)
-    payload = config.model_dump(mode="json")
-    series = config.series()
-    context.set_custom_status({"stage": "setting up", "done": 0, "total": len(series)})
-    yield context.call_activity(SET_UP, payload)
-
-    context.set_custom_status({"stage": "fitting", "done": 0, "total": len(series)})
-    tasks = [
-        context.call_activity(
-            FIT_SERIES,
-            {
-                "config": payload,
-                "sensor": sensor,
-                "measure": measure,
-                "units": units,
-                "time_created": iso_z(creation_instant(now, index)),
-            },
-        )
-        for index, (sensor, measure, units) in enumerate(series)
-    ]
-    # Progress as the series finish: wait for any of those still running, again and again
-    # (the SDK schedules each activity once, however often it is waited for); then collect
-    # every result, in order, with task_all. An activity that raised fails the instance.
-    pending = list(tasks)
-    while pending:
-        finished = yield context.task_any(pending)
-        pending.remove(finished)
-        context.set_custom_status(
-            {"stage": "fitting", "done": len(tasks) - len(pending), "total": len(series)}
-        )
-    results = yield context.task_all(tasks)
-
-    assert config.data.predict_from_datetime is not None
-    summary = summarise(list(results), config.data.predict_from_datetime)
-    context.set_custom_status(
-        {
-            "stage": "failed" if summary["failed"] else "done",
-            "done": len(series),
-            "total": len(series),
-            "failed": summary["failed"],
-        }
-    )
-    if summary["failed"]:
-        raise ForecastFailed(summary)
-    return summary
+    return (yield from orchestrate(context, SET_UP, FIT_SERIES))
 
 
 @contextmanager

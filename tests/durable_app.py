@@ -18,6 +18,8 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from dtbase_core.forecasting.orchestration import orchestrate
+
 bp = df.Blueprint()
 
 
@@ -235,6 +237,36 @@ def t_shrinking(context: df.DurableOrchestrationContext) -> Any:
     if not context.is_replaying:
         yield context.call_activity("t_async_double", 1)
     return "done without it"
+
+
+# --- the ARIMA orchestration with stand-in activities ------------------------------------
+
+
+class Unexpected(Exception):
+    """Any exception at all, as a fit activity might raise."""
+
+
+@bp.activity_trigger(input_name="payload")
+def t_arima_set_up(payload: dict[str, Any]) -> None:
+    return None
+
+
+@bp.activity_trigger(input_name="payload")
+def t_arima_fit_series(payload: dict[str, Any]) -> dict[str, Any]:
+    """Sensor "raises-*" raises, "error-*" returns an error entry (as run_guarded does), and
+    "ok-<n>" succeeds with run id n."""
+    sensor, measure, units = payload["sensor"], payload["measure"], payload["units"]
+    if sensor.startswith("raises"):
+        raise Unexpected(f"the fit of {sensor} broke")
+    entry = {"sensor": sensor, "measure": measure, "units": units}
+    if sensor.startswith("error"):
+        return {**entry, "error": f"sensor '{sensor}': no training data"}
+    return {**entry, "run_id": int(sensor.rsplit("-", 1)[1]), "metrics": {"fallback": None}}
+
+
+@bp.orchestration_trigger(context_name="context")
+def t_arima(context: df.DurableOrchestrationContext) -> Any:
+    return (yield from orchestrate(context, "t_arima_set_up", "t_arima_fit_series"))
 
 
 # --- timers ---------------------------------------------------------------------------------

@@ -285,13 +285,14 @@ def test_pipeline_forecasts_with_an_interval_and_cross_validation_metrics() -> N
     assert len(result.mean) == 12
     assert result.mean.index[0] == series.index[-1] + pd.Timedelta(hours=1)
     assert (result.lower <= result.mean).all() and (result.mean <= result.upper).all()
-    assert set(result.metrics) == {"RMSE", "MAPE", "cv_folds", "cv_test_size"}
+    assert set(result.metrics) >= {"RMSE", "MAPE", "cv_folds", "cv_test_size", "fallback"}
+    assert result.metrics["fallback"] is None and result.metrics["converged"]
     assert result.metrics["cv_folds"] == 4 and 0 < result.metrics["RMSE"] < 2
     assert result.fit_seconds > 0
     no_cv = arima.pipeline(
         series, SMALL.model_copy(update={"perform_cv": False}), timedelta(hours=1)
     )
-    assert no_cv.metrics == {}
+    assert no_cv.metrics == {"fallback": None, "converged": True}
     assert no_cv.mean.tolist() == pytest.approx(result.mean.tolist())  # deterministic
 
 
@@ -576,7 +577,20 @@ def test_the_orchestration_forecasts_each_series_and_stores_its_run(admin: Api) 
 
     status = follow(admin, started)
     assert status["runtimeStatus"] == "Completed", status
-    assert status["customStatus"] == {"stage": "done", "done": 2, "total": 2, "failed": 0}
+    custom = status["customStatus"]
+    assert {k: custom[k] for k in ("stage", "done", "total", "failed")} == {
+        "stage": "done",
+        "done": 2,
+        "total": 2,
+        "failed": 0,
+    }
+    # Per series: its run, and the fallback used if the configured model could not be fitted.
+    assert [(s["sensor"], s["run_id"]) for s in custom["series"]] == [
+        (s["sensor"], s["run_id"]) for s in status["output"]["series"]
+    ]
+    assert [s["fallback"] for s in custom["series"]] == [
+        s["metrics"]["fallback"] for s in status["output"]["series"]
+    ]
     # The same status under /api, with a token (what a browser behind a Static Web App uses).
     assert started["statusApiUri"].endswith(f"/api/forecast/status/{started['id']}")
     assert admin.http.get(started["statusApiUri"]).status_code == 401
@@ -665,13 +679,83 @@ def test_a_series_that_fails_fails_the_instance_and_names_the_error(admin: Api) 
     assert "Runs created: [1]" in message
     assert status["customStatus"]["failed"] == 1
     # Progress as the series finished: TRH3 at once, TRH1 once fitted.
-    assert {"stage": "fitting", "done": 1, "total": 2} in status["progress"], status["progress"]
+    fitting = [p for p in status["progress"] if p and p["stage"] == "fitting" and p["done"] == 1]
+    assert fitting and fitting[0]["series"] == [
+        {
+            "sensor": "TRH3",
+            "measure": "Temperature",
+            "units": "Degrees C",
+            "error": "sensor 'TRH3', measure 'Temperature' ('Degrees C'): no training data "
+            + message.split("('Degrees C'): no training data ", 1)[1].split(". Runs", 1)[0],
+        }
+    ], status["progress"]
     # The series that could be forecast was stored, from "now".
     (run,) = admin.ok("/model/list-model-runs", {"model_name": "Arima"}, 200)
     assert run["sensor_unique_id"] == "TRH1"
     created = datetime.fromisoformat(run["time_created"].replace("Z", "+00:00"))
     assert before - timedelta(seconds=5) <= created <= datetime.now(UTC)
     assert "RMSE" not in run["metrics"] and run["metrics"]["training_points"] > 0
+
+
+@pytest.mark.timeout(1200)
+def test_the_issue_s_two_sensors_at_the_hour_that_failed(admin: Api) -> None:
+    """Issue 17: 30 days of hourly 18 + k + 3·sin(2π·hour/24) + 0.3·sin(1.7·i) on two
+    sensors, forecast at 13:42 UTC (predict_from_datetime stands in for "now"). The
+    configured fit of TRH1 raises LinAlgError there; both series are forecast."""
+    now = datetime(2026, 11, 29, 13, 42, tzinfo=UTC)
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {
+            "name": "Climate",
+            "measures": [{"name": "Temperature", "units": "Degrees C", "datatype": "float"}],
+        },
+        201,
+    )
+    stamps = pd.date_range((now - timedelta(days=30)).replace(minute=0), now, freq="h")
+    ripple = 3 * np.sin(2 * np.pi * stamps.hour / 24) + 0.3 * np.sin(1.7 * np.arange(len(stamps)))
+    series = []
+    for k, sensor in enumerate(["TRH1", "TRH2"]):
+        admin.ok(
+            "/sensor/insert-sensor", {"type_name": "Climate", "unique_identifier": sensor}, 201
+        )
+        series.append(
+            {
+                "unique_identifier": sensor,
+                "measure_name": "Temperature",
+                "readings": [float(v) for v in 18 + k + ripple],
+                "timestamps": [t.isoformat() for t in stamps],
+            }
+        )
+    admin.ok("/sensor/insert-readings-bulk", {"series": series}, 201)
+    body = {
+        "sensors": {
+            "include_sensors": ["TRH1", "TRH2"],
+            "include_measures": [["Temperature", "Degrees C"]],
+        },
+        "arima": {"perform_cv": False},
+        "data": {"predict_from_datetime": now.isoformat()},
+    }
+    # Two default-order fits of 711 points, one with a fallback: minutes on a busy machine.
+    status = follow(admin, admin.ok("/forecast/arima", body, 202), timeout=1100)
+    assert status["runtimeStatus"] == "Completed", status
+    output = status["output"]
+    assert sorted(output["run_ids"]) == [1, 2] and output["failed"] == 0
+    first = output["series"][0]["metrics"]
+    assert first["fit_failures"][0] == "configured: LinAlgError: LU decomposition error."
+    assert first["fallback"] is not None
+    assert [s["fallback"] for s in status["customStatus"]["series"]] == [
+        s["metrics"]["fallback"] for s in output["series"]
+    ]
+    for result in output["series"]:
+        products = admin.ok("/model/get-model-run", {"run_id": result["run_id"]}, 200)
+        mean, lower, upper = (
+            [v["value"] for v in products[f"{name} Temperature"]]
+            for name in ("Mean", "Lower Bound", "Upper Bound")
+        )
+        assert len(mean) == 48
+        assert all(
+            math.isfinite(m) and lo <= m <= up for lo, m, up in zip(lower, mean, upper, strict=True)
+        )
 
 
 def test_the_starter_validates_and_needs_a_token(admin: Api, anon: Api) -> None:

@@ -227,13 +227,16 @@ def run_guarded(job: Any, sensor: str, measure: str, units: str | None) -> dict[
 
 class ArimaService(BaseModel):
     """All configured series, one after the other, through any Backend; raises
-    ForecastFailed (after storing the others) when a series cannot be forecast."""
+    ForecastFailed (after storing the others) when a series cannot be forecast. `now`
+    (default: the clock) is the moment of the forecast."""
 
-    def run(self, config: ArimaConfig | dict[str, Any] | None = None) -> dict[str, Any]:  # type: ignore[override]
+    def run(  # type: ignore[override]
+        self, config: ArimaConfig | dict[str, Any] | None = None, *, now: datetime | None = None
+    ) -> dict[str, Any]:
         cfg = (
             config if isinstance(config, ArimaConfig) else ArimaConfig.model_validate(config or {})
         )
-        now = utcnow()
+        now = as_utc(now) if now is not None else utcnow()
         cfg = cfg.with_predict_from(now)
         assert cfg.data.predict_from_datetime is not None
         set_up(self.backend, cfg)

@@ -157,3 +157,78 @@ def test_a_missing_starter_reads_as_unavailable(signed_in: Page, live_host, admi
     )
     expect(page.locator("#service-state")).to_contain_text("The forecasting service is unavailable")
     expect(form.get_by_role("button", name="Start forecast")).to_be_disabled()
+
+
+def test_each_series_outcome_is_shown(signed_in: Page, live_host, admin) -> None:
+    """Issue 17: the page lists every series as it finishes (its run, the fallback fit
+    used, or why it failed), from the custom status: a failed instance's output is only
+    its message."""
+    seed(admin)
+    page = signed_in
+    advertise_starter(page)
+    first = {"sensor": "TRH1", "measure": "Temperature", "units": "Degrees C", "run_id": 7}
+    second = {"sensor": "TRH2", "measure": "Temperature", "units": "Degrees C", "run_id": 8}
+    failed = {
+        "sensor": "TRH3",
+        "measure": "Temperature",
+        "units": "Degrees C",
+        "error": "sensor 'TRH3', measure 'Temperature' ('Degrees C'): no training data",
+    }
+    statuses = [
+        {
+            "runtimeStatus": "Running",
+            "customStatus": {
+                "stage": "fitting",
+                "done": 1,
+                "total": 3,
+                "series": [{**first, "fallback": None}],
+            },
+        },
+        {
+            "runtimeStatus": "Failed",
+            "customStatus": {
+                "stage": "failed",
+                "done": 3,
+                "total": 3,
+                "failed": 1,
+                "series": [
+                    {**first, "fallback": None},
+                    {**second, "fallback": "powell optimiser"},
+                    failed,
+                ],
+            },
+            "output": "Orchestrator function 'arima_orchestrator' failed: 1 of 3 series ...",
+        },
+    ]
+    seen: list[str] = []
+
+    def status(route: Route) -> None:
+        body = statuses[min(len(seen), len(statuses) - 1)]
+        seen.append(body["runtimeStatus"])
+        route.fulfill(status=200, json={"instanceId": "x", **body})
+
+    page.route(
+        "**/api/forecast/arima",
+        lambda r: r.fulfill(
+            status=202,
+            json={
+                "id": "x",
+                "statusQueryGetUri": live_host.url + "/runtime/webhooks/durabletask/instances/x",
+            },
+        ),
+    )
+    page.route("**/runtime/webhooks/durabletask/instances/**", status)
+    page.get_by_role("link", name="Forecasts", exact=True).click()
+    expect(page.locator("#service-state")).to_have_text("The forecasting service is available.")
+    page.locator("#arima-form").get_by_role("button", name="Start forecast").click()
+    rows = page.locator("#run-series tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_text("TRH1Temperature (Degrees C)Forecast: Run #7")
+    expect(page.locator("#run-status")).to_contain_text("Failed", timeout=10_000)
+    expect(rows).to_have_count(3)
+    expect(rows.nth(1)).to_contain_text("Forecast with a fallback fit (powell optimiser): Run #8")
+    expect(rows.nth(2).locator(".error")).to_have_text(
+        "Failed: sensor 'TRH3', measure 'Temperature' ('Degrees C'): no training data"
+    )
+    assert rows.nth(1).locator("a").get_attribute("href") == "/models.html?model=Arima&run=8"
+    expect(page.locator("#run-links")).to_have_text("The forecast ended as Failed.")

@@ -1,9 +1,10 @@
 // Forecasts: start an ARIMA orchestration and follow its Durable Functions status until it
-// ends, then link to its runs. When the API has no ARIMA starter, say so.
+// ends, showing each series' outcome (its run, the fallback fit used, or why it failed),
+// then link to its runs. When the API has no ARIMA starter, say so.
 
 import { request, getStatusUrl, openApi, ApiError } from "../api.js";
 import { startPage } from "../layout.js";
-import { el, $, replace, withLoading, errorBox, bindForm, fillSelect } from "../dom.js";
+import { el, $, replace, withLoading, errorBox, bindForm, fillSelect, table } from "../dom.js";
 import { toLocalInput, localInputToIso, formatJson, formatTime } from "../format.js";
 import { listSensorsWithTypes, listSensorTypes, measureLabel } from "../catalog.js";
 
@@ -66,6 +67,46 @@ export function describeProgress(customStatus) {
   return { text: parts.join(" · ") || formatJson(customStatus), percent: typeof percent === "number" ? percent : null };
 }
 
+/**
+ * The outcome of each series so far: from the custom status (`series`, as they finish; a
+ * failed instance's output is only its message), else from a completed output's `series`.
+ * Each is `{sensor, measure, units, run_id?, fallback?, error?}`; `omitted` counts those
+ * the status left out.
+ */
+export function seriesOutcomes(customStatus, output) {
+  if (customStatus && Array.isArray(customStatus.series)) {
+    return { series: customStatus.series, omitted: customStatus.omitted || 0 };
+  }
+  if (output && Array.isArray(output.series)) {
+    const series = output.series.map((r) => ({ ...r, fallback: r.metrics ? r.metrics.fallback ?? null : null }));
+    return { series, omitted: 0 };
+  }
+  return { series: [], omitted: 0 };
+}
+
+function outcomeCell(entry) {
+  if (entry.error) return el("span", { class: "error", text: `Failed: ${entry.error}` });
+  const fit = entry.fallback ? `Forecast with a fallback fit (${entry.fallback})` : "Forecast";
+  if (!Number.isInteger(entry.run_id)) return fit;
+  return [`${fit}: `, el("a", { href: `/models.html?model=Arima&run=${entry.run_id}`, text: `Run #${entry.run_id}` })];
+}
+
+function renderOutcomes(customStatus, output) {
+  const { series, omitted } = seriesOutcomes(customStatus, output);
+  const holder = $("#run-series");
+  holder.hidden = series.length === 0;
+  const columns = [
+    { label: "Sensor", render: (r) => r.sensor ?? "" },
+    { label: "Measure", render: (r) => (r.measure ? `${r.measure}${r.units ? ` (${r.units})` : ""}` : "") },
+    { label: "Outcome", render: outcomeCell },
+  ];
+  replace(
+    holder,
+    table("Series", columns, series),
+    omitted ? el("p", { text: `${omitted} more series forecast without trouble are not listed.` }) : null,
+  );
+}
+
 function runLinks(startedAt, output) {
   const from = new Date(startedAt.getTime() - 60e3).toISOString();
   const to = new Date(Date.now() + 60e3).toISOString();
@@ -90,6 +131,7 @@ async function follow(statusUrl, startedAt) {
       statusLine.dataset.runtimeStatus = body.runtimeStatus;
       if (progress.percent !== null) bar.value = Math.max(0, Math.min(100, progress.percent));
       else bar.removeAttribute("value");
+      renderOutcomes(body.customStatus, body.output);
       if (FINAL.has(body.runtimeStatus)) {
         if (body.runtimeStatus === "Completed") bar.value = 100;
         output.hidden = body.output === undefined || body.output === null;
@@ -158,6 +200,7 @@ async function main() {
       section.hidden = false;
       $("#run-links").hidden = true;
       $("#run-output").hidden = true;
+      $("#run-series").hidden = true;
       $("#run-status").textContent = `Started (instance ${started.id || ""}).`;
       const result = await follow(statusUrl, new Date(Date.now() - 5000));
       return result.runtimeStatus === "Completed" ? "The forecast has finished." : `The forecast ended as ${result.runtimeStatus}.`;
