@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from dtbase_core.forecasting.orchestration import LISTED_OUTCOMES, outcomes
+from local.cli import migrate
 from local.durable import DurableRuntime
 from tests.support import TestDatabase
 from tests.test_local_durable import new_runtime, wait_done
@@ -31,9 +32,7 @@ def rt(migrated: TestDatabase) -> Iterator[DurableRuntime]:
 
 @pytest.fixture(scope="module")
 def migrated(database: TestDatabase) -> TestDatabase:
-    from dtbase_core.migrations import upgrade
-
-    upgrade(database.url)
+    migrate(database.url)  # core's history and the local runtime's, as dtbase-local does
     return database
 
 
