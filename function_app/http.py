@@ -13,6 +13,9 @@ A synchronous handler runs in a worker thread inside one transaction that also c
 credential check. An asynchronous handler (`async def`) runs on the event loop with no
 transaction or pooled connection held: credentials are checked in a short transaction of
 their own first, and the handler opens its own with `in_transaction` where it needs one.
+A public (`Auth.NONE`) asynchronous handler never waits for a thread or the database:
+routes that need no database are declared `async def` so that a hung database, holding
+every worker thread, cannot delay them.
 Only asynchronous handlers may take a Durable client (`durable_client=True`).
 """
 
@@ -34,12 +37,13 @@ import azure.functions as func
 import orjson
 import pydantic
 import sqlalchemy.exc as sa_exc
+from psycopg import errors as pg_errors
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from dtbase_core import users
 from dtbase_core.config import ConfigError, Settings, get_settings
-from dtbase_core.db import session_scope
+from dtbase_core.db import NoReply, Timeouts, session_scope
 from dtbase_core.errors import (
     ERROR_CODE_HEADER,
     AlreadyExists,
@@ -190,11 +194,36 @@ def error_response(exc: Exception) -> func.HttpResponse:
     if isinstance(exc, ConfigError):
         log.error("configuration error: %s", exc)
         return detail_response(503, str(exc))
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
-        log.error("database unavailable: %s", exc)
-        return detail_response(503, "Database unavailable")
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return _database_timeout_or_down(exc)
     log.exception("unhandled error", exc_info=exc)
     return func.HttpResponse("Internal Server Error", status_code=500, mimetype="text/plain")
+
+
+def _database_timeout_or_down(exc: sa_exc.SQLAlchemyError) -> func.HttpResponse:
+    """A timeout names what timed out (dtbase_core/db.py bounds every wait); a lock
+    waited for too long is a conflict with a concurrent write (409), the rest a 503."""
+    bounds = Timeouts.from_settings(get_settings())
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, pg_errors.LockNotAvailable):
+        log.warning("lock timeout: %s", orig)
+        return detail_response(
+            409,
+            f"Timed out after {bounds.lock:g} s waiting for a lock held by a concurrent "
+            "write; retry",
+        )
+    if isinstance(exc, sa_exc.TimeoutError):
+        detail = f"Database busy: no free connection within {bounds.pool:g} s"
+    elif isinstance(orig, pg_errors.QueryCanceled):
+        detail = f"Database statement timed out after {bounds.statement:g} s"
+    elif isinstance(orig, pg_errors.ConnectionTimeout):
+        detail = f"Database unavailable: no connection within {bounds.connect:g} s"
+    elif isinstance(orig, NoReply):
+        detail = f"Database unavailable: no reply within {bounds.reply:g} s"
+    else:
+        detail = "Database unavailable"
+    log.error("%s: %s", detail, exc)
+    return detail_response(503, detail)
 
 
 def _pg_message(exc: sa_exc.DBAPIError) -> str:
@@ -336,8 +365,6 @@ def _run_sync(route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpR
 
 
 def _prepare_in_own_transaction(route: Route, req: func.HttpRequest) -> Any:
-    if route.auth is Auth.NONE:
-        return prepare(route, req)
     try:
         startup.ensure(get_settings())
         with session_scope() as session:
@@ -352,7 +379,12 @@ async def _run_async(
     req: func.HttpRequest,
     durable: Any = None,
 ) -> func.HttpResponse:
-    call = await asyncio.to_thread(_prepare_in_own_transaction, route, req)
+    if route.auth is Auth.NONE:
+        # Nothing to check in the database: no worker thread either, so that database
+        # calls filling the thread pool cannot delay these routes (health, documents).
+        call = prepare(route, req)
+    else:
+        call = await asyncio.to_thread(_prepare_in_own_transaction, route, req)
     if isinstance(call, func.HttpResponse):
         return call
     call.durable = durable
