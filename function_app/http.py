@@ -51,7 +51,7 @@ from dtbase_core.errors import (
     Invalid,
     Unauthorized,
 )
-from dtbase_core.schemas.common import Message
+from dtbase_core.schemas.common import Message, ReadingsBody
 from dtbase_core.security import ACCESS, REFRESH, bearer_token
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ def _read_json(req: func.HttpRequest) -> Any:
         raise _EarlyReply(detail_response(422, [item])) from exc
 
 
-def _parse_body(route: Route, raw: Any) -> Any:
+def _parse_body(route: Route, raw: Any, settings: Settings) -> Any:
     if route.body is None:
         return None
     if raw is _NO_BODY or (raw is None and not route.body_required):
@@ -276,7 +276,21 @@ def _parse_body(route: Route, raw: Any) -> Any:
             missing = {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}
             raise _EarlyReply(detail_response(422, [missing]))
         return route.body.model_validate({})
+    if issubclass(route.body, ReadingsBody):
+        _check_readings_count(route.body.count_readings(raw), settings.max_readings_per_request)
     return route.body.model_validate(raw)
+
+
+def _check_readings_count(count: int, limit: int) -> None:
+    """Refuse too many readings before validation builds a Python object per value."""
+    if count > limit:
+        raise _EarlyReply(
+            detail_response(
+                413,
+                f"Too many readings in one request: {count} (the limit is {limit}, "
+                "DT_MAX_READINGS_PER_REQUEST); send them in several requests",
+            )
+        )
 
 
 def service_key_presented(req: func.HttpRequest, settings: Settings) -> bool:
@@ -341,7 +355,7 @@ def prepare(
         raw = _read_json(req) if route.method != "GET" else _NO_BODY
         settings = get_settings()
         user = _authenticate(route, req, session, settings)
-        return Call(_parse_body(route, raw), user, settings, req, session)
+        return Call(_parse_body(route, raw, settings), user, settings, req, session)
     except _EarlyReply as early:
         return early.response
     except Exception as exc:
@@ -448,7 +462,7 @@ def endpoint(
             response=response,
             status=status,
             auth=auth,
-            errors=errors or {},
+            errors=_with_readings_limit(body, errors or {}),
             media_type=media_type,
             db=db and not is_async,
         )
@@ -469,6 +483,13 @@ def endpoint(
         return handler
 
     return register
+
+
+def _with_readings_limit(body: type[BaseModel] | None, errors: dict[int, str]) -> dict[int, str]:
+    """A body carrying readings may be refused for their number (413, in the document too)."""
+    if body is not None and issubclass(body, ReadingsBody):
+        return {**errors, 413: "More readings than DT_MAX_READINGS_PER_REQUEST"}
+    return errors
 
 
 def _http_function(
