@@ -211,8 +211,9 @@ class Settings(BaseSettings):
     # lock: a 409) rather than a hang (dtbase_core/db.py). libpq's connect timeout is whole
     # seconds, at least 2.
     db_connect_timeout_seconds: int = Field(10, ge=2)
-    db_statement_timeout_seconds: float = Field(30.0, gt=0)
-    db_lock_timeout_seconds: float = Field(10.0, gt=0)
+    # A request at the readings limit (500,000) writes in one statement: ~6 s on 2 cores.
+    db_statement_timeout_seconds: float = Field(60.0, gt=0)
+    db_lock_timeout_seconds: float = Field(20.0, gt=0)
     db_pool_timeout_seconds: float = Field(10.0, gt=0)
     # Readings (values, or timestamps) one request may carry, over all its series (413).
     max_readings_per_request: int = Field(500_000, ge=1)

@@ -43,8 +43,8 @@ class Timeouts:
     settings."""
 
     connect: int = 10  # libpq's connect_timeout: whole seconds, at least 2
-    statement: float = 30.0  # server side: the statement is cancelled (QueryCanceled)
-    lock: float = 10.0  # server side: a row or table lock waited for (LockNotAvailable)
+    statement: float = 60.0  # server side: the statement is cancelled (QueryCanceled)
+    lock: float = 20.0  # server side: a row or table lock waited for (LockNotAvailable)
     pool: float = 10.0  # a free pooled connection waited for (sqlalchemy TimeoutError)
 
     @classmethod
