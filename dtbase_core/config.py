@@ -215,6 +215,16 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(5, ge=1)
     db_max_overflow: int = Field(5, ge=0)
+    # Bounds on every wait for the database, so that a slow or hung one gives a 503 (a
+    # lock: a 409) rather than a hang (dtbase_core/db.py). libpq's connect timeout is whole
+    # seconds, at least 2.
+    db_connect_timeout_seconds: int = Field(10, ge=2)
+    # A request at the readings limit (500,000) writes in one statement: ~6 s on 2 cores.
+    db_statement_timeout_seconds: float = Field(60.0, gt=0)
+    db_lock_timeout_seconds: float = Field(20.0, gt=0)
+    db_pool_timeout_seconds: float = Field(10.0, gt=0)
+    # Readings (values, or timestamps) one request may carry, over all its series (413).
+    max_readings_per_request: int = Field(500_000, ge=1)
     # Origins allowed to call the API from a browser (the Static Web App's); none: closed.
     cors_origins: Words = ()
     entra: EntraSettings = Field(default_factory=lambda: EntraSettings())

@@ -5,12 +5,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 import sqlalchemy as sa
+from psycopg.errors import _WaitTimeout  # what Connection.wait raises past its timeout
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from dtbase_core.config import ConfigError, get_settings
+from dtbase_core.config import ConfigError, Settings, get_settings
+
+# How much longer than the statement timeout a client waits for any reply: the server
+# cancels a slow statement itself; this only ends waits on a server that answers nothing.
+REPLY_GRACE_SECONDS = 2.0
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -29,17 +37,92 @@ def normalise_url(url: str | URL) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
-def create_db_engine(url: str | URL, *, pool_size: int = 5, max_overflow: int = 5) -> sa.Engine:
-    # UTC session zone: server-side now() and any text rendering of timestamptz are UTC
-    # whatever the server's configured zone (Part A 6). Bounded pool: many function
-    # instances share one small PostgreSQL (API.md §8.1 item 20).
-    return sa.create_engine(
+@dataclass(frozen=True)
+class Timeouts:
+    """Every wait for the database is bounded (seconds); see the DT_DB_*_TIMEOUT_SECONDS
+    settings."""
+
+    connect: int = 10  # libpq's connect_timeout: whole seconds, at least 2
+    statement: float = 60.0  # server side: the statement is cancelled (QueryCanceled)
+    lock: float = 20.0  # server side: a row or table lock waited for (LockNotAvailable)
+    pool: float = 10.0  # a free pooled connection waited for (sqlalchemy TimeoutError)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Timeouts:
+        return cls(
+            connect=settings.db_connect_timeout_seconds,
+            statement=settings.db_statement_timeout_seconds,
+            lock=settings.db_lock_timeout_seconds,
+            pool=settings.db_pool_timeout_seconds,
+        )
+
+    @property
+    def reply(self) -> float:
+        """The client's own bound on a wait for a reply (a server that answers nothing)."""
+        return self.statement + REPLY_GRACE_SECONDS
+
+
+class NoReply(psycopg.OperationalError):
+    """The server sent nothing within the reply bound; the connection is closed."""
+
+
+class BoundedConnection(psycopg.Connection[Any]):
+    """A psycopg connection whose every wait for a reply ends.
+
+    statement_timeout is enforced by the server, so a stopped or unreachable server would
+    still hold a query forever; this bounds the wait itself. Past the bound the connection
+    is closed (its state is unknown), which SQLAlchemy takes as a disconnect."""
+
+    reply_timeout: float | None = None
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        bound = timeout if timeout is not None else self.reply_timeout
+        try:
+            return super().wait(gen, interval, bound)
+        except _WaitTimeout:
+            if timeout is not None:  # the caller's own bound: its own handling
+                raise
+            self.pgconn.finish()
+            raise NoReply(f"the database sent no reply within {bound:g} s") from None
+
+
+def _milliseconds(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def create_db_engine(
+    url: str | URL,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    timeouts: Timeouts | None = None,
+) -> sa.Engine:
+    """An engine whose every wait is bounded (`timeouts`, by default from the settings).
+
+    UTC session zone: server-side now() and any text rendering of timestamptz are UTC
+    whatever the server's configured zone (Part A 6). Bounded pool: many function
+    instances share one small PostgreSQL (API.md §8.1 item 20)."""
+    bounds = timeouts or Timeouts.from_settings(get_settings())
+    options = (
+        f"-c timezone=UTC -c statement_timeout={_milliseconds(bounds.statement)} "
+        f"-c lock_timeout={_milliseconds(bounds.lock)}"
+    )
+    engine = sa.create_engine(
         normalise_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
+        pool_timeout=bounds.pool,
         pool_pre_ping=True,
-        connect_args={"options": "-c timezone=UTC"},
+        connect_args={"options": options, "connect_timeout": bounds.connect},
     )
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _bounded(dialect: Any, record: Any, cargs: Any, cparams: Any) -> BoundedConnection:
+        connection = BoundedConnection.connect(*cargs, **cparams)
+        connection.reply_timeout = bounds.reply
+        return connection
+
+    return engine
 
 
 _lock = threading.Lock()

@@ -89,14 +89,15 @@ def series_target(
 def target_for_read(
     session: Session, unique_identifier: str, measure_name: str
 ) -> SeriesTarget | None:
-    """None when the sensor does not exist (DTBase answers `[]` then)."""
+    """None when the measure exists but the sensor's type lacks it: its readings are `[]`,
+    as in DTBase, whose ARIMA reads every measure of every sensor (Part A 14). An unknown
+    sensor or measure is still a NotFound."""
     try:
         return series_target(session, unique_identifier, measure_name)
     except NotFound:
-        exists = session.scalar(
-            sa.select(Sensor.id).where(Sensor.unique_identifier == unique_identifier)
-        )
-        if exists is None:
+        sensor = sa.select(Sensor.id).where(Sensor.unique_identifier == unique_identifier)
+        measure = sa.select(SensorMeasure.id).where(SensorMeasure.name == measure_name)
+        if session.scalar(sa.select(sensor.exists() & measure.exists())):
             return None
         raise
 
@@ -325,9 +326,8 @@ def export_readings(
     for uid in dict.fromkeys(sensors_named):
         for name in dict.fromkeys(measures_named):
             target = target_for_read(session, uid, name)
-            if target is None:
-                raise NotFound(f"Sensor '{uid}' does not exist")
-            targets.append((uid, name, target))
+            if target is not None:  # None: the sensor's type lacks the measure
+                targets.append((uid, name, target))
     for uid, name, target in targets:
         table = reading_tables[target.datatype]
         result = session.execute(

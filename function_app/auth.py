@@ -35,6 +35,6 @@ def refresh(call: Call[None]) -> Any:
 
 
 @endpoint(bp, "auth/config", method="GET", response=AuthConfig, auth=Auth.NONE, db=False)
-def config(call: Call[None]) -> Any:
+async def config(call: Call[None]) -> Any:
     """How the web app may sign in: Entra ID's client id, authority and scopes, or null."""
     return users.auth_config(call.settings)

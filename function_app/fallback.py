@@ -33,7 +33,8 @@ def _methods_for(path: str) -> set[str]:
 
 @bp.function_name(name="not_found")
 @bp.route(route="{*path}", auth_level=func.AuthLevel.ANONYMOUS)
-def not_found(req: func.HttpRequest) -> func.HttpResponse:
+async def not_found(req: func.HttpRequest) -> func.HttpResponse:
+    """Async: it needs no thread, so it answers even when hung database calls hold them."""
     path = (req.route_params.get("path") or "").strip("/") if req.route_params else ""
     raw_path = req.route_params.get("path") or ""
     if raw_path.endswith("/") and _methods_for(path):

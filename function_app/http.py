@@ -13,6 +13,9 @@ A synchronous handler runs in a worker thread inside one transaction that also c
 credential check. An asynchronous handler (`async def`) runs on the event loop with no
 transaction or pooled connection held: credentials are checked in a short transaction of
 their own first, and the handler opens its own with `in_transaction` where it needs one.
+A public (`Auth.NONE`) asynchronous handler never waits for a thread or the database:
+routes that need no database are declared `async def` so that a hung database, holding
+every worker thread, cannot delay them.
 Only asynchronous handlers may take a Durable client (`durable_client=True`).
 """
 
@@ -34,12 +37,13 @@ import azure.functions as func
 import orjson
 import pydantic
 import sqlalchemy.exc as sa_exc
+from psycopg import errors as pg_errors
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from dtbase_core import users
 from dtbase_core.config import ConfigError, Settings, get_settings
-from dtbase_core.db import session_scope
+from dtbase_core.db import NoReply, Timeouts, session_scope
 from dtbase_core.errors import (
     ERROR_CODE_HEADER,
     AlreadyExists,
@@ -47,7 +51,7 @@ from dtbase_core.errors import (
     Invalid,
     Unauthorized,
 )
-from dtbase_core.schemas.common import Message
+from dtbase_core.schemas.common import Message, ReadingsBody
 from dtbase_core.security import ACCESS, REFRESH, bearer_token
 
 log = logging.getLogger(__name__)
@@ -190,11 +194,36 @@ def error_response(exc: Exception) -> func.HttpResponse:
     if isinstance(exc, ConfigError):
         log.error("configuration error: %s", exc)
         return detail_response(503, str(exc))
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
-        log.error("database unavailable: %s", exc)
-        return detail_response(503, "Database unavailable")
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return _database_timeout_or_down(exc)
     log.exception("unhandled error", exc_info=exc)
     return func.HttpResponse("Internal Server Error", status_code=500, mimetype="text/plain")
+
+
+def _database_timeout_or_down(exc: sa_exc.SQLAlchemyError) -> func.HttpResponse:
+    """A timeout names what timed out (dtbase_core/db.py bounds every wait); a lock
+    waited for too long is a conflict with a concurrent write (409), the rest a 503."""
+    bounds = Timeouts.from_settings(get_settings())
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, pg_errors.LockNotAvailable):
+        log.warning("lock timeout: %s", orig)
+        return detail_response(
+            409,
+            f"Timed out after {bounds.lock:g} s waiting for a lock held by a concurrent "
+            "write; retry",
+        )
+    if isinstance(exc, sa_exc.TimeoutError):
+        detail = f"Database busy: no free connection within {bounds.pool:g} s"
+    elif isinstance(orig, pg_errors.QueryCanceled):
+        detail = f"Database statement timed out after {bounds.statement:g} s"
+    elif isinstance(orig, pg_errors.ConnectionTimeout):
+        detail = f"Database unavailable: no connection within {bounds.connect:g} s"
+    elif isinstance(orig, NoReply):
+        detail = f"Database unavailable: no reply within {bounds.reply:g} s"
+    else:
+        detail = "Database unavailable"
+    log.error("%s: %s", detail, exc)
+    return detail_response(503, detail)
 
 
 def _pg_message(exc: sa_exc.DBAPIError) -> str:
@@ -239,7 +268,7 @@ def _read_json(req: func.HttpRequest) -> Any:
         raise _EarlyReply(detail_response(422, [item])) from exc
 
 
-def _parse_body(route: Route, raw: Any) -> Any:
+def _parse_body(route: Route, raw: Any, settings: Settings) -> Any:
     if route.body is None:
         return None
     if raw is _NO_BODY or (raw is None and not route.body_required):
@@ -247,7 +276,21 @@ def _parse_body(route: Route, raw: Any) -> Any:
             missing = {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}
             raise _EarlyReply(detail_response(422, [missing]))
         return route.body.model_validate({})
+    if issubclass(route.body, ReadingsBody):
+        _check_readings_count(route.body.count_readings(raw), settings.max_readings_per_request)
     return route.body.model_validate(raw)
+
+
+def _check_readings_count(count: int, limit: int) -> None:
+    """Refuse too many readings before validation builds a Python object per value."""
+    if count > limit:
+        raise _EarlyReply(
+            detail_response(
+                413,
+                f"Too many readings in one request: {count} (the limit is {limit}, "
+                "DT_MAX_READINGS_PER_REQUEST); send them in several requests",
+            )
+        )
 
 
 def service_key_presented(req: func.HttpRequest, settings: Settings) -> bool:
@@ -312,7 +355,7 @@ def prepare(
         raw = _read_json(req) if route.method != "GET" else _NO_BODY
         settings = get_settings()
         user = _authenticate(route, req, session, settings)
-        return Call(_parse_body(route, raw), user, settings, req, session)
+        return Call(_parse_body(route, raw, settings), user, settings, req, session)
     except _EarlyReply as early:
         return early.response
     except Exception as exc:
@@ -336,8 +379,6 @@ def _run_sync(route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpR
 
 
 def _prepare_in_own_transaction(route: Route, req: func.HttpRequest) -> Any:
-    if route.auth is Auth.NONE:
-        return prepare(route, req)
     try:
         startup.ensure(get_settings())
         with session_scope() as session:
@@ -352,7 +393,12 @@ async def _run_async(
     req: func.HttpRequest,
     durable: Any = None,
 ) -> func.HttpResponse:
-    call = await asyncio.to_thread(_prepare_in_own_transaction, route, req)
+    if route.auth is Auth.NONE:
+        # Nothing to check in the database: no worker thread either, so that database
+        # calls filling the thread pool cannot delay these routes (health, documents).
+        call = prepare(route, req)
+    else:
+        call = await asyncio.to_thread(_prepare_in_own_transaction, route, req)
     if isinstance(call, func.HttpResponse):
         return call
     call.durable = durable
@@ -416,7 +462,7 @@ def endpoint(
             response=response,
             status=status,
             auth=auth,
-            errors=errors or {},
+            errors=_with_readings_limit(body, errors or {}),
             media_type=media_type,
             db=db and not is_async,
         )
@@ -437,6 +483,13 @@ def endpoint(
         return handler
 
     return register
+
+
+def _with_readings_limit(body: type[BaseModel] | None, errors: dict[int, str]) -> dict[int, str]:
+    """A body carrying readings may be refused for their number (413, in the document too)."""
+    if body is not None and issubclass(body, ReadingsBody):
+        return {**errors, 413: "More readings than DT_MAX_READINGS_PER_REQUEST"}
+    return errors
 
 
 def _http_function(

@@ -120,7 +120,7 @@ _document: dict[str, Any] | None = None
 
 
 @endpoint(bp, "openapi.json", method="GET", response=dict[str, Any], auth=Auth.NONE, db=False)
-def openapi_json(call: Any) -> Any:
+async def openapi_json(call: Any) -> Any:
     """This document: every route, its body and its replies."""
     global _document
     if _document is None:
@@ -129,7 +129,7 @@ def openapi_json(call: Any) -> Any:
 
 
 @endpoint(bp, "docs", method="GET", response=str, auth=Auth.NONE, media_type="text/html", db=False)
-def docs_page(call: Any) -> Any:
+async def docs_page(call: Any) -> Any:
     """An interactive page rendering the OpenAPI document."""
     return func.HttpResponse(
         (ASSETS / "docs.html").read_bytes(), mimetype="text/html", charset="utf-8"
@@ -146,7 +146,7 @@ def docs_page(call: Any) -> Any:
     media_type="application/octet-stream",
     db=False,
 )
-def docs_asset(call: Any) -> Any:
+async def docs_asset(call: Any) -> Any:
     """The vendored Swagger UI files the docs page loads."""
     name = call.request.route_params.get("asset", "")
     path = ASSETS / name

@@ -168,7 +168,7 @@ def insert_readings_bulk(call: Call[BulkReadingsIn]) -> Any:
     "sensor/sensor-readings",
     body=ReadingsQuery,
     response=list[ReadingOut],
-    errors={400: "The measure is not a measure of the sensor's type"},
+    errors={400: "The sensor or the measure does not exist"},
 )
 def sensor_readings(call: Call[ReadingsQuery]) -> Any:
     """A sensor's readings of one measure between two instants (both inclusive)."""
@@ -180,7 +180,7 @@ def sensor_readings(call: Call[ReadingsQuery]) -> Any:
     "sensor/sensor-readings-aggregated",
     body=AggregatedQuery,
     response=list[AggregateOut],
-    errors={400: "The measure is not a measure of the sensor's type"},
+    errors={400: "The sensor or the measure does not exist"},
 )
 def sensor_readings_aggregated(call: Call[AggregatedQuery]) -> Any:
     """Readings aggregated per time bucket (mean, min, max, sum, count, first, last)."""

@@ -244,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
         except ScheduleError as exc:  # as indexing fails on Azure
             print(f"dtbase-local: {exc}", file=sys.stderr)
             return 2
+        if embedded is not None:  # restart the embedded server if it dies
+            from local.database import Supervisor
+
+            supervisor = Supervisor(embedded)  # type: ignore[arg-type]
+            asgi.on_startup.append(supervisor.start)
+            asgi.on_shutdown.insert(0, supervisor.stop)
         base = f"http://{args.host}:{args.port}"
         where = f"embedded, in {args.data_dir.resolve()}" if embedded else "DT_DATABASE_URL"
         print(

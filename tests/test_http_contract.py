@@ -100,10 +100,12 @@ def test_health(anon: Api) -> None:
 
 
 HEALTH_WITH_DEAD_DATABASE = """
+import asyncio
 import azure.functions as func
 from function_app import app
 fn = next(f for f in app.get_functions() if f.get_function_name() == "health")
-reply = fn.get_user_function()(req=func.HttpRequest("GET", "http://h/api/health", body=b""))
+request = func.HttpRequest("GET", "http://h/api/health", body=b"")
+reply = asyncio.run(fn.get_user_function()(req=request))
 print(reply.status_code, reply.get_body().decode())
 """
 

@@ -255,13 +255,44 @@ def test_reading_errors(station: Api) -> None:
         ).status_code
         == 201
     )
-    # Reading an unknown sensor is an empty list; an unknown measure names it.
-    assert read(station, "temperature", uid="ghost") == []
-    reply = station.post(
-        "/sensor/sensor-readings",
-        {"measure_name": "nope", "unique_identifier": "ws-1", "dt_from": iso(T0), "dt_to": iso(T0)},
+    # Reading an unknown sensor or measure is a 400 naming it (Part A 14).
+    for uid, measure in (("ghost", "temperature"), ("ws-1", "nope")):
+        reply = station.post(
+            "/sensor/sensor-readings",
+            {
+                "measure_name": measure,
+                "unique_identifier": uid,
+                "dt_from": iso(T0),
+                "dt_to": iso(T0),
+            },
+        )
+        assert reply.status_code == 400, reply.text
+        assert f"'{uid if uid == 'ghost' else measure}'" in reply.json()["detail"]
+
+
+def test_readings_of_a_measure_the_type_lacks_are_empty(station: Api) -> None:
+    """DTBase's ARIMA reads every measure of every sensor it forecasts, across types: a
+    measure the sensor's type lacks is `200 []` there, not an error (Part A 14)."""
+    station.ok(
+        "/sensor/insert-sensor-type",
+        {"name": "soil", "measures": [{"name": "moisture", "units": "%", "datatype": "float"}]},
+        201,
     )
-    assert reply.status_code == 400 and "nope" in reply.json()["detail"]
+    station.ok("/sensor/insert-sensor", {"type_name": "soil", "unique_identifier": "soil-1"}, 201)
+    assert post_readings(station, "moisture", [0.5], uid="soil-1").status_code == 201
+    assert post_readings(station, "temperature", [1.5]).status_code == 201
+    assert read(station, "moisture") == []  # ws-1 is a weather station
+    assert read(station, "temperature", uid="soil-1") == []
+    assert [r["value"] for r in read(station, "moisture", uid="soil-1")] == [0.5]
+    body = {"unique_identifier": "ws-1", "measure_name": "moisture", "dt_from": iso(T0)}
+    aggregated = {**body, "dt_to": iso(T0 + timedelta(hours=1)), "interval": "1h"}
+    assert (
+        station.ok("/sensor/sensor-readings-aggregated", {**aggregated, "aggregation": "mean"})
+        == []
+    )
+    # Writing is still refused: the measure is not the type's.
+    reply = post_readings(station, "moisture", [0.5])
+    assert reply.status_code == 400 and "moisture" in reply.json()["detail"]
 
 
 def test_duplicates_and_time_zones(station: Api) -> None:

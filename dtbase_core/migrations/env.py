@@ -1,4 +1,8 @@
-"""Alembic environment: online migrations against the configured URL."""
+"""Alembic environment: online migrations against the configured URL.
+
+Its own engine, without the statement and lock timeouts of dtbase_core/db.py: a migration
+may rewrite big tables, and waits for another host's migration (the advisory lock).
+"""
 
 from __future__ import annotations
 

@@ -41,6 +41,29 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def longest_list(raw: Any, *keys: str) -> int:
+    """The length of the longest of `raw`'s lists under `keys` (0 for anything else)."""
+    if not isinstance(raw, dict):
+        return 0
+    return max((len(v) for k in keys if isinstance(v := raw.get(k), list)), default=0)
+
+
+def each(raw: Any, key: str) -> list[Any]:
+    """`raw[key]` when it is a list, else nothing."""
+    items = raw.get(key) if isinstance(raw, dict) else None
+    return items if isinstance(items, list) else []
+
+
+class ReadingsBody(Body):
+    """A body carrying readings (values with timestamps). The HTTP layer counts them in
+    the parsed JSON, before validation builds a Python object per value, and refuses more
+    than DT_MAX_READINGS_PER_REQUEST with a 413."""
+
+    @classmethod
+    def count_readings(cls, raw: Any) -> int:
+        raise NotImplementedError
+
+
 class Message(BaseModel):
     detail: str
 

@@ -8,7 +8,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from dtbase_core.orm.base import Datatype
-from dtbase_core.schemas.common import Body, Name, Units, UtcDatetime, Value
+from dtbase_core.schemas.common import (
+    Body,
+    Name,
+    ReadingsBody,
+    Units,
+    UtcDatetime,
+    Value,
+    each,
+    longest_list,
+)
 
 
 class ModelNameIn(Body):
@@ -61,7 +70,7 @@ class ProductIn(BaseModel):
     timestamps: list[UtcDatetime]
 
 
-class ModelRunIn(Body):
+class ModelRunIn(ReadingsBody):
     model_name: Name
     scenario_description: str
     measures_and_values: list[ProductIn]
@@ -72,6 +81,11 @@ class ModelRunIn(Body):
     # The model's own figures about the run, e.g. {"RMSE": 0.8, "MAPE": 0.03} (an
     # extension: DTBase has no such field).
     metrics: dict[str, Any] | None = None
+
+    @classmethod
+    def count_readings(cls, raw: Any) -> int:
+        products = each(raw, "measures_and_values")
+        return sum(longest_list(one, "values", "timestamps") for one in products)
 
 
 class ListModelRunsIn(Body):

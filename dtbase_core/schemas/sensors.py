@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from dtbase_core.orm.base import Datatype
-from dtbase_core.schemas.common import Body, Name, Units, UtcDatetime, Value
+from dtbase_core.schemas.common import (
+    Body,
+    Name,
+    ReadingsBody,
+    Units,
+    UtcDatetime,
+    Value,
+    each,
+    longest_list,
+)
 
 
 class MeasureIn(Body):
@@ -54,15 +63,23 @@ class LatestReadingsIn(Body):
     type_name: str | None = None
 
 
-class ReadingsIn(Body):
+class ReadingsIn(ReadingsBody):
     measure_name: Name
     unique_identifier: Name
     readings: list[Value]
     timestamps: list[UtcDatetime]
 
+    @classmethod
+    def count_readings(cls, raw: Any) -> int:
+        return longest_list(raw, "readings", "timestamps")
 
-class BulkReadingsIn(Body):
+
+class BulkReadingsIn(ReadingsBody):
     series: Annotated[list[ReadingsIn], Field(min_length=1)]
+
+    @classmethod
+    def count_readings(cls, raw: Any) -> int:
+        return sum(ReadingsIn.count_readings(one) for one in each(raw, "series"))
 
 
 class ReadingsQuery(Body):
