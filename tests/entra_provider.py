@@ -402,7 +402,7 @@ class EntraProvider:
 
     def _person_reply(self, form: dict[str, str], person: dict[str, Any]) -> dict[str, Any]:
         email = person["email"]
-        oid = person.setdefault("oid", str(uuid.uuid4()))
+        oid = person.setdefault("oid", self.person_oid(email))
         refresh = secrets.token_urlsafe(24)
         self._refresh[refresh] = person
         scope = form.get("scope", f"api://{API_CLIENT_ID}/user_impersonation")
