@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,9 +22,23 @@ from function_app.http import Auth, Call, endpoint, in_transaction
 
 bp = func.Blueprint()
 
-# argon2 is slow on purpose. Passwords are checked on this one thread, so that a flood of
-# sign-ins queues here rather than occupying the worker threads every other request needs.
-_password_checks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="password-check")
+
+def _lower_priority() -> None:
+    """Run this thread at a lower CPU priority, where the OS allows it per thread (Linux):
+    a request that needs the CPU goes before a password check."""
+    # Elsewhere (not Linux, or not permitted) only the queue helps.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_CHECK_NICENESS)
+
+
+# A flood of sign-ins queues on threads of its own rather than occupying the worker threads
+# every other request needs: argon2 is slow on purpose (one thread, at a lower priority),
+# and the throttle's transactions wait for each other on the address's row (two threads).
+PASSWORD_CHECK_NICENESS = 10
+_password_checks = ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="password-check", initializer=_lower_priority
+)
+_sign_in_transactions = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sign-in")
 
 
 def client_address(req: func.HttpRequest, settings: Settings) -> str | None:
@@ -61,14 +78,17 @@ async def login(call: Call[LoginIn]) -> Any:
     sign_in = await in_transaction(
         lambda session: users.begin_login(
             session, email=email, address=address, now=utcnow(), settings=settings
-        )
+        ),
+        _sign_in_transactions,
     )
     matched = await asyncio.get_running_loop().run_in_executor(
         _password_checks, security.verify_password, sign_in.password_hash, password
     )
     if not matched or sign_in.user_id is None:
         raise Unauthorized(users.INCORRECT_LOGIN)
-    return await in_transaction(lambda session: users.finish_login(session, sign_in, settings))
+    return await in_transaction(
+        lambda session: users.finish_login(session, sign_in, settings), _sign_in_transactions
+    )
 
 
 @endpoint(bp, "auth/refresh", response=TokenPair, auth=Auth.REFRESH_TOKEN)

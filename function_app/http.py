@@ -25,6 +25,7 @@ import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -391,15 +392,18 @@ async def _run_async(
         return error_response(exc)
 
 
-async def in_transaction(work: Callable[[Session], T]) -> T:
-    """For asynchronous handlers: `work(session)` in a worker thread, in one transaction."""
+async def in_transaction(work: Callable[[Session], T], executor: Executor | None = None) -> T:
+    """For asynchronous handlers: `work(session)` in a worker thread, in one transaction;
+    on `executor`'s threads if given (work that must not queue before other requests)."""
 
     def run() -> T:
         startup.ensure(get_settings())
         with session_scope() as session:
             return work(session)
 
-    return await asyncio.to_thread(run)
+    if executor is None:
+        return await asyncio.to_thread(run)
+    return await asyncio.get_running_loop().run_in_executor(executor, run)
 
 
 # --- declaration -------------------------------------------------------------------------

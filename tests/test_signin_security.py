@@ -139,34 +139,51 @@ def test_failed_sign_ins_are_slowed_then_refused_alike_for_any_email(
 def test_a_flood_of_failed_sign_ins_does_not_slow_other_requests(
     live_host: LocalHost, clean_db: TestDatabase
 ) -> None:
+    """16 parallel bad sign-ins (each an argon2 check) while /health and /openapi.json are
+    timed. Any 16 busy clients slow a host on a loaded 2-core machine a little, so the
+    allowance is 0.5 s over the same measurement during a flood of cheap requests."""
     http = httpx.Client(base_url=live_host.api, timeout=120)
     assert http.get("/openapi.json").status_code == 200  # built once, then cached
-    pending = threading.Event()
-    pending.set()
-    done = 0
-    lock = threading.Lock()
 
-    def bad_login(n: int) -> int:
-        nonlocal done
-        with httpx.Client(base_url=live_host.api, timeout=120) as own:
-            status = _login(own, f"flood-{n}@example.com", "wrong").status_code
-        with lock:
-            done += 1
-        return status
+    def timed(path: str) -> float:
+        started = time.perf_counter()
+        reply = http.get(path)
+        assert reply.status_code == 200
+        return time.perf_counter() - started
 
-    timings: list[tuple[str, float]] = []
-    with ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(bad_login, n) for n in range(16)]
-        # Measure while the sign-ins are being checked, and stop before they all end.
-        while len(timings) < 20 and done < 12:
-            for path in ("/health", "/openapi.json"):
-                started = time.perf_counter()
-                reply = http.get(path)
-                timings.append((path, time.perf_counter() - started))
-                assert reply.status_code == 200
-        statuses = [future.result() for future in futures]
-    assert statuses == [401] * 16
-    assert len(timings) >= 10, "the sign-ins ended before anything was measured"
-    slow = [(path, round(seconds, 3)) for path, seconds in timings if seconds >= 0.5]
-    assert slow == [], slow
+    def measure_during(flood: Callable[[httpx.Client, int], object]) -> list[float]:
+        done = 0
+        lock = threading.Lock()
+
+        def client(n: int) -> object:
+            nonlocal done
+            with httpx.Client(base_url=live_host.api, timeout=120) as own:
+                result = flood(own, n)
+            with lock:
+                done += 1
+            return result
+
+        timings: list[float] = []
+        with ThreadPoolExecutor(16) as pool:
+            futures = [pool.submit(client, n) for n in range(16)]
+            # Measure while the flood is on, and stop before it ends.
+            while len(timings) < 20 and done < 12:
+                timings.extend(timed(path) for path in ("/health", "/openapi.json"))
+            results = [future.result() for future in futures]
+        assert len(timings) >= 10, "the flood ended before anything was measured"
+        if flood is bad_login:
+            assert results == [401] * 16
+        return timings
+
+    def cheap(own: httpx.Client, n: int) -> object:
+        return [own.get("/health").status_code for _ in range(10)]
+
+    def bad_login(own: httpx.Client, n: int) -> object:
+        return _login(own, f"flood-{n}@example.com", "wrong").status_code
+
+    control = measure_during(cheap)
+    limit = 0.5 + max(control)
+    during_logins = measure_during(bad_login)
+    slow = [round(seconds, 3) for seconds in during_logins if seconds >= limit]
+    assert slow == [], (round(limit, 3), slow)
     http.close()
