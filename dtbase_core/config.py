@@ -225,6 +225,17 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(10.0, gt=0)
     # Readings (values, or timestamps) one request may carry, over all its series (413).
     max_readings_per_request: int = Field(500_000, ge=1)
+    # Sign-in throttling (Part A 16): free attempts per email and per client address within
+    # the window; past them, each attempt blocks for a doubling time (block, 2 x block, ...)
+    # up to the maximum.
+    login_attempts_per_email: int = Field(5, ge=1)
+    login_attempts_per_address: int = Field(30, ge=1)
+    login_window_seconds: float = Field(900.0, gt=0)
+    login_block_seconds: float = Field(1.0, gt=0)
+    login_max_block_seconds: float = Field(900.0, gt=0)
+    # How many proxies in front of the app append the caller to X-Forwarded-For (Azure's
+    # front end: 1; the local host adds itself likewise); 0: the header is not trusted.
+    trusted_proxy_hops: int = Field(0, ge=0)
     # Origins allowed to call the API from a browser (the Static Web App's); none: closed.
     cors_origins: Words = ()
     entra: EntraSettings = Field(default_factory=lambda: EntraSettings())

@@ -65,7 +65,8 @@ class EntraIdentity:
     names: tuple[str, ...]  # person: email, preferred_username, upn (in that order), lower-case
     client_id: str | None  # the calling application (azp, or appid in v1 tokens), lower-case
     roles: tuple[str, ...]
-    object_id: str | None
+    object_id: str | None  # oid: the person's (or app's) id in its tenant, never reassigned
+    tenant_id: str | None = None  # tid
 
 
 class ProviderKeys:
@@ -255,4 +256,5 @@ def identity_of(claims: dict[str, Any]) -> EntraIdentity:
         client_id=client_id.lower() if client_id else None,
         roles=tuple(role for role in roles if isinstance(role, str)),
         object_id=_text(claims, "oid"),
+        tenant_id=_text(claims, "tid"),
     )

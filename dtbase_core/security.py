@@ -18,6 +18,9 @@ from dtbase_core.timeutil import utcnow
 ALGORITHM = "HS256"
 ACCESS, REFRESH = "access", "refresh"
 REQUIRED_CLAIMS = ["sub", "token_type", "exp", "iat", "jti", "ver"]
+# The account's token key (random, never reused): checked after decoding rather than
+# required by it, so that an expired token still says "Token has expired".
+ACCOUNT_CLAIM = "acct"
 
 _hasher = PasswordHasher()
 
@@ -34,31 +37,42 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 
 @dataclass(frozen=True)
-class TokenClaims:
+class TokenSubject:
+    """Whom a token speaks for: the email (DTBase's `sub`), the account's token key and
+    its token version."""
+
     email: str
-    token_type: str
+    account: uuid.UUID
     version: int
 
 
-def _token(email: str, token_type: str, version: int, lifetime: int, secret: str) -> str:
+@dataclass(frozen=True)
+class TokenClaims:
+    subject: TokenSubject
+    token_type: str
+
+
+def _token(subject: TokenSubject, token_type: str, lifetime: int, secret: str) -> str:
     now = utcnow()
     claims = {
-        "sub": email,
+        "sub": subject.email,
         "token_type": token_type,
         "exp": int((now + timedelta(seconds=lifetime)).timestamp()),
         "iat": int(now.timestamp()),
         "jti": uuid.uuid4().hex,
+        # The account, not just the email: a re-created user gets a new key.
+        ACCOUNT_CLAIM: subject.account.hex,
         # The user's token version: a password change bumps it, ending older tokens.
-        "ver": version,
+        "ver": subject.version,
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def issue_token_pair(email: str, version: int, settings: Settings) -> dict[str, str]:
+def issue_token_pair(subject: TokenSubject, settings: Settings) -> dict[str, str]:
     secret = settings.require_secret()
     return {
-        "access_token": _token(email, ACCESS, version, settings.access_token_seconds, secret),
-        "refresh_token": _token(email, REFRESH, version, settings.refresh_token_seconds, secret),
+        "access_token": _token(subject, ACCESS, settings.access_token_seconds, secret),
+        "refresh_token": _token(subject, REFRESH, settings.refresh_token_seconds, secret),
     }
 
 
@@ -76,14 +90,25 @@ def decode_token(token: str, settings: Settings) -> TokenClaims:
     except jwt.PyJWTError as exc:
         raise Unauthorized("Could not validate credentials") from exc
     sub, token_type, version = claims["sub"], claims["token_type"], claims["ver"]
+    account = _account(claims.get(ACCOUNT_CLAIM))
     if (
         not isinstance(sub, str)
         or token_type not in (ACCESS, REFRESH)
         or not isinstance(version, int)
         or isinstance(version, bool)
+        or account is None
     ):
         raise Unauthorized("Could not validate credentials")
-    return TokenClaims(email=sub, token_type=token_type, version=version)
+    return TokenClaims(TokenSubject(email=sub, account=account, version=version), token_type)
+
+
+def _account(value: Any) -> uuid.UUID | None:
+    if not isinstance(value, str) or len(value) != 32:
+        return None
+    try:
+        return uuid.UUID(hex=value)
+    except ValueError:
+        return None
 
 
 def token_algorithm(token: str) -> str | None:

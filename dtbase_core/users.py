@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from dtbase_core import entra, security
+from dtbase_core import entra, security, throttle
 from dtbase_core.config import DEFAULT_USER_EMAIL, Settings
 from dtbase_core.errors import AlreadyExists, Forbidden, Invalid, NotFound, Unauthorized
 from dtbase_core.orm import User
@@ -39,6 +40,12 @@ def _find(session: Session, email: str) -> User | None:
     return session.scalar(sa.select(User).where(User.email == email))
 
 
+def _subject(user: User) -> security.TokenSubject:
+    return security.TokenSubject(
+        email=user.email, account=user.token_key, version=user.token_version
+    )
+
+
 def authenticate_token(
     session: Session, token: str, expected_type: str, settings: Settings
 ) -> CurrentUser:
@@ -51,8 +58,9 @@ def authenticate_token(
     if settings.entra.enabled and security.token_algorithm(token) not in (None, "HS256"):
         return _authenticate_entra(session, token, expected_type, settings)
     claims = security.decode_token(token, settings)
-    user = _find(session, claims.email)
-    if user is None or user.token_version != claims.version:
+    user = _find(session, claims.subject.email)
+    # The same account (not a re-created one with the same email) at the same version.
+    if user is None or _subject(user) != claims.subject:
         raise Unauthorized("Could not validate credentials")
     if claims.token_type != expected_type:
         raise Unauthorized("Token of wrong type")
@@ -73,60 +81,126 @@ def _authenticate_entra(
 
 def _entra_user(session: Session, identity: entra.EntraIdentity, settings: Settings) -> User:
     """An application: the service user registered with its client id. A person: the user
-    (not a service user) whose email is the token's email, preferred_username or upn,
-    compared without case; created as a non-admin when DT_ENTRA_AUTO_PROVISION=1."""
+    bound to the token's object id (`oid`); on first sign-in, the unbound user (not a service
+    user) whose email is the token's email, preferred_username or upn, compared without case,
+    is bound to the token's `tid` and `oid` (created as a non-admin when
+    DT_ENTRA_AUTO_PROVISION=1). Names are never matched once a user is bound: a tenant
+    user can change them (Part A 18)."""
     if identity.kind == "app":
         user = session.scalar(sa.select(User).where(User.entra_client_id == identity.client_id))
         if user is None:
             raise Unauthorized(NO_ENTRA_SERVICE_USER)
         return user
+    if not identity.object_id or not identity.tenant_id:
+        raise Unauthorized("Entra token names no tid and oid")
+    bound = session.scalar(sa.select(User).where(User.entra_object_id == identity.object_id))
+    if bound is not None:
+        return bound
     if not identity.names:
         raise Unauthorized("Entra token names no email or preferred_username")
     found = {
         user.email.lower(): user
         for user in session.scalars(
             sa.select(User).where(
-                sa.func.lower(User.email).in_(identity.names), User.entra_client_id.is_(None)
+                sa.func.lower(User.email).in_(identity.names),
+                User.entra_client_id.is_(None),
+                User.entra_object_id.is_(None),
             )
         )
     }
     for name in identity.names:
         if name in found:
-            return found[name]
+            return _bind(session, found[name].id, identity)
     email = identity.names[0]
     if not settings.entra.auto_provision or not EMAIL_PATTERN.match(email) or len(email) > 320:
         raise Unauthorized(NO_ENTRA_USER)
-    session.execute(
+    created = session.scalar(
         insert(User)
-        .values(email=email, password_hash=NO_PASSWORD, is_admin=False)
-        .on_conflict_do_nothing(index_elements=[User.email])
+        .values(
+            email=email,
+            password_hash=NO_PASSWORD,
+            is_admin=False,
+            entra_tenant_id=identity.tenant_id,
+            entra_object_id=identity.object_id,
+        )
+        .on_conflict_do_nothing()
+        .returning(User.id)
     )
-    log.info("auto-provisioned %s from Entra ID", email)
-    user = _find(session, email)
-    if user is None or user.entra_client_id is not None:
+    if created is None:  # the email (or the oid, concurrently) is taken
         raise Unauthorized(NO_ENTRA_USER)
+    log.info("auto-provisioned %s from Entra ID", email)
+    user = session.get(User, created)
+    assert user is not None
     return user
 
 
-def login(session: Session, *, email: str, password: str, settings: Settings) -> dict[str, str]:
+def _bind(session: Session, user_id: int, identity: entra.EntraIdentity) -> User:
+    """Bind an unbound user to the person. Of two people signing in first with the same
+    email at once, one wins; the same person twice at once gets the same user."""
+    bound = session.scalar(
+        sa.update(User)
+        .where(User.id == user_id, User.entra_object_id.is_(None))
+        .values(entra_tenant_id=identity.tenant_id, entra_object_id=identity.object_id)
+        .returning(User)
+    )
+    if bound is None:
+        bound = session.scalar(sa.select(User).where(User.entra_object_id == identity.object_id))
+        if bound is None:
+            raise Unauthorized(NO_ENTRA_USER)
+        return bound
+    log.info("bound %s to Entra object id %s", bound.email, identity.object_id)
+    return bound
+
+
+INCORRECT_LOGIN = "Incorrect email or password"
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A sign-in the throttle let through: the hash to check the password against (a
+    dummy one for an unknown email, so both failures cost the same) and whom it is for."""
+
+    password_hash: str
+    user_id: int | None
+    subjects: list[throttle.Subject]
+
+
+def begin_login(
+    session: Session, *, email: str, address: str | None, now: datetime, settings: Settings
+) -> SignIn:
+    """Count the attempt (or raise TooManyAttempts) and look the email up. The password
+    is checked afterwards, outside any transaction (argon2 is slow on purpose)."""
+    subjects = throttle.subjects(email, address, settings)
+    throttle.admit(session, subjects, now, settings)
     user = _find(session, email)
     if user is None:
-        security.verify_password(_DUMMY_HASH, password)
-        raise Unauthorized("Incorrect email or password")
-    if not security.verify_password(user.password_hash, password):
-        raise Unauthorized("Incorrect email or password")
-    return security.issue_token_pair(user.email, user.token_version, settings)
+        return SignIn(_DUMMY_HASH, None, subjects)
+    return SignIn(user.password_hash, user.id, subjects)
+
+
+def finish_login(session: Session, sign_in: SignIn, settings: Settings) -> dict[str, str]:
+    """The password matched `sign_in.password_hash`: reset the email's count and issue
+    tokens, unless the account was deleted or its password changed meanwhile."""
+    user = session.get(User, sign_in.user_id) if sign_in.user_id is not None else None
+    if user is None or user.password_hash != sign_in.password_hash:
+        raise Unauthorized(INCORRECT_LOGIN)
+    throttle.succeeded(session, sign_in.subjects)
+    return security.issue_token_pair(_subject(user), settings)
 
 
 def refresh(session: Session, *, user: CurrentUser, settings: Settings) -> dict[str, str]:
     found = session.get(User, user.id)
     if found is None:
         raise Unauthorized("Could not validate credentials")
-    return security.issue_token_pair(found.email, found.token_version, settings)
+    return security.issue_token_pair(_subject(found), settings)
 
 
-def list_users(session: Session) -> list[str]:
-    return list(session.scalars(sa.select(User.email).order_by(User.id)))
+def list_users(session: Session, actor: CurrentUser) -> list[str]:
+    """Every user's email for an admin; only the caller's own for anyone else (Part A 17)."""
+    query = sa.select(User.email).order_by(User.id)
+    if not actor.is_admin:
+        query = query.where(User.id == actor.id)
+    return list(session.scalars(query))
 
 
 def _require_admin(actor: CurrentUser, action: str) -> None:

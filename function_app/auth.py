@@ -1,16 +1,65 @@
-"""/auth: sign in and refresh (API.md §2.1)."""
+"""/auth: sign in and refresh (API.md §2.1), with sign-in throttling (Part A 16)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ipaddress
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import azure.functions as func
 
-from dtbase_core import users
+from dtbase_core import security, users
+from dtbase_core.config import Settings
+from dtbase_core.errors import Unauthorized
 from dtbase_core.schemas.users import AuthConfig, LoginIn, TokenPair
-from function_app.http import Auth, Call, endpoint
+from dtbase_core.throttle import TOO_MANY
+from dtbase_core.timeutil import utcnow
+from function_app.http import Auth, Call, endpoint, in_transaction
 
 bp = func.Blueprint()
+
+
+def _lower_priority() -> None:
+    """Run this thread at a lower CPU priority, where the OS allows it per thread (Linux):
+    a request that needs the CPU goes before a password check."""
+    # Elsewhere (not Linux, or not permitted) only the queue helps.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PASSWORD_CHECK_NICENESS)
+
+
+# A flood of sign-ins queues on threads of its own rather than occupying the worker threads
+# every other request needs: argon2 is slow on purpose (one thread, at a lower priority),
+# and the throttle's transactions wait for each other on the address's row (two threads).
+PASSWORD_CHECK_NICENESS = 10
+_password_checks = ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="password-check", initializer=_lower_priority
+)
+_sign_in_transactions = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sign-in")
+
+
+def client_address(req: func.HttpRequest, settings: Settings) -> str | None:
+    """The caller's IP address as the trusted proxies saw it: the entry that the nearest of
+    `DT_TRUSTED_PROXY_HOPS` proxies appended to X-Forwarded-For (entries further left are
+    whatever the client sent). None when no proxy is trusted or the entry is not an IP."""
+    hops = settings.trusted_proxy_hops
+    entries = [part.strip() for part in (req.headers.get("X-Forwarded-For") or "").split(",")]
+    entries = [entry for entry in entries if entry]
+    if hops == 0 or len(entries) < hops:
+        return None
+    entry = entries[-hops]
+    # Azure's front end writes `ip:port`, `[v6]:port` or a bare address.
+    if entry.startswith("["):
+        entry = entry[1:].partition("]")[0]
+    elif entry.count(":") == 1:
+        entry = entry.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(entry))
+    except ValueError:
+        return None
 
 
 @endpoint(
@@ -19,12 +68,26 @@ bp = func.Blueprint()
     body=LoginIn,
     response=TokenPair,
     auth=Auth.NONE,
-    errors={401: "Incorrect email or password"},
+    errors={401: users.INCORRECT_LOGIN, 429: TOO_MANY},
 )
-def login(call: Call[LoginIn]) -> Any:
-    """Exchange an email and password for an access and a refresh token."""
-    return users.login(
-        call.session, email=call.body.email, password=call.body.password, settings=call.settings
+async def login(call: Call[LoginIn]) -> Any:
+    """Exchange an email and password for an access and a refresh token. Repeated failures
+    for one email or from one address are refused for a while (429 with Retry-After)."""
+    email, password, settings = call.body.email, call.body.password, call.settings
+    address = client_address(call.request, settings)
+    sign_in = await in_transaction(
+        lambda session: users.begin_login(
+            session, email=email, address=address, now=utcnow(), settings=settings
+        ),
+        _sign_in_transactions,
+    )
+    matched = await asyncio.get_running_loop().run_in_executor(
+        _password_checks, security.verify_password, sign_in.password_hash, password
+    )
+    if not matched or sign_in.user_id is None:
+        raise Unauthorized(users.INCORRECT_LOGIN)
+    return await in_transaction(
+        lambda session: users.finish_login(session, sign_in, settings), _sign_in_transactions
     )
 
 

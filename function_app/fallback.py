@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import azure.functions as func
 
-from function_app.http import ROUTES, detail_response
+from function_app.http import ROUTES, detail_response, secured
 
 bp = func.Blueprint()
 
@@ -40,7 +40,7 @@ async def not_found(req: func.HttpRequest) -> func.HttpResponse:
     if raw_path.endswith("/") and _methods_for(path):
         # A trailing slash on a known path: redirect to the path without it.
         target = req.url.split("?", 1)[0].rstrip("/")
-        return func.HttpResponse(status_code=307, headers={"Location": target})
+        return secured(func.HttpResponse(status_code=307, headers={"Location": target}))
     allowed = _methods_for(path)
     if allowed and req.method.upper() not in allowed:
         return detail_response(405, "Method Not Allowed", {"Allow": ", ".join(sorted(allowed))})

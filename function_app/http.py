@@ -28,6 +28,7 @@ import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -53,6 +54,7 @@ from dtbase_core.errors import (
 )
 from dtbase_core.schemas.common import Message, ReadingsBody
 from dtbase_core.security import ACCESS, REFRESH, bearer_token
+from dtbase_core.throttle import TooManyAttempts
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +129,38 @@ class Call(Generic[B]):
 
 # --- replies -----------------------------------------------------------------------------
 
+# Every reply: no MIME sniffing, never framed, and a content security policy. Data replies
+# load nothing; the docs page (the only HTML) loads its own scripts, styles and the
+# OpenAPI document, and Swagger UI sets inline styles.
+DATA_CSP = "default-src 'none'; frame-ancestors 'none'"
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def secured(response: func.HttpResponse) -> func.HttpResponse:
+    """`response` with the security headers (kept where a handler set its own)."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    page = (response.mimetype or "").startswith("text/html")
+    headers.setdefault("Content-Security-Policy", PAGE_CSP if page else DATA_CSP)
+    return response
+
 
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> func.HttpResponse:
-    return func.HttpResponse(
-        body=orjson.dumps(data, option=JSON_OPTIONS),
-        status_code=status,
-        mimetype="application/json",
-        charset="utf-8",
-        headers=headers,
+    return secured(
+        func.HttpResponse(
+            body=orjson.dumps(data, option=JSON_OPTIONS),
+            status_code=status,
+            mimetype="application/json",
+            charset="utf-8",
+            headers=headers,
+        )
     )
 
 
@@ -178,6 +202,8 @@ def error_response(exc: Exception) -> func.HttpResponse:
         return detail_response(401, exc.detail, headers)
     if isinstance(exc, AlreadyExists):
         return detail_response(exc.status_code, exc.detail, {ERROR_CODE_HEADER: exc.code})
+    if isinstance(exc, TooManyAttempts):
+        return detail_response(429, exc.detail, {"Retry-After": str(exc.retry_after)})
     if isinstance(exc, DomainError):
         return detail_response(exc.status_code, exc.detail)
     if isinstance(exc, pydantic.ValidationError):
@@ -197,7 +223,9 @@ def error_response(exc: Exception) -> func.HttpResponse:
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
         return _database_timeout_or_down(exc)
     log.exception("unhandled error", exc_info=exc)
-    return func.HttpResponse("Internal Server Error", status_code=500, mimetype="text/plain")
+    return secured(
+        func.HttpResponse("Internal Server Error", status_code=500, mimetype="text/plain")
+    )
 
 
 def _database_timeout_or_down(exc: sa_exc.SQLAlchemyError) -> func.HttpResponse:
@@ -236,7 +264,7 @@ def _pg_message(exc: sa_exc.DBAPIError) -> str:
 def respond(route: Route, result: Any) -> func.HttpResponse:
     """A handler's result as the reply: its own HttpResponse, or JSON with the route's status."""
     if isinstance(result, func.HttpResponse):
-        return result
+        return secured(result)
     return json_response(result, route.status)
 
 
@@ -410,14 +438,18 @@ async def _run_async(
         return error_response(exc)
 
 
-async def in_transaction(work: Callable[[Session], T]) -> T:
-    """For asynchronous handlers: `work(session)` in a worker thread, in one transaction."""
+async def in_transaction(work: Callable[[Session], T], executor: Executor | None = None) -> T:
+    """For asynchronous handlers: `work(session)` in a worker thread, in one transaction;
+    on `executor`'s threads if given (work that must not queue before other requests)."""
 
     def run() -> T:
+        startup.ensure(get_settings())
         with session_scope() as session:
             return work(session)
 
-    return await asyncio.to_thread(run)
+    if executor is None:
+        return await asyncio.to_thread(run)
+    return await asyncio.get_running_loop().run_in_executor(executor, run)
 
 
 # --- declaration -------------------------------------------------------------------------

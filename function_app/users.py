@@ -21,8 +21,9 @@ bp = func.Blueprint()
 
 @endpoint(bp, "user/list-users", method="GET", response=list[str])
 def list_users(call: Call[None]) -> Any:
-    """Every user's email, in the order they were created."""
-    return users.list_users(call.session)
+    """Every user's email, in the order they were created, for an admin; only your own
+    for anyone else."""
+    return users.list_users(call.session, call.actor)
 
 
 @endpoint(

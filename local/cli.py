@@ -71,6 +71,8 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], object | None]:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["DT_LOCAL_MODE"] = "1"
+    # The local host is the front end: it appends each caller to X-Forwarded-For.
+    os.environ.setdefault("DT_TRUSTED_PROXY_HOPS", "1")
     in_force = secrets.apply(data_dir)
     embedded = None
     if not os.environ.get("DT_DATABASE_URL"):
@@ -274,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
             log_level=args.log_level.lower(),
             lifespan="on",
             access_log=False,
+            # The peer is the caller: uvicorn must not take it from a client's
+            # X-Forwarded-For (the host appends the peer there itself, as Azure does).
+            proxy_headers=False,
         )
     finally:
         from dtbase_core.db import dispose_engine

@@ -199,6 +199,12 @@ class FunctionHost:
             headers[name] = (headers[name] + ", " if name in headers else "") + value.decode(
                 "latin-1"
             )
+        client = scope.get("client")
+        if client:
+            # As Azure's front end does: the caller's address appended to X-Forwarded-For
+            # (func.HttpRequest has no peer address); the app trusts it by DT_TRUSTED_PROXY_HOPS.
+            forwarded = headers.get("x-forwarded-for")
+            headers["x-forwarded-for"] = f"{forwarded}, {client[0]}" if forwarded else client[0]
         query = scope.get("query_string", b"").decode("latin-1")
         host = headers.get("host", "127.0.0.1")
         url = f"{scope.get('scheme', 'http')}://{host}{scope['path']}" + (

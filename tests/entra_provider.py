@@ -217,8 +217,13 @@ class EntraProvider:
         kid = kid or self.current_kid
         return jwt.encode(body, key or self.keys[kid], algorithm="RS256", headers={"kid": kid})
 
+    def person_oid(self, email: str) -> str:
+        """The object id of the person named `email` in this tenant: the same every time."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.tenant}/{email.lower()}"))
+
     def person_token(self, email: str, *, roles: list[str] | None = None, **kw: Any) -> str:
         claims: dict[str, Any] = {
+            "oid": self.person_oid(email),
             "azp": SPA_CLIENT_ID,
             "scp": "user_impersonation",
             "preferred_username": email,
@@ -397,7 +402,7 @@ class EntraProvider:
 
     def _person_reply(self, form: dict[str, str], person: dict[str, Any]) -> dict[str, Any]:
         email = person["email"]
-        oid = person.setdefault("oid", str(uuid.uuid4()))
+        oid = person.setdefault("oid", self.person_oid(email))
         refresh = secrets.token_urlsafe(24)
         self._refresh[refresh] = person
         scope = form.get("scope", f"api://{API_CLIENT_ID}/user_impersonation")

@@ -12,6 +12,7 @@ import os
 import stat
 import sys
 import time
+import uuid
 import webbrowser
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -167,11 +168,58 @@ def test_person_is_mapped_by_email_without_case(admin_api: Api, provider, bearer
         200,
         {"email": "Ada@Example.org", "is_admin": False},
     )
-    # The `email` claim is tried before preferred_username.
+    # The token works on every endpoint, like a built-in one (a non-admin lists itself).
+    assert bearer(provider.person_token("ada@example.org"), "/user/list-users").json() == [
+        "Ada@Example.org"
+    ]
+
+
+def test_the_email_claim_is_tried_before_preferred_username(admin_api: Api, provider, bearer):
+    admin_api.ok("/user/create-user", {"email": "Ada@Example.org", "password": "pw"}, 201)
     token = provider.person_token("someone@else.example", claims={"email": "ADA@example.org"})
     assert bearer(token).json()["email"] == "Ada@Example.org"
-    # The token works on every endpoint, like a built-in one.
-    assert bearer(token, "/user/list-users").json() == ["default_user@localhost", "Ada@Example.org"]
+
+
+def test_a_person_is_bound_by_tid_and_oid_then_matched_on_oid_only(
+    admin_api: Api, provider: EntraProvider, bearer, clean_db: TestDatabase
+) -> None:
+    admin_api.ok("/user/create-user", {"email": "ada@example.org", "password": "pw"}, 201)
+    ada_oid = provider.person_oid("ada@example.org")
+    assert bearer(provider.person_token("ada@example.org")).status_code == 200
+    with clean_db.engine.connect() as conn:
+        bound = conn.execute(
+            sa.text(
+                "select entra_tenant_id, entra_object_id from user_account "
+                "where email = 'ada@example.org'"
+            )
+        ).one()
+    assert tuple(bound) == (TENANT, ada_oid)
+    # Another person (another oid) whose token names the same email is refused now.
+    impostor = provider.person_token("ada@example.org", claims={"oid": str(uuid.uuid4())})
+    refused(bearer(impostor), "No DTBase user for this Entra identity")
+    # Ada renamed in her tenant is still Ada: the oid decides, not the names.
+    renamed = provider.person_token(
+        "ada.lovelace@example.org", claims={"email": "ada.lovelace@example.org", "oid": ada_oid}
+    )
+    assert bearer(renamed).json() == {"email": "ada@example.org", "is_admin": False}
+    # Nor does a bound person's new name take over another unbound user.
+    admin_api.ok("/user/create-user", {"email": "ada.lovelace@example.org", "password": "pw"}, 201)
+    assert bearer(renamed).json()["email"] == "ada@example.org"
+    # A token without oid cannot be bound to anyone.
+    refused(
+        bearer(provider.person_token("ada.lovelace@example.org", claims={"oid": None})),
+        "Entra token names no tid and oid",
+    )
+    # Deleting the user ends the binding; a new user of that email binds afresh.
+    admin_api.ok("/user/delete-user", {"email": "ada@example.org"})
+    refused(
+        bearer(provider.person_token("ada@example.org")), "No DTBase user for this Entra identity"
+    )
+    admin_api.ok("/user/create-user", {"email": "ada@example.org", "password": "pw"}, 201)
+    assert bearer(impostor).json()["email"] == "ada@example.org"
+    refused(
+        bearer(provider.person_token("ada@example.org")), "No DTBase user for this Entra identity"
+    )
 
 
 def test_unknown_person_is_refused_and_nothing_is_written(admin_api: Api, provider, bearer):
@@ -193,6 +241,11 @@ def test_admin_comes_from_the_account_or_the_app_role(admin_api: Api, provider, 
     promoted = provider.person_token("plain@example.org", roles=["Reader", "DTBase.Admin"])
     assert bearer(promoted).json() == {"email": "plain@example.org", "is_admin": True}
     assert bearer(promoted, "/user/create-user", body).status_code == 201
+    assert bearer(promoted, "/user/list-users").json() == [
+        "default_user@localhost",
+        "plain@example.org",
+        "new@example.org",
+    ]
     # The role is for that request only: the account is not made an admin.
     assert bearer(plain).json()["is_admin"] is False
     other_role = provider.person_token("plain@example.org", roles=["DTBase.Reader"])

@@ -26,7 +26,7 @@ from dtbase_core.orm.sensors import (
     reading_tables,
 )
 from dtbase_core.orm.services import Service, ServiceParameterSet, ServiceRunLog
-from dtbase_core.orm.users import User
+from dtbase_core.orm.users import LoginThrottle, User
 
 __all__ = [
     "Base",
@@ -36,6 +36,7 @@ __all__ = [
     "LocationIdentifier",
     "LocationSchema",
     "LocationSchemaIdentifier",
+    "LoginThrottle",
     "Model",
     "ModelMeasure",
     "ModelProduct",

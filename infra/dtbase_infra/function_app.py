@@ -78,6 +78,8 @@ def app_settings(
         "DT_JWT_REFRESH_TOKEN_GRACE_SECONDS": "3600",
         "DT_SERVICE_TIMEOUT_SECONDS": "30",
         "DT_DB_POOL_SIZE": "5",
+        # Azure's front end appends the caller to X-Forwarded-For (sign-in throttling).
+        "DT_TRUSTED_PROXY_HOPS": "1",
         "DT_INGRESS_SCHEDULE": settings.ingress_schedule,
         "DT_FORECAST_SCHEDULE": settings.forecast_schedule,
         "DT_OPENWEATHERMAP_LAT": settings.openweathermap_lat,

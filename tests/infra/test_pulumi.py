@@ -153,6 +153,7 @@ def test_app_settings_hold_the_app_configuration(flex_stack: Recorded):
     assert settings["DT_JWT_REFRESH_TOKEN_GRACE_SECONDS"] == "3600"
     assert settings["DT_SERVICE_TIMEOUT_SECONDS"] == "30"
     assert settings["DT_DB_POOL_SIZE"] == "5"
+    assert settings["DT_TRUSTED_PROXY_HOPS"] == "1"
     assert settings["DT_OPENWEATHERMAP_LAT"] and settings["DT_OPENWEATHERMAP_LON"]
     assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"].startswith("InstrumentationKey=")
     # Flex Consumption takes the runtime from functionAppConfig; these settings are rejected there.

@@ -148,6 +148,11 @@ def test_admin_only_controls_hidden_from_a_normal_user(
     sign_in(page, live_host.url, "ann@example.com", "ann-password-1", start="/users.html")
     expect(page.locator("#password-form")).to_be_visible()
     expect(page.locator("#create-user-form")).to_be_hidden()
-    expect(page.locator("#user-list")).to_be_hidden()
-    expect(page.get_by_text("Only administrators can see and manage other users.")).to_be_visible()
+    # A normal user sees only their own account (Part A 17), and the page says so.
+    expect(page.locator("#user-list table tbody tr")).to_have_count(1)
+    expect(page.locator("#user-list")).to_contain_text("ann@example.com")
+    expect(page.locator("#user-list")).not_to_contain_text(live_host.admin_email)
+    expect(
+        page.get_by_text("You see only your own account: administrators see and manage every user.")
+    ).to_be_visible()
     expect(page.locator(".admin-badge")).to_be_hidden()

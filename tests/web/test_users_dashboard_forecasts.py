@@ -24,6 +24,8 @@ def test_admin_creates_and_deletes_users_and_anyone_changes_password(
     expect(users).to_have_count(1)
     expect(users.first).to_contain_text(live_host.admin_email)
     expect(users.first.get_by_role("button")).to_have_count(0)  # you cannot delete yourself here
+    expect(page.locator("#users-note")).to_be_hidden()
+    expect(page.get_by_role("heading", name="All users")).to_be_visible()
 
     form = page.locator("#create-user-form")
     form.get_by_label("Email").fill("bob@example.com")
@@ -52,6 +54,14 @@ def test_admin_creates_and_deletes_users_and_anyone_changes_password(
     # Carol (not an admin) changes her own password and signs in with the new one.
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, live_host.url, "carol@example.com", "carol-password-1", start="/users.html")
+    # A non-admin sees only herself, says the page, and cannot create users.
+    expect(users).to_have_count(1)
+    expect(users.first).to_contain_text("carol@example.com")
+    expect(users.first.get_by_role("button")).to_have_count(0)
+    expect(page.locator("#users-note")).to_be_visible()
+    expect(page.locator("#users-note")).to_contain_text("You see only your own account")
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    expect(page.locator("#create-user-form")).to_be_hidden()
     pw = page.locator("#password-form")
     pw.get_by_label("New password", exact=True).fill("carol-password-2")
     pw.get_by_label("Repeat the new password").fill("carol-password-X")

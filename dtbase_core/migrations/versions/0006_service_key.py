@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = ("0003", "0004")
-branch_labels = ("service_key",)
+down_revision = "0005"
+branch_labels = None
 depends_on = None
 
 

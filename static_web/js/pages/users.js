@@ -1,4 +1,5 @@
-// Users: everyone changes their own password; admins list, create and delete users.
+// Users: everyone changes their own password and sees their own account (the API lists
+// only the caller to a non-admin); admins list, create and delete users.
 
 import { get, post, logout } from "../api.js";
 import { startPage } from "../layout.js";
@@ -19,7 +20,7 @@ async function loadUsers() {
           {
             label: "Actions",
             render: (email) =>
-              email === me.email
+              email === me.email || !me.is_admin
                 ? ""
                 : el("button", { type: "button", class: "danger small", text: "Delete", "aria-label": `Delete user ${email}`, onclick: () => deleteUser(email) }),
           },
@@ -57,7 +58,10 @@ async function main() {
     return "Password changed. Please sign in again with the new password.";
   });
 
-  if (!me.is_admin) return;
+  if (!me.is_admin) {
+    await loadUsers();
+    return;
+  }
   bindForm($("#create-user-form"), async (form) => {
     const body = { email: form.elements.email.value.trim(), password: form.elements.password.value, is_admin: form.elements.is_admin.checked };
     await post("/user/create-user", body);
