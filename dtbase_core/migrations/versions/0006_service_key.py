@@ -1,10 +1,7 @@
 """services: `use_service_key` (send the deployment's service key in `x-functions-key`)
 
-A merge of the model-metrics and Entra branches, on a branch of its own (the host upgrades
-every head).
-
 Revision ID: 0006
-Revises: 0003, 0004
+Revises: 0005
 Create Date: 2026-11-29 15:00:00
 """
 
