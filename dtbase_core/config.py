@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 DEFAULT_USER_EMAIL = "default_user@localhost"
 
@@ -119,6 +120,21 @@ def _words(name: str) -> tuple[str, ...]:
     return tuple(word for word in raw.replace(",", " ").split() if word)
 
 
+def _origins(name: str) -> tuple[str, ...]:
+    """Browser origins (`scheme://host[:port]`, comma-separated), as CORS compares them."""
+    origins = []
+    for word in _words(name):
+        parts = urlsplit(word)
+        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        if parts.scheme not in ("http", "https") or word.rstrip("/").lower() != origin:
+            raise ConfigError(
+                f"{name} holds {word!r}: each entry must be an origin such as "
+                "https://site.example or http://127.0.0.1:8080 (no path, no wildcard)"
+            )
+        origins.append(origin)
+    return tuple(origins)
+
+
 def _entra_settings() -> EntraSettings:
     tenant = (_str("DT_ENTRA_TENANT_ID") or "").strip() or None
     audiences = _words("DT_ENTRA_AUDIENCE")
@@ -170,6 +186,10 @@ class Settings:
     openweathermap_longitude: float = DEFAULT_WEATHER_LONGITUDE
     openweathermap_timeout_seconds: float = 10.0
     forecast_config_json: str | None = None
+    # Browser origins allowed to call the API from another origin (the web app when it is
+    # served apart from the API). On Azure the platform answers CORS from the Function App's
+    # own list (infra sets both); the local host reads this. Empty: CORS closed.
+    cors_origins: tuple[str, ...] = ()
     entra: EntraSettings = field(default_factory=EntraSettings)
 
     @property
@@ -210,6 +230,7 @@ def get_settings() -> Settings:
         openweathermap_longitude=_float("DT_OPENWEATHERMAP_LON", DEFAULT_WEATHER_LONGITUDE),
         openweathermap_timeout_seconds=_float("DT_OPENWEATHERMAP_TIMEOUT_SECONDS", 10.0),
         forecast_config_json=_str("DT_FORECAST_CONFIG"),
+        cors_origins=_origins("DT_CORS_ORIGINS"),
         entra=_entra_settings(),
     )
     if settings.access_token_seconds <= 0:
