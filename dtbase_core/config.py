@@ -120,6 +120,13 @@ def _words(name: str) -> tuple[str, ...]:
     return tuple(word for word in raw.replace(",", " ").split() if word)
 
 
+def _platform_backend_url() -> str | None:
+    """On Azure: the app's own API, from the default host name the platform sets (which may
+    carry a unique suffix, so a deployment cannot name it in advance)."""
+    host = _str("WEBSITE_HOSTNAME")
+    return f"https://{host}/api" if host else None
+
+
 def _origins(name: str) -> tuple[str, ...]:
     """Browser origins (`scheme://host[:port]`, comma-separated), as CORS compares them."""
     origins = []
@@ -218,7 +225,9 @@ def get_settings() -> Settings:
         service_timeout_seconds=_float("DT_SERVICE_TIMEOUT_SECONDS", 30.0),
         db_pool_size=_int("DT_DB_POOL_SIZE", 5),
         db_max_overflow=_int("DT_DB_MAX_OVERFLOW", 5),
-        backend_url=os.environ.get("DT_BACKEND_URL") or "http://127.0.0.1:7071/api",
+        backend_url=os.environ.get("DT_BACKEND_URL")
+        or _platform_backend_url()
+        or "http://127.0.0.1:7071/api",
         service_user_email=_str("DT_SERVICE_USER_EMAIL"),
         service_user_password=_str("DT_SERVICE_USER_PASSWORD"),
         service_api_key=_str("DT_SERVICE_API_KEY"),
