@@ -26,6 +26,7 @@ DB_APP_PASSWORD = "db-app-pass-9e8d7c"
 # Azure may give a new app a default host name with a unique suffix: the program must read
 # it, never guess `<name>.azurewebsites.net`.
 HOST_SUFFIX = "-b4c3d2e1f0a9.uksouth-01.azurewebsites.net"
+SITE_HOST = "gentle-sky-0a1b2c3d4.5.azurestaticapps.net"
 OWM_KEY = "owm-api-key-1234abcd"
 
 
@@ -114,7 +115,8 @@ def _type_outputs(type_token: str, name: str | None, inputs: dict[str, Any]) -> 
         case "azure-native:managedidentity:UserAssignedIdentity":
             return {"principalId": f"principal-of-{name}", "clientId": f"client-of-{name}"}
         case "azure-native:web:StaticSite":
-            return {"defaultHostname": f"{name}.azurestaticapps.net"}
+            # Azure names the site itself (not after the resource): read, never guessed.
+            return {"defaultHostname": SITE_HOST}
         case "azure-native:keyvault:Vault":
             return {
                 "properties": {

@@ -82,7 +82,7 @@ def test_private_server_waits_for_its_dns_zone_link(private_stack: Recorded):
 
 def test_the_api_is_called_on_its_own_origin_with_cors_for_the_site_only(flex_stack: Recorded):
     assert not flex_stack.all("azure-native:web:StaticSiteLinkedBackend")
-    site = "https://dtbase-test-web.azurestaticapps.net"
+    site = "https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net"
     assert flex_stack.one(WEB_APP)["siteConfig"]["cors"] == {"allowedOrigins": [site]}
     assert "supportCredentials" not in flex_stack.one(WEB_APP)["siteConfig"]["cors"]
     assert app_settings(flex_stack)["DT_CORS_ORIGINS"] == site
@@ -93,7 +93,10 @@ def test_the_api_is_called_on_its_own_origin_with_cors_for_the_site_only(flex_st
 def test_extra_cors_origins_are_added_after_the_site():
     stack = run_program({"cors_origins": ("https://dashboards.example",)})
     allowed = stack.one(WEB_APP)["siteConfig"]["cors"]["allowedOrigins"]
-    assert allowed == ["https://dtbase-test-web.azurestaticapps.net", "https://dashboards.example"]
+    assert allowed == [
+        "https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net",
+        "https://dashboards.example",
+    ]
 
 
 # --- 3. Bounded connections -------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_names_come_from_the_prefix(flex_stack: Recorded):
 
 
 def test_outputs_are_the_site_and_api_urls(flex_stack: Recorded):
-    assert flex_stack.outputs["site_url"] == "https://dtbase-test-web.azurestaticapps.net"
+    assert flex_stack.outputs["site_url"] == "https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net"
     # The app's real default host name, read back from Azure (it may carry a unique suffix).
     assert flex_stack.outputs["api_url"] == f"https://dtbase-test-api{HOST_SUFFIX}/api"
 
@@ -163,7 +163,7 @@ def test_app_settings_hold_the_app_configuration(flex_stack: Recorded):
     assert settings["DT_FORECAST_SCHEDULE"] == "0 0 3 * * *"
     # No guessed host name: the app reads its own from the platform's WEBSITE_HOSTNAME.
     assert "DT_BACKEND_URL" not in settings
-    assert settings["DT_CORS_ORIGINS"] == "https://dtbase-test-web.azurestaticapps.net"
+    assert settings["DT_CORS_ORIGINS"] == "https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net"
     assert settings["DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS"] == "3600"
     assert settings["DT_JWT_REFRESH_TOKEN_GRACE_SECONDS"] == "3600"
     assert settings["DT_SERVICE_TIMEOUT_SECONDS"] == "30"
@@ -179,7 +179,7 @@ def test_app_settings_hold_the_app_configuration(flex_stack: Recorded):
     assert settings["AzureWebJobsStorage__clientId"] == "client-of-dtbase-test-api-id"
     assert "AzureWebJobsStorage" not in settings
     allowed = flex_stack.one(WEB_APP)["siteConfig"]["cors"]["allowedOrigins"]
-    assert allowed == ["https://dtbase-test-web.azurestaticapps.net"]
+    assert allowed == ["https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net"]
 
 
 # --- secrets ----------------------------------------------------------------------------------
