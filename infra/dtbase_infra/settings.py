@@ -19,6 +19,7 @@ HostingPlan = Literal["flex", "consumption"]
 DatabaseAccess = Literal["azureServices", "private"]
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,12}[a-z0-9]$")
+_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,14 @@ class StackSettings:
             raise ValueError("databaseAccess 'private' needs hostingPlan 'flex' (VNet integration)")
         if self.function_instance_memory_mb not in (512, 2048, 4096):
             raise ValueError("functionInstanceMemoryMb must be 512, 2048 or 4096")
+        for origin in self.cors_origins:
+            # The app refuses to start on anything else in DT_CORS_ORIGINS (and Azure's CORS
+            # compares origins exactly: no path, no trailing slash).
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"corsOrigins entry {origin!r} must be an origin such as "
+                    "https://dashboards.example (scheme and host, no path or trailing slash)"
+                )
         self._check_connection_bound()
         if bool(self.entra_tenant_id) != bool(self.entra_audience):
             raise ValueError("entraTenantId and entraAudience are set together, or neither")

@@ -384,6 +384,9 @@ def settings_class():
         ({"database_access": "public"}, "databaseAccess"),
         ({"database_access": "private", "hosting_plan": "consumption"}, "flex"),
         ({"function_instance_memory_mb": 1024}, "Memory"),
+        ({"cors_origins": ("https://dashboards.example/",)}, "corsOrigins"),
+        ({"cors_origins": ("*",)}, "corsOrigins"),
+        ({"cors_origins": ("https://dashboards.example/app",)}, "corsOrigins"),
     ],
 )
 def test_invalid_settings_are_refused(flex_stack: Recorded, overrides: dict, message: str):
