@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -65,6 +66,25 @@ _COMMON = SettingsConfigDict(
     frozen=True,
     populate_by_name=True,
 )
+
+
+def _platform_backend_url() -> str:
+    """On Azure: the app's own API, from the default host name the platform sets (which may
+    carry a unique suffix, so a deployment cannot name it in advance); else the local host."""
+    host = os.environ.get("WEBSITE_HOSTNAME")
+    return f"https://{host}/api" if host else "http://127.0.0.1:7071/api"
+
+
+def _origin(word: str) -> str:
+    """A browser origin (`scheme://host[:port]`), as CORS compares them."""
+    parts = urlsplit(word)
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    if parts.scheme not in ("http", "https") or word.rstrip("/").lower() != origin:
+        raise ValueError(
+            f"holds {word!r}: each entry must be an origin such as https://site.example or "
+            "http://127.0.0.1:8080 (no path, no wildcard)"
+        )
+    return origin
 
 
 class EntraSettings(BaseSettings):
@@ -150,7 +170,7 @@ class ServicesSettings(BaseSettings):
     model_config = _COMMON
 
     # Where services (DTBaseClient) reach the API.
-    backend_url: str = "http://127.0.0.1:7071/api"
+    backend_url: str = Field(default_factory=lambda: _platform_backend_url())
     service_user_email: str | None = None
     service_user_password: str | None = None
     # The key that stands in for a token on the services' own routes (x-functions-key).
@@ -242,6 +262,11 @@ class Settings(BaseSettings):
     services: ServicesSettings = Field(default_factory=lambda: ServicesSettings())
 
     _words = field_validator("cors_origins", mode="before")(_split_words)
+
+    @field_validator("cors_origins", mode="after")
+    @classmethod
+    def _origins(cls, words: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_origin(word) for word in words)
 
     @property
     def service_allowed_hosts(self) -> tuple[str, ...]:

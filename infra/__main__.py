@@ -16,5 +16,10 @@ pulumi.export("databaseServerName", outputs.database_server_name)
 pulumi.export("databaseAccess", settings.database_access)
 pulumi.export("hostingPlan", settings.hosting_plan)
 pulumi.export("packageContainerUrl", outputs.package_container_url)
-# Secret: read by the pipeline (`pulumi stack output databaseUrl --show-secrets`) to migrate.
+# The app's least-privilege role, created and granted by infra/sql/app_role.sql after each
+# migration (its password is the stack secret dbAppPassword).
+pulumi.export("databaseName", settings.db_name)
+pulumi.export("databaseAppRole", settings.db_app_login)
+# Secret, the admin's URL: read by the pipeline (`pulumi stack output databaseUrl
+# --show-secrets`) to migrate and to grant the app's role; the app never sees it.
 pulumi.export("databaseUrl", outputs.database_url)

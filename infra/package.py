@@ -4,6 +4,11 @@
                          function_app/, dtbase_core/
   dist/static_web.zip    the contents of static_web/, as served
 
+With `--api-url https://<app>.azurewebsites.net/api` (the stack's `apiUrl`), the site's
+config.json names that API, and the Content-Security-Policy in staticwebapp.config.json lets
+the pages connect to its origin: the web app calls the Function App directly (no linked
+backend), so it must know where the API is and be allowed to reach it.
+
 Nothing else goes in: no tests, infra, local data or settings files (which may hold secrets).
 Zips are reproducible (sorted entries, fixed timestamps), so an unchanged tree gives the same
 bytes. Flex Consumption installs requirements.txt with a remote build; for the Linux Consumption
@@ -13,12 +18,14 @@ fallback, `--with-dependencies` vendors them into .python_packages/ as that plan
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,6 +87,51 @@ def static_site_files(repo: Path = REPO) -> list[tuple[Path, str]]:
     ]
 
 
+# The files of static_web/ that depend on where the API is.
+SITE_CONFIG = "config.json"
+SITE_PLATFORM_CONFIG = "staticwebapp.config.json"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
+
+
+def api_origin(api_url: str) -> str:
+    """The origin of the API URL; https only, except on this machine (for tests)."""
+    parts = urlsplit(api_url)
+    local = parts.scheme == "http" and parts.hostname in {h.strip("[]") for h in LOOPBACK_HOSTS}
+    if not parts.netloc or not (parts.scheme == "https" or local):
+        raise ValueError(
+            f"--api-url must be an https:// URL such as the stack's apiUrl: {api_url!r}"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def with_connect_src(policy: str, origin: str) -> str:
+    """The Content-Security-Policy with `origin` added to its connect-src directive."""
+    directives = [part.strip() for part in policy.split(";") if part.strip()]
+    for index, directive in enumerate(directives):
+        words = directive.split()
+        if words[0] == "connect-src":
+            if origin not in words:
+                directives[index] = " ".join([*words, origin])
+            break
+    else:
+        directives.append(f"connect-src 'self' {origin}")
+    return "; ".join(directives)
+
+
+def deployed_site_config(api_url: str, repo: Path = REPO) -> dict[str, bytes]:
+    """config.json and staticwebapp.config.json for a site whose API is at `api_url`."""
+    origin = api_origin(api_url)
+    platform = json.loads((repo / STATIC_SITE / SITE_PLATFORM_CONFIG).read_text())
+    headers = platform.setdefault("globalHeaders", {})
+    headers["Content-Security-Policy"] = with_connect_src(
+        headers.get("Content-Security-Policy", "default-src 'self'"), origin
+    )
+    return {
+        SITE_CONFIG: json.dumps({"apiBase": api_url.rstrip("/")}, indent=2).encode() + b"\n",
+        SITE_PLATFORM_CONFIG: json.dumps(platform, indent=2).encode() + b"\n",
+    }
+
+
 def vendored_dependencies(requirements: Path, target: Path) -> list[tuple[Path, str]]:
     """Install Linux wheels for Python 3.11 into .python_packages/lib/site-packages."""
     site_packages = target / ".python_packages" / "lib" / "site-packages"
@@ -119,13 +171,28 @@ def write_zip(files: list[tuple[Path, str]], destination: Path) -> Path:
     return destination
 
 
-def build(out_dir: Path, *, repo: Path = REPO, with_dependencies: bool = False) -> list[Path]:
+def build(
+    out_dir: Path,
+    *,
+    repo: Path = REPO,
+    with_dependencies: bool = False,
+    api_url: str | None = None,
+) -> list[Path]:
     files = function_app_files(repo)
+    site_files = static_site_files(repo)
     with tempfile.TemporaryDirectory() as scratch:
         if with_dependencies:
             files += vendored_dependencies(repo / "requirements.txt", Path(scratch))
         function_zip = write_zip(files, out_dir / "functionapp.zip")
-    static_zip = write_zip(static_site_files(repo), out_dir / "static_web.zip")
+        if api_url is not None:
+            generated = deployed_site_config(api_url, repo)
+            site_files = [item for item in site_files if item[1] not in generated]
+            for name, content in generated.items():
+                path = Path(scratch) / "site" / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+                site_files.append((path, name))
+        static_zip = write_zip(site_files, out_dir / "static_web.zip")
     return [function_zip, static_zip]
 
 
@@ -137,8 +204,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="vendor requirements into .python_packages/ (Linux Consumption has no remote build)",
     )
+    parser.add_argument(
+        "--api-url",
+        help="the deployed API's base URL (the stack's apiUrl): written into the site's "
+        "config.json and its Content-Security-Policy; default: the same origin's /api",
+    )
     args = parser.parse_args(argv)
-    for path in build(args.out, with_dependencies=args.with_dependencies):
+    if args.api_url is not None:
+        try:
+            api_origin(args.api_url)
+        except ValueError as exc:
+            parser.error(str(exc))
+    for path in build(args.out, with_dependencies=args.with_dependencies, api_url=args.api_url):
         with zipfile.ZipFile(path) as archive:
             count = len(archive.namelist())
         print(f"{path}  {count} files, {path.stat().st_size / 1024:.0f} KiB")

@@ -138,6 +138,7 @@ def build_app(
         app,
         static_dir=static_dir,
         extra_bindings=lambda fn, scope: bindings_for(fn, scope, hub, system_key=system_key),
+        cors_origins=get_settings().cors_origins,
     )
     database_url = get_settings().database_url
     assert database_url

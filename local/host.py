@@ -4,7 +4,8 @@ Requests under `/api/` go to the HTTP-triggered function whose route template an
 method match (route parameters and query string passed on); other paths are the static
 web app's files, with the headers, navigation fallback and 404 page of its
 `staticwebapp.config.json`, as Azure Static Web Apps would serve them. Extra ASGI
-handlers (the Durable management API) can be mounted under their own prefixes.
+handlers (the Durable management API) can be mounted under their own prefixes. CORS is
+answered in front of all of it, as the Azure platform does (local/cors.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl
 
 import azure.functions as func
 
+from local.cors import with_cors
 from local.routing import compile_routes, find_route
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,7 @@ class FunctionHost:
         on_startup: list[Callable[[], Awaitable[None] | None]] | None = None,
         on_shutdown: list[Callable[[], Awaitable[None] | None]] | None = None,
         extra_bindings: Callable[[Any, Scope], dict[str, Any]] | None = None,
+        cors_origins: tuple[str, ...] = (),
     ) -> None:
         # get_functions() is not idempotent (NOTES.md §1): index once, here.
         self.functions = app.get_functions()
@@ -144,13 +147,16 @@ class FunctionHost:
         self.on_startup = on_startup or []
         self.on_shutdown = on_shutdown or []
         self.extra_bindings = extra_bindings
+        self._http = with_cors(self._dispatch, cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        if scope["type"] != "http":
-            return
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         for prefix, mounted in self.mounts.items():
             if path.startswith(prefix):

@@ -2,7 +2,13 @@
 
 Reachable either from Azure-hosted callers only (the special 0.0.0.0-0.0.0.0 rule) or, with
 `databaseAccess: private`, only from inside the VNet. TLS is enforced by the server default
-(`require_secure_transport=on`), so the URL carries `sslmode=require`.
+(`require_secure_transport=on`), and clients verify the server: `sslmode=verify-full` against
+the system's root certificates (`sslrootcert=system`, libpq 16+), which hold the roots
+Azure's server certificates chain to (DigiCert Global Root G2, Microsoft RSA Root CA 2017).
+
+Two URLs: the admin's, for migrations only (a stack output), and the app's least-privilege
+role's, which the app reads from Key Vault. Operations on one Flexible Server run one at a
+time (Azure answers ServerBusy otherwise), so each child resource waits for the previous one.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from .network import PrivateNetwork
 from .settings import StackSettings
 
 POSTGRES_VERSION = "16"
+# Verify the server's certificate and name against the system's trusted roots.
+TLS_QUERY = "sslmode=verify-full&sslrootcert=system"
 # Azure's documented meaning of a 0.0.0.0-0.0.0.0 rule: "allow public access from any Azure
 # service within Azure to this server". No other rule is ever created.
 AZURE_SERVICES_RULE = "AllowAllAzureServicesAndResourcesWithinAzureIps"
@@ -26,7 +34,8 @@ AZURE_SERVICES_RULE = "AllowAllAzureServicesAndResourcesWithinAzureIps"
 class Database:
     server: pg.Server
     database: pg.Database
-    url: pulumi.Output[str]
+    admin_url: pulumi.Output[str]  # migrations only
+    app_url: pulumi.Output[str]  # the app's least-privilege role
 
 
 def database_url(
@@ -37,7 +46,7 @@ def database_url(
         pulumi.Output.all(password, host).apply(
             lambda v: (
                 f"postgresql://{quote(login, safe='')}:{quote(v[0], safe='')}"
-                f"@{v[1]}:5432/{name}?sslmode=require"
+                f"@{v[1]}:5432/{name}?{TLS_QUERY}"
             )
         )
     )
@@ -47,6 +56,7 @@ def create_database(
     settings: StackSettings,
     resource_group: pulumi.Input[str],
     private_network: PrivateNetwork | None,
+    tenant_id: pulumi.Input[str],
 ) -> Database:
     if private_network is not None:
         network_args = pg.NetworkArgs(
@@ -72,12 +82,20 @@ def create_database(
             geo_redundant_backup=pg.GeographicallyRedundantBackup.DISABLED,
         ),
         high_availability=pg.HighAvailabilityArgs(mode="Disabled"),
-        auth_config=pg.AuthConfigArgs(password_auth="Enabled", active_directory_auth="Disabled"),
+        # Entra ID sign-in on, so a deployment can move the app to its managed identity
+        # (infra/README.md); until then the app's role signs in with its own password.
+        auth_config=pg.AuthConfigArgs(
+            password_auth="Enabled", active_directory_auth="Enabled", tenant_id=tenant_id
+        ),
         administrator_login=settings.db_admin_login,
         administrator_login_password=pulumi.Output.secret(settings.db_admin_password),
         network=network_args,
         create_mode="Default",
         tags=dict(settings.tags),
+        # In private mode Azure needs the DNS zone linked to the VNet before the server.
+        opts=pulumi.ResourceOptions(
+            depends_on=[private_network.database_dns_link] if private_network else []
+        ),
     )
     database = pg.Database(
         "database",
@@ -95,11 +113,17 @@ def create_database(
             resource_group_name=resource_group,
             start_ip_address="0.0.0.0",
             end_ip_address="0.0.0.0",
+            # One operation at a time on the server: after the database is created.
+            opts=pulumi.ResourceOptions(depends_on=[database]),
         )
-    url = database_url(
-        settings.db_admin_login,
-        settings.db_admin_password,
-        server.fully_qualified_domain_name,
-        settings.db_name,
+    host = server.fully_qualified_domain_name
+    return Database(
+        server=server,
+        database=database,
+        admin_url=database_url(
+            settings.db_admin_login, settings.db_admin_password, host, settings.db_name
+        ),
+        app_url=database_url(
+            settings.db_app_login, settings.db_app_password, host, settings.db_name
+        ),
     )
-    return Database(server=server, database=database, url=url)

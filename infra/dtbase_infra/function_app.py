@@ -1,8 +1,13 @@
 """The Function App on a serverless plan, its identity's rights, and its app settings.
 
 Secrets never appear in app settings: each one is a Key Vault reference that the platform
-resolves with the app's system-assigned identity. The runtime storage is reached with that
-identity as well (`AzureWebJobsStorage__accountName`), so no storage key exists anywhere.
+resolves with the app's identity. The runtime storage is reached with that identity as well
+(`AzureWebJobsStorage__*`), so no storage key exists anywhere.
+
+The identity is user-assigned, created before the app, so that its role assignments exist
+when the app first starts: the app waits for them, for the deployment container and for the
+Key Vault secrets (a system-assigned identity exists only once the app does, so its first
+start would always race its own rights).
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import web
+from pulumi.runtime import rpc
+from pulumi_azure_native import managedidentity, web
 
 from . import access
 from .monitoring import Monitoring
@@ -31,11 +37,36 @@ SECRET_SETTINGS = {
 }
 
 
+# Site configuration Flex Consumption refuses ("...property (Site.SiteConfig.NetFrameworkVersion)
+# for Flex Consumption sites is invalid", pulumi/pulumi-azure-native#4168). The SDK's
+# SiteConfigArgs fills in netFrameworkVersion="v4.6" by itself, so a transform strips them from
+# the request whatever the SDK adds.
+FLEX_REFUSED_SITE_CONFIG = ("netFrameworkVersion", "ftpsState")
+
+
 @dataclass
 class FunctionApp:
     plan: web.AppServicePlan
     app: web.WebApp
+    identity: managedidentity.UserAssignedIdentity
     api_url: pulumi.Output[str]
+
+
+def without_flex_refused_site_config(
+    args: pulumi.ResourceTransformArgs,
+) -> pulumi.ResourceTransformResult | None:
+    """A resource transform: the request's siteConfig without FLEX_REFUSED_SITE_CONFIG."""
+    site = args.props.get("siteConfig")
+    if site is None:
+        return None
+    secret = rpc.is_rpc_secret(site)
+    plain = {
+        key: value
+        for key, value in rpc.unwrap_rpc_secret(site).items()
+        if key not in FLEX_REFUSED_SITE_CONFIG
+    }
+    site_config = rpc.wrap_rpc_secret(plain) if secret else plain
+    return pulumi.ResourceTransformResult({**args.props, "siteConfig": site_config}, args.opts)
 
 
 def function_app_name(settings: StackSettings) -> str:
@@ -62,22 +93,29 @@ def create_plan(settings: StackSettings, resource_group: pulumi.Input[str]) -> w
 def app_settings(
     settings: StackSettings,
     *,
-    host_name: str,
+    identity: managedidentity.UserAssignedIdentity,
     cors_origins: pulumi.Input[list[str]],
     storage: RuntimeStorage,
     monitoring: Monitoring,
     vault: Vault,
 ) -> dict[str, pulumi.Input[str]]:
+    # No DT_BACKEND_URL: the app takes its own address from the platform's WEBSITE_HOSTNAME
+    # (its real default host name, which may carry a unique suffix nobody can predict here).
     values: dict[str, pulumi.Input[str]] = {
         "AzureWebJobsStorage__accountName": storage.account.name,
+        "AzureWebJobsStorage__credential": "managedidentity",
+        "AzureWebJobsStorage__clientId": identity.client_id,
         "APPLICATIONINSIGHTS_CONNECTION_STRING": monitoring.insights.connection_string,
         "PYTHON_SCRIPT_FILE_NAME": ENTRY_SCRIPT,
-        "DT_BACKEND_URL": f"https://{host_name}/api",
+        # Informational on Azure (the platform answers CORS from siteConfig.cors); the same
+        # list the local host enforces.
         "DT_CORS_ORIGINS": pulumi.Output.from_input(cors_origins).apply(",".join),
         "DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS": "3600",
         "DT_JWT_REFRESH_TOKEN_GRACE_SECONDS": "3600",
         "DT_SERVICE_TIMEOUT_SECONDS": "30",
-        "DT_DB_POOL_SIZE": "5",
+        # A hard bound per instance (connections.py): the pool and no overflow.
+        "DT_DB_POOL_SIZE": str(settings.db_pool_size),
+        "DT_DB_MAX_OVERFLOW": "0",
         # Azure's front end appends the caller to X-Forwarded-For (sign-in throttling).
         "DT_TRUSTED_PROXY_HOPS": "1",
         "DT_INGRESS_SCHEDULE": settings.ingress_schedule,
@@ -97,7 +135,7 @@ def app_settings(
             "WEBSITE_RUN_FROM_PACKAGE": storage.package_container_url.apply(
                 lambda url: f"{url}/{PACKAGE_BLOB}"
             ),
-            "WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID": "SystemAssigned",
+            "WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID": identity.id,
         }
     return values
 
@@ -120,11 +158,15 @@ def entra_settings(settings: StackSettings) -> dict[str, pulumi.Input[str]]:
     return values
 
 
-def flex_config(settings: StackSettings, storage: RuntimeStorage) -> web.FunctionAppConfigArgs:
+def flex_config(
+    settings: StackSettings,
+    storage: RuntimeStorage,
+    identity: managedidentity.UserAssignedIdentity,
+) -> web.FunctionAppConfigArgs:
     return web.FunctionAppConfigArgs(
         runtime=web.FunctionsRuntimeArgs(name=web.RuntimeName.PYTHON, version=PYTHON_VERSION),
         scale_and_concurrency=web.FunctionsScaleAndConcurrencyArgs(
-            maximum_instance_count=settings.function_max_instances,
+            maximum_instance_count=settings.max_instances,
             instance_memory_mb=settings.function_instance_memory_mb,
         ),
         deployment=web.FunctionsDeploymentArgs(
@@ -132,11 +174,53 @@ def flex_config(settings: StackSettings, storage: RuntimeStorage) -> web.Functio
                 type=web.FunctionsDeploymentStorageType.BLOB_CONTAINER,
                 value=storage.package_container_url,
                 authentication=web.FunctionsDeploymentStorageAuthenticationArgs(
-                    type=web.AuthenticationType.SYSTEM_ASSIGNED_IDENTITY
+                    type=web.AuthenticationType.USER_ASSIGNED_IDENTITY,
+                    user_assigned_identity_resource_id=identity.id,
                 ),
             )
         ),
     )
+
+
+def create_identity(
+    settings: StackSettings,
+    resource_group: pulumi.Input[str],
+    *,
+    storage: RuntimeStorage,
+    vault: Vault,
+) -> tuple[managedidentity.UserAssignedIdentity, list[pulumi.Resource]]:
+    """The app's identity and its role assignments: exactly what the app needs, each on one
+    resource: read secrets from this vault, and run the Functions host, the Durable task hub
+    (blobs, queues, tables) and the Flex deployment container on this storage account."""
+    identity = managedidentity.UserAssignedIdentity(
+        "app-identity",
+        resource_name_=settings.name("api-id"),
+        resource_group_name=resource_group,
+        location=settings.location,
+        tags=dict(settings.tags),
+    )
+    grants: list[pulumi.Resource] = [
+        access.grant(
+            "app-reads-vault-secrets",
+            role=access.KEY_VAULT_SECRETS_USER,
+            scope=vault.vault.id,
+            principal_id=identity.principal_id,
+        )
+    ]
+    for role_name, role in (
+        ("blob", access.STORAGE_BLOB_DATA_OWNER),
+        ("queue", access.STORAGE_QUEUE_DATA_CONTRIBUTOR),
+        ("table", access.STORAGE_TABLE_DATA_CONTRIBUTOR),
+    ):
+        grants.append(
+            access.grant(
+                f"app-uses-storage-{role_name}",
+                role=role,
+                scope=storage.account.id,
+                principal_id=identity.principal_id,
+            )
+        )
+    return identity, grants
 
 
 def create_function_app(
@@ -150,15 +234,18 @@ def create_function_app(
     cors_origins: pulumi.Input[list[str]],
 ) -> FunctionApp:
     plan = create_plan(settings, resource_group)
-    name = function_app_name(settings)
-    # The classic default host name; fixed before creation, so DT_BACKEND_URL needs no
-    # second settings resource (which the app resource would overwrite on its next update).
-    host_name = f"{name}.azurewebsites.net"
+    identity, grants = create_identity(settings, resource_group, storage=storage, vault=vault)
     flex = settings.hosting_plan == "flex"
+    # What the app reads at its first start must exist by then.
+    first_start_needs: list[pulumi.Resource] = [
+        storage.package_container,
+        *vault.secrets.values(),
+        *grants,
+    ]
 
     app = web.WebApp(
         "function-app",
-        name=name,
+        name=function_app_name(settings),
         resource_group_name=resource_group,
         location=settings.location,
         kind="functionapp,linux",
@@ -166,16 +253,18 @@ def create_function_app(
         reserved=True,
         https_only=True,
         identity=web.ManagedServiceIdentityArgs(
-            type=web.ManagedServiceIdentityType.SYSTEM_ASSIGNED
+            type=web.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=[identity.id],
         ),
-        function_app_config=flex_config(settings, storage) if flex else None,
+        key_vault_reference_identity=identity.id,
+        function_app_config=flex_config(settings, storage, identity) if flex else None,
         virtual_network_subnet_id=private_network.functions_subnet.id if private_network else None,
         site_config=web.SiteConfigArgs(
             app_settings=[
                 web.NameValuePairArgs(name=key, value=value)
                 for key, value in app_settings(
                     settings,
-                    host_name=host_name,
+                    identity=identity,
                     cors_origins=cors_origins,
                     storage=storage,
                     monitoring=monitoring,
@@ -185,33 +274,18 @@ def create_function_app(
             linux_fx_version=None if flex else f"Python|{PYTHON_VERSION}",
             min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
             scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
-            ftps_state=web.FtpsState.DISABLED,
+            # Flex has no FTP and refuses the setting; Linux Consumption gets it switched off.
+            ftps_state=None if flex else web.FtpsState.DISABLED,
+            # Linux Consumption's scale-out bound (Flex's is maximumInstanceCount).
+            function_app_scale_limit=None if flex else settings.max_instances,
             http20_enabled=True,
             cors=web.CorsSettingsArgs(allowed_origins=cors_origins),
         ),
         tags=dict(settings.tags),
+        opts=pulumi.ResourceOptions(
+            depends_on=first_start_needs,
+            transforms=[without_flex_refused_site_config] if flex else None,
+        ),
     )
-    principal_id = app.identity.apply(lambda identity: identity.principal_id)
-
-    # Exactly what the app needs: read secrets from this vault, and run the Functions host,
-    # the Durable task hub (blobs, queues, tables) and the Flex deployment container.
-    access.grant(
-        "app-reads-vault-secrets",
-        role=access.KEY_VAULT_SECRETS_USER,
-        scope=vault.vault.id,
-        principal_id=principal_id,
-    )
-    for role_name, role in (
-        ("blob", access.STORAGE_BLOB_DATA_OWNER),
-        ("queue", access.STORAGE_QUEUE_DATA_CONTRIBUTOR),
-        ("table", access.STORAGE_TABLE_DATA_CONTRIBUTOR),
-    ):
-        access.grant(
-            f"app-uses-storage-{role_name}",
-            role=role,
-            scope=storage.account.id,
-            principal_id=principal_id,
-        )
-    return FunctionApp(
-        plan=plan, app=app, api_url=pulumi.Output.from_input(f"https://{host_name}/api")
-    )
+    api_url = app.default_host_name.apply(lambda host: f"https://{host}/api")
+    return FunctionApp(plan=plan, app=app, identity=identity, api_url=api_url)

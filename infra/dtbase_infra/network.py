@@ -24,6 +24,8 @@ class PrivateNetwork:
     functions_subnet: network.Subnet
     database_subnet: network.Subnet
     database_dns_zone: privatedns.PrivateZone
+    # The server is created only once its zone is linked to the VNet (Azure requires it).
+    database_dns_link: privatedns.VirtualNetworkLink
 
 
 def create_private_network(
@@ -69,7 +71,7 @@ def create_private_network(
         location="global",
         tags=dict(settings.tags),
     )
-    privatedns.VirtualNetworkLink(
+    link = privatedns.VirtualNetworkLink(
         "database-dns-link",
         virtual_network_link_name=settings.name("vnet-link"),
         private_zone_name=zone.name,
@@ -83,4 +85,5 @@ def create_private_network(
         functions_subnet=functions_subnet,
         database_subnet=database_subnet,
         database_dns_zone=zone,
+        database_dns_link=link,
     )

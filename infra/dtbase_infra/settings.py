@@ -13,10 +13,13 @@ from typing import Literal
 
 import pulumi
 
+from . import connections
+
 HostingPlan = Literal["flex", "consumption"]
 DatabaseAccess = Literal["azureServices", "private"]
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,12}[a-z0-9]$")
+_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 @dataclass(frozen=True)
@@ -26,22 +29,29 @@ class StackSettings:
     db_admin_password: pulumi.Input[str]
     jwt_secret_key: pulumi.Input[str]
     default_user_password: pulumi.Input[str]
+    # The least-privilege PostgreSQL role the app signs in as (rows only, no DDL); the
+    # admin is used by migrations alone (infra/sql/app_role.sql creates and grants it).
+    db_app_password: pulumi.Input[str]
     openweathermap_api_key: pulumi.Input[str] | None = None
     openweathermap_lat: str = "51.5"
     openweathermap_lon: str = "-0.12"
     # Flex Consumption is the serverless plan; "consumption" (Linux Y1) is only for regions
     # without Flex, and is retiring in September 2028.
     hosting_plan: HostingPlan = "flex"
-    function_max_instances: int = 40
+    # Instances per scale group; unset: the most whose connection pools fit on the server
+    # (connections.py). Set, it must fit too.
+    function_max_instances: int | None = None
     function_instance_memory_mb: int = 2048
     # "azureServices": public endpoint, firewall admits Azure-hosted callers only (0.0.0.0-0.0.0.0).
     # "private": server inside a VNet with no public endpoint; the Function App joins the VNet.
     database_access: DatabaseAccess = "azureServices"
     db_sku_name: str = "Standard_B1ms"
-    db_sku_tier: str = "Burstable"
+    # Connections each app instance may hold (DT_DB_POOL_SIZE, with no overflow).
+    db_pool_size: int = 2
     db_storage_gb: int = 32
     db_backup_retention_days: int = 7
     db_admin_login: str = "dtbaseadmin"
+    db_app_login: str = "dtbase_app"
     db_name: str = "dtbase"
     ingress_schedule: str = "0 0 * * * *"
     forecast_schedule: str = "0 0 3 * * *"
@@ -79,12 +89,65 @@ class StackSettings:
             raise ValueError("databaseAccess 'private' needs hostingPlan 'flex' (VNet integration)")
         if self.function_instance_memory_mb not in (512, 2048, 4096):
             raise ValueError("functionInstanceMemoryMb must be 512, 2048 or 4096")
+        for origin in self.cors_origins:
+            # The app refuses to start on anything else in DT_CORS_ORIGINS (and Azure's CORS
+            # compares origins exactly: no path, no trailing slash).
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"corsOrigins entry {origin!r} must be an origin such as "
+                    "https://dashboards.example (scheme and host, no path or trailing slash)"
+                )
+        self._check_connection_bound()
         if bool(self.entra_tenant_id) != bool(self.entra_audience):
             raise ValueError("entraTenantId and entraAudience are set together, or neither")
         if self.entra_spa_client_id and not self.entra_tenant_id:
             raise ValueError("entraSpaClientId needs entraTenantId and entraAudience")
         if (self.entra_tenant_id or "").lower() in ("common", "organizations", "consumers"):
             raise ValueError("entraTenantId must name one tenant (its id or domain)")
+
+    def _check_connection_bound(self) -> None:
+        if self.db_sku_name not in connections.USER_CONNECTIONS:
+            offered = ", ".join(connections.USER_CONNECTIONS)
+            raise ValueError(
+                f"dbSkuName {self.db_sku_name!r} is not offered; choose one of {offered}"
+            )
+        if self.db_pool_size < 1:
+            raise ValueError("dbPoolSize must be at least 1")
+        ceiling = (
+            connections.FLEX_MAX_INSTANCES
+            if self.hosting_plan == "flex"
+            else connections.CONSUMPTION_MAX_INSTANCES
+        )
+        instances = self.max_instances
+        if not 1 <= instances <= ceiling:
+            fits = connections.largest_instance_count(
+                self.db_sku_name, self.hosting_plan, self.db_pool_size
+            )
+            raise ValueError(
+                f"functionMaxInstances must be between 1 and {ceiling}, not {instances} "
+                f"(with dbPoolSize {self.db_pool_size}, {self.db_sku_name} fits {fits})"
+            )
+        peak = connections.peak_connections(self.hosting_plan, instances, self.db_pool_size)
+        budget = connections.connection_budget(self.db_sku_name)
+        if peak > budget:
+            raise ValueError(
+                f"functionMaxInstances {instances} x {connections.scale_groups(self.hosting_plan)} "
+                f"scale groups x dbPoolSize {self.db_pool_size} = {peak} connections, more than "
+                f"{self.db_sku_name} allows the app ({budget}); lower them or choose a bigger "
+                "dbSkuName (infra/README.md, Bounded connections)"
+            )
+
+    @property
+    def max_instances(self) -> int:
+        if self.function_max_instances is not None:
+            return self.function_max_instances
+        return connections.largest_instance_count(
+            self.db_sku_name, self.hosting_plan, self.db_pool_size
+        )
+
+    @property
+    def db_sku_tier(self) -> str:
+        return connections.tier_of(self.db_sku_name)
 
     @property
     def compact_prefix(self) -> str:
@@ -112,19 +175,20 @@ def load_settings() -> StackSettings:
         db_admin_password=config.require_secret("dbAdminPassword"),
         jwt_secret_key=config.require_secret("jwtSecretKey"),
         default_user_password=config.require_secret("defaultUserPassword"),
+        db_app_password=config.require_secret("dbAppPassword"),
         openweathermap_api_key=config.get_secret("openWeatherMapApiKey"),
-        openweathermap_lat=text("openWeatherMapLat", defaults["openweathermap_lat"].default),
-        openweathermap_lon=text("openWeatherMapLon", defaults["openweathermap_lon"].default),
+        openweathermap_lat=text("openWeatherMapLat", str(defaults["openweathermap_lat"].default)),
+        openweathermap_lon=text("openWeatherMapLon", str(defaults["openweathermap_lon"].default)),
         hosting_plan=text("hostingPlan", "flex"),  # type: ignore[arg-type]
-        function_max_instances=number("functionMaxInstances", 40),
+        function_max_instances=config.get_int("functionMaxInstances"),
         function_instance_memory_mb=number("functionInstanceMemoryMb", 2048),
         database_access=text("databaseAccess", "azureServices"),  # type: ignore[arg-type]
         db_sku_name=text("dbSkuName", "Standard_B1ms"),
-        db_sku_tier=text("dbSkuTier", "Burstable"),
+        db_pool_size=number("dbPoolSize", 2),
         db_storage_gb=number("dbStorageGb", 32),
         db_backup_retention_days=number("dbBackupRetentionDays", 7),
-        ingress_schedule=text("ingressSchedule", defaults["ingress_schedule"].default),
-        forecast_schedule=text("forecastSchedule", defaults["forecast_schedule"].default),
+        ingress_schedule=text("ingressSchedule", str(defaults["ingress_schedule"].default)),
+        forecast_schedule=text("forecastSchedule", str(defaults["forecast_schedule"].default)),
         cors_origins=tuple(config.get_object("corsOrigins") or ()),
         log_retention_days=number("logRetentionDays", 30),
         static_site_location=text("staticSiteLocation", "westeurope"),

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import resources
+from pulumi_azure_native import authorization, resources
 
 from .database import create_database
 from .function_app import SECRET_SETTINGS, create_function_app
 from .monitoring import create_monitoring
 from .network import create_private_network
 from .settings import StackSettings
-from .static_site import create_static_site, link_api_backend
+from .static_site import create_static_site
 from .storage import create_runtime_storage
 from .vault import add_secret, create_vault
 
@@ -25,7 +25,7 @@ class StackOutputs:
     function_app_name: pulumi.Output[str]
     static_site_name: pulumi.Output[str]
     database_server_name: pulumi.Output[str]
-    database_url: pulumi.Output[str]
+    database_url: pulumi.Output[str]  # the admin's: migrations only
     package_container_url: pulumi.Output[str]
 
 
@@ -43,11 +43,12 @@ def build(settings: StackSettings) -> StackOutputs:
     private_network = (
         create_private_network(settings, rg) if settings.database_access == "private" else None
     )
-    database = create_database(settings, rg, private_network)
+    tenant_id = authorization.get_client_config_output().tenant_id
+    database = create_database(settings, rg, private_network, tenant_id)
 
     vault = create_vault(settings, rg)
     secrets = {
-        "DT_DATABASE_URL": database.url,
+        "DT_DATABASE_URL": database.app_url,  # the app's least-privilege role
         "DT_JWT_SECRET_KEY": settings.jwt_secret_key,
         "DT_DEFAULT_USER_PASS": settings.default_user_password,
         "DT_OPENWEATHERMAP_APIKEY": settings.openweathermap_api_key,
@@ -69,7 +70,6 @@ def build(settings: StackSettings) -> StackOutputs:
         private_network=private_network,
         cors_origins=cors_origins,
     )
-    link_api_backend(settings, rg, site, functions.app)
 
     return StackOutputs(
         site_url=site_url,
@@ -78,6 +78,6 @@ def build(settings: StackSettings) -> StackOutputs:
         function_app_name=functions.app.name,
         static_site_name=site.name,
         database_server_name=database.server.name,
-        database_url=database.url,
+        database_url=database.admin_url,
         package_container_url=storage.package_container_url,
     )

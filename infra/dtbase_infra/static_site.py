@@ -1,7 +1,11 @@
-"""The Static Web App serving `static_web/`, with the Function App linked as its `/api` backend.
+"""The Static Web App serving `static_web/`.
 
-Linking a backend needs the Standard SKU; requests to `<site>/api/...` are then proxied to
-the Function App, whose host.json keeps the `api` route prefix that the proxy expects.
+No linked backend: linking the Function App would put it behind the site's proxy, which
+replaces the `Authorization` header (Azure/static-web-apps#34, "by design"), so bearer
+tokens would never reach the API, and Flex Consumption is not a plan the documentation lists
+for linking. The pages call the API's own origin instead, named in their config.json at
+packaging time (`infra/package.py --api-url`), with CORS on the Function App limited to this
+site's origin. Without a linked backend the Free SKU is enough.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from pulumi_azure_native import web
 
 from .settings import StackSettings
 
-SKU = "Standard"
+SKU = "Free"
 
 
 def create_static_site(
@@ -26,20 +30,4 @@ def create_static_site(
         # Content is uploaded by the pipeline, not built from a linked repository.
         allow_config_file_updates=True,
         tags=dict(settings.tags),
-    )
-
-
-def link_api_backend(
-    settings: StackSettings,
-    resource_group: pulumi.Input[str],
-    site: web.StaticSite,
-    app: web.WebApp,
-) -> web.StaticSiteLinkedBackend:
-    return web.StaticSiteLinkedBackend(
-        "static-site-api",
-        name=site.name,
-        resource_group_name=resource_group,
-        linked_backend_name="api",
-        backend_resource_id=app.id,
-        region=settings.location,
     )

@@ -5,11 +5,32 @@
 // its `exp` claim) and again whenever the API answers 401 "Token has expired"; a page
 // left open for hours keeps working as long as the refresh token chain holds.
 
-const API_BASE = "/api";
-/** The API's reference pages (Swagger UI), linked from every page's header. */
-export const API_DOCS_URL = `${API_BASE}/docs`;
 const STORAGE_KEY = "dtbase.tokens";
 const LOGIN_PAGE = "/login.html";
+
+// ---------------------------------------------------------------- where the API is
+// On Azure the API is the Function App's own origin, not the site's: the deployment writes
+// its URL into /config.json (infra/package.py --api-url). The committed config.json says
+// "/api", the same origin, which is how the local host serves both.
+
+async function loadApiBase() {
+  try {
+    const reply = await fetch("/config.json", { headers: { Accept: "application/json" } });
+    const config = reply.ok ? await reply.json() : {};
+    return String(config.apiBase || "/api").replace(/\/+$/, "");
+  } catch {
+    return "/api";
+  }
+}
+
+const API_BASE = await loadApiBase();
+/** The API's origin: bearer tokens are sent there and nowhere else. */
+export const API_ORIGIN = new URL(API_BASE, location.href).origin;
+
+/** The absolute URL of an API path such as "/auth/config". */
+export function apiUrl(path) {
+  return new URL(API_BASE + path, location.href).href;
+}
 
 /** An error from the API (or from failing to reach it), shaped for display. */
 export class ApiError extends Error {
@@ -193,7 +214,7 @@ export function sendToLogin(reason = "") {
 async function rawFetch(path, init = {}) {
   setInFlight(+1);
   try {
-    const reply = await fetch(path.startsWith("http") || path.startsWith("/api/") ? path : API_BASE + path, init);
+    const reply = await fetch(path.startsWith("http") ? path : apiUrl(path), init);
     if (reply.status === 503 || reply.status === 502) {
       reportAvailability(false, `The API answered ${reply.status}: it or its database is unavailable.`);
     } else {
@@ -324,12 +345,12 @@ export async function me() {
 /**
  * GET a status URL handed out by the API (such as a Durable Functions
  * `statusQueryGetUri`) and return `{status, body}` whatever the status code. The access
- * token is sent only to this site's origin.
+ * token is sent only to the API's origin.
  */
 export async function getStatusUrl(url) {
-  const target = new URL(url, location.href);
+  const target = new URL(url, API_ORIGIN);
   const headers = { Accept: "application/json" };
-  if (target.origin === location.origin) {
+  if (target.origin === API_ORIGIN) {
     if (accessTokenNeedsRefresh()) await refreshTokens();
     const tokens = getTokens();
     if (tokens) headers.Authorization = `Bearer ${tokens.access_token}`;

@@ -1,13 +1,13 @@
 // Sign-in with Microsoft Entra ID: MSAL.js, authorization code flow with PKCE, by redirect.
 //
-// Offered only when `GET /api/auth/config` names an Entra ID app registration for the web
+// Offered only when the API's `GET /auth/config` names an Entra ID app registration for the web
 // app. MSAL.js (vendor/msal, 300 kB) is loaded only when it is needed: to start a sign-in,
 // to finish one when Microsoft redirects back to the login page, and to renew the access
 // token. The token is kept by api.js like a built-in one (sessionStorage, for the tab) and
 // sent as the Bearer token; api.js asks `renewEntraToken` instead of /auth/refresh to
 // renew it, and MSAL does that silently with its refresh token.
 
-import { ApiError, currentEmail, errorFromResponse, storeExternalToken } from "./api.js";
+import { ApiError, apiUrl, currentEmail, errorFromResponse, storeExternalToken } from "./api.js";
 
 const MSAL_SCRIPT = "/vendor/msal/msal-browser.min.js";
 const LOGIN_PAGE = "/login.html";
@@ -17,7 +17,7 @@ let appPromise = null;
 
 /** The deployment's Entra ID settings `{client_id, authority, scopes}`, or null. */
 export function entraConfig() {
-  configPromise ??= fetch("/api/auth/config", { headers: { Accept: "application/json" } })
+  configPromise ??= fetch(apiUrl("/auth/config"), { headers: { Accept: "application/json" } })
     .then((reply) => (reply.ok ? reply.json() : { entra: null }))
     .then((body) => body.entra || null)
     .catch(() => null);
@@ -87,7 +87,7 @@ export async function finishEntraSignIn() {
   const result = await app.handleRedirectPromise();
   if (!result || !result.accessToken) return null;
   app.setActiveAccount(result.account);
-  const reply = await fetch("/api/user/me", {
+  const reply = await fetch(apiUrl("/user/me"), {
     headers: { Accept: "application/json", Authorization: `Bearer ${result.accessToken}` },
   });
   if (!reply.ok) {

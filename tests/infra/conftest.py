@@ -9,6 +9,8 @@ import pytest
 
 # The helpers live beside this file; make them importable under any pytest import mode.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# And the program's package, for tests that read its tables (dtbase_infra.connections).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "infra"))
 
 from pulumi_harness import Recorded, run_program
 

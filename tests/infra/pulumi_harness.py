@@ -22,6 +22,11 @@ TENANT = "00000000-0000-0000-0000-000000000002"
 DB_PASSWORD = "db-P@ss:w/rd-5f1c"
 JWT_SECRET = "jwt-secret-8a7b6c5d4e3f"
 DEFAULT_USER_PASSWORD = "default-user-pass-77aa"
+DB_APP_PASSWORD = "db-app-pass-9e8d7c"
+# Azure may give a new app a default host name with a unique suffix: the program must read
+# it, never guess `<name>.azurewebsites.net`.
+HOST_SUFFIX = "-b4c3d2e1f0a9.uksouth-01.azurewebsites.net"
+SITE_HOST = "gentle-sky-0a1b2c3d4.5.azurestaticapps.net"
 OWM_KEY = "owm-api-key-1234abcd"
 
 
@@ -34,6 +39,9 @@ class Recorded:
     names: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     ids: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     outputs: dict[str, Any] = field(default_factory=dict)
+    # Logical name -> logical names of the resources it waits for (explicit and implicit),
+    # as the engine receives them.
+    depends: dict[str, set[str]] = field(default_factory=dict)
 
     def all(self, type_token: str) -> list[dict[str, Any]]:
         return self.resources.get(type_token, [])
@@ -84,6 +92,7 @@ _NAME_INPUT = {
     "azure-native:network:VirtualNetwork": "virtualNetworkName",
     "azure-native:network:Subnet": "subnetName",
     "azure-native:privatedns:PrivateZone": "privateZoneName",
+    "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
 }
 
 
@@ -96,12 +105,18 @@ def _computed_outputs(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]
 def _type_outputs(type_token: str, name: str | None, inputs: dict[str, Any]) -> dict[str, Any]:
     match type_token:
         case "azure-native:web:WebApp":
+            identity = inputs.get("identity", {})
+            # Azure answers the list of user-assigned identities as a map by resource id.
+            assigned = {key: {} for key in identity.get("userAssignedIdentities", [])}
             return {
-                "defaultHostName": f"{name}.azurewebsites.net",
-                "identity": {"type": "SystemAssigned", "principalId": f"principal-of-{name}"},
+                "defaultHostName": f"{name}{HOST_SUFFIX}",
+                "identity": {**identity, "userAssignedIdentities": assigned},
             }
+        case "azure-native:managedidentity:UserAssignedIdentity":
+            return {"principalId": f"principal-of-{name}", "clientId": f"client-of-{name}"}
         case "azure-native:web:StaticSite":
-            return {"defaultHostname": f"{name}.azurestaticapps.net"}
+            # Azure names the site itself (not after the resource): read, never guessed.
+            return {"defaultHostname": SITE_HOST}
         case "azure-native:keyvault:Vault":
             return {
                 "properties": {
@@ -123,11 +138,33 @@ def _type_outputs(type_token: str, name: str | None, inputs: dict[str, Any]) -> 
 def run_program(settings_overrides: dict[str, Any] | None = None) -> Recorded:
     """Run `dtbase_infra.stack.build` under mocks and return what it registered."""
     import pulumi
+    from pulumi.runtime.mocks import MockMonitor
 
     recorded = Recorded()
 
+    class RecordingMonitor(MockMonitor):
+        def RegisterResource(self, request):
+            recorded.depends[request.name] = {
+                urn.rsplit("::", 1)[-1] for urn in request.dependencies
+            }
+            return super().RegisterResource(request)
+
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+            # The engine runs a resource's transforms on its inputs before the provider
+            # sees them; the mock monitor does not, so run them here.
+            for transform in args.transforms:
+                result = transform(
+                    pulumi.ResourceTransformArgs(
+                        custom=bool(args.custom),
+                        type_=args.typ,
+                        name=args.name,
+                        props=args.inputs,
+                        opts=pulumi.ResourceOptions(),
+                    )
+                )
+                if result is not None:
+                    args.inputs = result.props
             inputs = _unwrap_secrets(args.inputs)
             resource_id = _resource_id(args.typ, args.name)
             recorded.resources[args.typ].append(inputs)
@@ -147,7 +184,14 @@ def run_program(settings_overrides: dict[str, Any] | None = None) -> Recorded:
                 }
             raise AssertionError(f"unexpected invoke {args.token}")
 
-    pulumi.runtime.set_mocks(Mocks(), project="dtbase-azure", stack="test", preview=False)
+    mocks = Mocks()
+    pulumi.runtime.set_mocks(
+        mocks,
+        project="dtbase-azure",
+        stack="test",
+        preview=False,
+        monitor=RecordingMonitor(mocks),
+    )
     if str(INFRA) not in sys.path:
         sys.path.insert(0, str(INFRA))
     from dtbase_infra.settings import StackSettings
@@ -160,6 +204,7 @@ def run_program(settings_overrides: dict[str, Any] | None = None) -> Recorded:
             "db_admin_password": DB_PASSWORD,
             "jwt_secret_key": JWT_SECRET,
             "default_user_password": DEFAULT_USER_PASSWORD,
+            "db_app_password": DB_APP_PASSWORD,
             "openweathermap_api_key": OWM_KEY,
             **(settings_overrides or {}),
         }

@@ -66,6 +66,7 @@ def test_entra_keys_are_read_from_the_stack_configuration(flex_stack: Recorded) 
 
     secrets = {
         "dtbase:dbAdminPassword": "a",
+        "dtbase:dbAppPassword": "d",
         "dtbase:jwtSecretKey": "b",
         "dtbase:defaultUserPassword": "c",
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -133,3 +134,55 @@ def test_a_missing_entry_script_stops_the_build(tmp_path: Path):
     (repo / "requirements.txt").write_text("")
     with pytest.raises(FileNotFoundError, match=r"function_app_entry\.py"):
         load_packager().build(tmp_path / "out", repo=repo)
+
+
+def test_without_an_api_url_the_site_calls_its_own_origin(built: Path):
+    with zipfile.ZipFile(built / "static_web.zip") as archive:
+        assert json.loads(archive.read("config.json")) == {"apiBase": "/api"}
+        platform = json.loads(archive.read("staticwebapp.config.json"))
+    csp = platform["globalHeaders"]["Content-Security-Policy"]
+    assert "connect-src 'self' https://login.microsoftonline.com;" in csp
+
+
+def test_the_deployed_site_names_the_api_and_may_connect_to_it(tmp_path: Path):
+    api = "https://dtbase-dev-api.azurewebsites.net/api"
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--api-url", api],
+        check=True,
+        cwd=REPO,
+    )
+    with zipfile.ZipFile(tmp_path / "static_web.zip") as archive:
+        names = archive.namelist()
+        assert json.loads(archive.read("config.json")) == {"apiBase": api}
+        platform = json.loads(archive.read("staticwebapp.config.json"))
+    assert names.count("config.json") == 1 and names.count("staticwebapp.config.json") == 1
+    directives = {
+        d.split()[0]: d.split()[1:]
+        for d in platform["globalHeaders"]["Content-Security-Policy"].split(";")
+    }
+    assert directives["connect-src"] == [
+        "'self'",
+        "https://login.microsoftonline.com",
+        "https://dtbase-dev-api.azurewebsites.net",
+    ]
+    assert directives["default-src"] == ["'self'"]  # nothing else loosened
+    # Everything else of the platform config is the committed one.
+    committed = json.loads((REPO / "static_web" / "staticwebapp.config.json").read_text())
+    del committed["globalHeaders"]["Content-Security-Policy"]
+    del platform["globalHeaders"]["Content-Security-Policy"]
+    assert platform == committed
+
+
+@pytest.mark.parametrize(
+    "api_url", ["http://dtbase-dev-api.azurewebsites.net/api", "dtbase-dev-api", "https://"]
+)
+def test_an_api_url_that_is_not_https_is_refused(api_url: str, tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--api-url", api_url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "--api-url must be an https:// URL" in result.stderr
+    assert not (tmp_path / "static_web.zip").exists()

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from pulumi_harness import (
+    DB_APP_PASSWORD,
     DB_PASSWORD,
     DEFAULT_USER_PASSWORD,
+    HOST_SUFFIX,
     INFRA,
     JWT_SECRET,
     OWM_KEY,
@@ -37,7 +39,9 @@ SECRET_SETTINGS = {
     "DT_DEFAULT_USER_PASS",
     "DT_OPENWEATHERMAP_APIKEY",
 }
-PLAIN_SECRETS = [DB_PASSWORD, JWT_SECRET, DEFAULT_USER_PASSWORD, OWM_KEY]
+PLAIN_SECRETS = [DB_PASSWORD, DB_APP_PASSWORD, JWT_SECRET, DEFAULT_USER_PASSWORD, OWM_KEY]
+IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+PRINCIPAL = "principal-of-dtbase-test-api-id"
 
 
 def app_settings(stack: Recorded) -> dict[str, str]:
@@ -66,7 +70,7 @@ def test_every_resource_of_the_issue_exists(flex_stack: Recorded):
         PLAN,
         WEB_APP,
         "azure-native:web:StaticSite",
-        "azure-native:web:StaticSiteLinkedBackend",
+        IDENTITY,
     ]:
         assert flex_stack.all(type_token), f"no {type_token}"
     # Four secrets: database URL, JWT secret, default user password, OpenWeatherMap key.
@@ -91,8 +95,9 @@ def test_names_come_from_the_prefix(flex_stack: Recorded):
 
 
 def test_outputs_are_the_site_and_api_urls(flex_stack: Recorded):
-    assert flex_stack.outputs["site_url"] == "https://dtbase-test-web.azurestaticapps.net"
-    assert flex_stack.outputs["api_url"] == "https://dtbase-test-api.azurewebsites.net/api"
+    assert flex_stack.outputs["site_url"] == "https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net"
+    # The app's real default host name, read back from Azure (it may carry a unique suffix).
+    assert flex_stack.outputs["api_url"] == f"https://dtbase-test-api{HOST_SUFFIX}/api"
 
 
 # --- the Function App ----------------------------------------------------------------------
@@ -110,21 +115,26 @@ def test_fallback_plan_is_linux_consumption(consumption_stack: Recorded):
     assert plan["reserved"] is True and plan["kind"] == "linux"
 
 
-def test_function_app_is_https_only_linux_python_311_with_system_identity(flex_stack: Recorded):
+def test_function_app_is_https_only_linux_python_311_with_its_identity(flex_stack: Recorded):
     app = flex_stack.one(WEB_APP)
+    identity_id = flex_stack.ids[IDENTITY][0]
     assert app["kind"] == "functionapp,linux"
     assert app["httpsOnly"] is True
-    assert app["identity"] == {"type": "SystemAssigned"}
+    assert app["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [identity_id]}
+    assert app["keyVaultReferenceIdentity"] == identity_id
     assert app["serverFarmId"] == flex_stack.ids[PLAN][0]
     site = app["siteConfig"]
     assert site["minTlsVersion"] == "1.2" and site["scmMinTlsVersion"] == "1.2"
-    assert site["ftpsState"] == "Disabled"
     config = app["functionAppConfig"]
     assert config["runtime"] == {"name": "python", "version": "3.11"}
-    assert config["scaleAndConcurrency"] == {"maximumInstanceCount": 40, "instanceMemoryMB": 2048}
+    # B1ms with the default pool of 2: 3 instances per scale group (connections.py).
+    assert config["scaleAndConcurrency"] == {"maximumInstanceCount": 3, "instanceMemoryMB": 2048}
     deployment = config["deployment"]["storage"]
     assert deployment["type"] == "blobContainer"
-    assert deployment["authentication"] == {"type": "SystemAssignedIdentity"}
+    assert deployment["authentication"] == {
+        "type": "UserAssignedIdentity",
+        "userAssignedIdentityResourceId": identity_id,
+    }
     assert deployment["value"] == "https://dtbasetestfunc.blob.core.windows.net/app-package"
 
 
@@ -136,7 +146,11 @@ def test_consumption_app_declares_its_runtime_in_settings(consumption_stack: Rec
     assert settings["FUNCTIONS_WORKER_RUNTIME"] == "python"
     assert settings["FUNCTIONS_EXTENSION_VERSION"] == "~4"
     assert settings["WEBSITE_RUN_FROM_PACKAGE"].endswith("/app-package/functionapp.zip")
-    assert settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] == "SystemAssigned"
+    assert (
+        settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"]
+        == consumption_stack.ids[IDENTITY][0]
+    )
+    assert app["siteConfig"]["ftpsState"] == "Disabled"
     # The optional OpenWeatherMap key was not configured: no secret, no setting.
     assert "DT_OPENWEATHERMAP_APIKEY" not in settings
     assert "openweathermap-apikey" not in {s["secretName"] for s in consumption_stack.all(SECRET)}
@@ -147,12 +161,13 @@ def test_app_settings_hold_the_app_configuration(flex_stack: Recorded):
     assert settings["PYTHON_SCRIPT_FILE_NAME"] == "function_app_entry.py"
     assert settings["DT_INGRESS_SCHEDULE"] == "0 0 * * * *"
     assert settings["DT_FORECAST_SCHEDULE"] == "0 0 3 * * *"
-    assert settings["DT_BACKEND_URL"] == "https://dtbase-test-api.azurewebsites.net/api"
-    assert settings["DT_CORS_ORIGINS"] == "https://dtbase-test-web.azurestaticapps.net"
+    # No guessed host name: the app reads its own from the platform's WEBSITE_HOSTNAME.
+    assert "DT_BACKEND_URL" not in settings
+    assert settings["DT_CORS_ORIGINS"] == "https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net"
     assert settings["DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS"] == "3600"
     assert settings["DT_JWT_REFRESH_TOKEN_GRACE_SECONDS"] == "3600"
     assert settings["DT_SERVICE_TIMEOUT_SECONDS"] == "30"
-    assert settings["DT_DB_POOL_SIZE"] == "5"
+    assert settings["DT_DB_POOL_SIZE"] == "2" and settings["DT_DB_MAX_OVERFLOW"] == "0"
     assert settings["DT_TRUSTED_PROXY_HOPS"] == "1"
     assert settings["DT_OPENWEATHERMAP_LAT"] and settings["DT_OPENWEATHERMAP_LON"]
     assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"].startswith("InstrumentationKey=")
@@ -161,9 +176,11 @@ def test_app_settings_hold_the_app_configuration(flex_stack: Recorded):
     assert "FUNCTIONS_EXTENSION_VERSION" not in settings
     # Host storage through the identity, never a connection string.
     assert settings["AzureWebJobsStorage__accountName"] == "dtbasetestfunc"
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert settings["AzureWebJobsStorage__clientId"] == "client-of-dtbase-test-api-id"
     assert "AzureWebJobsStorage" not in settings
     allowed = flex_stack.one(WEB_APP)["siteConfig"]["cors"]["allowedOrigins"]
-    assert allowed == ["https://dtbase-test-web.azurestaticapps.net"]
+    assert allowed == ["https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net"]
 
 
 # --- secrets ----------------------------------------------------------------------------------
@@ -193,12 +210,17 @@ def test_vault_secrets_hold_the_values_and_are_marked_secret(flex_stack: Recorde
     assert by_name["jwt-secret-key"]["properties"]["value"] == JWT_SECRET
     assert by_name["default-user-pass"]["properties"]["value"] == DEFAULT_USER_PASSWORD
     assert by_name["openweathermap-apikey"]["properties"]["value"] == OWM_KEY
+    # The app's URL names its least-privilege role; the admin's is a stack output only.
     url = by_name["database-url"]["properties"]["value"]
     assert url == (
-        "postgresql://dtbaseadmin:db-P%40ss%3Aw%2Frd-5f1c"
-        "@dtbase-test-pg.postgres.database.azure.com:5432/dtbase?sslmode=require"
+        "postgresql://dtbase_app:db-app-pass-9e8d7c@dtbase-test-pg.postgres.database.azure.com"
+        ":5432/dtbase?sslmode=verify-full&sslrootcert=system"
     )
-    assert flex_stack.outputs["database_url"] == url
+    assert flex_stack.outputs["database_url"] == (
+        "postgresql://dtbaseadmin:db-P%40ss%3Aw%2Frd-5f1c"
+        "@dtbase-test-pg.postgres.database.azure.com:5432/dtbase"
+        "?sslmode=verify-full&sslrootcert=system"
+    )
 
 
 def test_vault_uses_rbac_and_soft_delete(flex_stack: Recorded):
@@ -214,7 +236,7 @@ def test_vault_uses_rbac_and_soft_delete(flex_stack: Recorded):
 
 def test_identity_may_only_read_secrets_of_this_vault(flex_stack: Recorded):
     vault_id = flex_stack.ids[VAULT][0]
-    principal = "principal-of-dtbase-test-api"
+    principal = PRINCIPAL
     assignments = flex_stack.all(ROLE)
     on_vault = [a for a in assignments if a["scope"] == vault_id]
     assert len(on_vault) == 1
@@ -337,13 +359,12 @@ def test_insights_is_workspace_based(flex_stack: Recorded):
     assert workspace["sku"] == {"name": "PerGB2018"} and workspace["retentionInDays"] == 30
 
 
-def test_static_site_links_the_function_app_as_its_api(flex_stack: Recorded):
+def test_static_site_is_free_and_not_linked_to_the_api(flex_stack: Recorded):
     site = flex_stack.one("azure-native:web:StaticSite")
-    assert site["sku"] == {"name": "Standard", "tier": "Standard"}  # needed for a linked backend
-    link = flex_stack.one("azure-native:web:StaticSiteLinkedBackend")
-    assert link["backendResourceId"] == flex_stack.ids[WEB_APP][0]
-    assert link["name"] == "dtbase-test-web"
-    assert link["region"] == flex_stack.one(WEB_APP)["location"]
+    assert site["sku"] == {"name": "Free", "tier": "Free"}
+    # A linked backend puts the API behind the site's proxy, which replaces the
+    # Authorization header (Azure/static-web-apps#34): the bearer tokens would never arrive.
+    assert not flex_stack.all("azure-native:web:StaticSiteLinkedBackend")
 
 
 # --- settings ---------------------------------------------------------------------------------
@@ -364,6 +385,9 @@ def settings_class():
         ({"database_access": "public"}, "databaseAccess"),
         ({"database_access": "private", "hosting_plan": "consumption"}, "flex"),
         ({"function_instance_memory_mb": 1024}, "Memory"),
+        ({"cors_origins": ("https://dashboards.example/",)}, "corsOrigins"),
+        ({"cors_origins": ("*",)}, "corsOrigins"),
+        ({"cors_origins": ("https://dashboards.example/app",)}, "corsOrigins"),
     ],
 )
 def test_invalid_settings_are_refused(flex_stack: Recorded, overrides: dict, message: str):
@@ -373,6 +397,7 @@ def test_invalid_settings_are_refused(flex_stack: Recorded, overrides: dict, mes
         db_admin_password="x",
         jwt_secret_key="y",
         default_user_password="z",
+        db_app_password="w",
     )
     with pytest.raises(ValueError, match=message):
         settings_class()(**{**base, **overrides})
@@ -386,6 +411,7 @@ def test_example_stack_file_loads_and_holds_no_plain_secret(flex_stack: Recorded
     config = yaml.safe_load((INFRA / "Pulumi.dev.yaml").read_text())["config"]
     for key in (
         "dtbase:dbAdminPassword",
+        "dtbase:dbAppPassword",
         "dtbase:jwtSecretKey",
         "dtbase:defaultUserPassword",
         "dtbase:openWeatherMapApiKey",
@@ -393,6 +419,7 @@ def test_example_stack_file_loads_and_holds_no_plain_secret(flex_stack: Recorded
         assert key not in config or set(config[key]) == {"secure"}, key
     secrets = {
         "dtbase:dbAdminPassword": "a",
+        "dtbase:dbAppPassword": "d",
         "dtbase:jwtSecretKey": "b",
         "dtbase:defaultUserPassword": "c",
     }
@@ -407,6 +434,7 @@ def test_example_stack_file_loads_and_holds_no_plain_secret(flex_stack: Recorded
     assert settings.prefix == "dtbase-dev" and settings.location == "uksouth"
     assert settings.hosting_plan == "flex" and settings.database_access == "azureServices"
     assert settings.db_sku_name == "Standard_B1ms" and settings.db_storage_gb == 32
+    assert settings.db_pool_size == 2 and settings.max_instances == 3
     assert settings.ingress_schedule == "0 0 * * * *"
     assert dict(settings.tags) == {"project": "dtbase", "stack": "dev"}
     assert isinstance(settings.db_admin_password, pulumi.Output)  # stays secret
