@@ -1,5 +1,5 @@
 """Benchmark: an ARIMA forecast of 10 series of 60 days of hourly data through the Durable
-orchestration, with and without cross-validation (issue 3 item 7).
+orchestration, with and without cross-validation.
 
     python benchmarks/forecast.py                 # starts its own local host (embedded DB)
     python benchmarks/forecast.py --api http://127.0.0.1:7071/api --data-dir .dtbase-local

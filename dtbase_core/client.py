@@ -1,4 +1,5 @@
-"""A Python client for the API, for services and scripts (API.md §4.1, with §8.2's fixes).
+"""A Python client for the API, for services and scripts (docs/api.md, Already exists;
+Weather ingress and forecasts).
 
 - A failed call raises `ApiError(status, detail)` carrying the server's `detail`; nothing is
   only logged. It is also the core's error class for that status (`NotFound` for a 400,

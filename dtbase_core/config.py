@@ -245,7 +245,7 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(10.0, gt=0)
     # Readings (values, or timestamps) one request may carry, over all its series (413).
     max_readings_per_request: int = Field(500_000, ge=1)
-    # Sign-in throttling (Part A 16): free attempts per email and per client address within
+    # Sign-in throttling: free attempts per email and per client address within
     # the window; past them, each attempt blocks for a doubling time (block, 2 x block, ...)
     # up to the maximum.
     login_attempts_per_email: int = Field(5, ge=1)

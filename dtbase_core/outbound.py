@@ -1,4 +1,5 @@
-"""Outbound HTTP to user-given URLs, without server-side request forgery (Part A 10).
+"""Outbound HTTP to user-given URLs, without server-side request forgery (README,
+"Where this API deliberately differs from DTBase").
 
 Every hop (the URL, then each redirect's `Location`) is checked before anything is sent:
 

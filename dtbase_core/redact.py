@@ -1,4 +1,5 @@
-"""Keys out of logs, run logs and listings (Part A 10).
+"""Keys out of logs, run logs and listings (README, "Where this API deliberately
+differs from DTBase").
 
 Azure Functions and many APIs take a key as a query value (`?code=`, OpenWeatherMap's
 `appid`): such values are shown as `***` wherever a URL is logged or listed. The keys

@@ -1,4 +1,5 @@
-"""Password hashing (argon2) and token issue and check (HS256 JWTs, API.md §1.6, Part A 8)."""
+"""Password hashing (argon2) and token issue and check (HS256 JWTs; docs/api.md,
+Authentication; Roles and tokens)."""
 
 from __future__ import annotations
 

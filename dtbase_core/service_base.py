@@ -1,7 +1,7 @@
 """Base classes for services (ingress and models), in the spirit of DTBase's
-`dtbase/services/base.py` (API.md §4.2), with §8.2 item 26 fixed: a failed call raises
-with the server's `detail`, and only `AlreadyExists` during idempotent set-up is not a
-failure.
+`dtbase/services/base.py` (README, "Running a service outside the function app"), with
+one fix (docs/api.md, Weather ingress and forecasts): a failed call raises with the
+server's `detail`, and only `AlreadyExists` during idempotent set-up is not a failure.
 
 A service talks to DTBase through a `Backend`, one of:
 

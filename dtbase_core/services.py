@@ -1,4 +1,4 @@
-"""Services, their parameter sets and the run log (API.md §2.6, Part A 10, §8.1 items 11-13).
+"""Services, their parameter sets and the run log (docs/api.md, Services; Service runs).
 
 `run-service` runs in three phases, so that nothing is held while a service works:
 
@@ -62,7 +62,7 @@ SCALARS = (str, int, float, bool)
 
 
 def check_url(url: str, loc: tuple[str | int, ...] = ("body", "url")) -> None:
-    """Only absolute http and https URLs with a host (Part A 10)."""
+    """Only absolute http and https URLs with a host (docs/api.md, Service runs)."""
     if any(ch.isspace() or not ch.isprintable() for ch in url):
         raise Invalid("url: must not contain spaces or control characters", loc=loc)
     try:
@@ -146,7 +146,7 @@ def insert_parameter_set(
 
 
 def delete_parameter_set(session: Session, *, service_name: str, name: str) -> None:
-    """Its runs stay in the log with no set (ON DELETE SET NULL, §8.1 item 13)."""
+    """Its runs stay in the log with no set (ON DELETE SET NULL; docs/api.md, Service runs)."""
     deleted = session.scalar(
         sa.delete(ServiceParameterSet)
         .where(
@@ -213,7 +213,7 @@ def find_run_target(
     parameters: Any = None,
 ) -> RunTarget:
     """Phase 1: the service and the optional set; explicit parameters win over the set's,
-    whose id is logged all the same (API.md §2.6)."""
+    whose id is logged all the same (docs/api.md, Services)."""
     columns = (Service.id, Service.url, Service.http_method, Service.use_service_key)
     if parameter_set_name is None:
         found = session.execute(

@@ -1,4 +1,4 @@
-"""Sign-in throttling (Part A 16), kept in PostgreSQL so that every instance sees it.
+"""Sign-in throttling, kept in PostgreSQL so that every instance sees it.
 
 Each sign-in attempt is counted against its email and its client address *before* the
 password is checked, in one short transaction with the two rows locked: parallel attempts

@@ -1,4 +1,4 @@
-"""UTC everywhere (Part A 6): naive input is read as UTC, output is ISO with a `Z`."""
+"""UTC everywhere (docs/api.md, Datetimes): naive input is read as UTC, output is ISO with a `Z`."""
 
 from __future__ import annotations
 

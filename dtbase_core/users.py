@@ -1,4 +1,5 @@
-"""Users, sign-in and the token check behind every endpoint (API.md §1.6, §2.1-2.2, Part A 7-9)."""
+"""Users, sign-in and the token check behind every endpoint (docs/api.md,
+Authentication; Auth; Users; Roles and tokens; The default user)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dtbase_core.orm import User
 
 log = logging.getLogger(__name__)
 
-# DTBase's loose check (API.md §2.2); it also lets `default_user@localhost` through.
+# DTBase's loose email pattern; it also lets `default_user@localhost` through.
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$")
 # Verified against when the email is unknown, so both failures take the same time.
 _DUMMY_HASH = security.hash_password("not a real password")
@@ -49,8 +50,8 @@ def _subject(user: User) -> security.TokenSubject:
 def authenticate_token(
     session: Session, token: str, expected_type: str, settings: Settings
 ) -> CurrentUser:
-    """The §1.6 order: decode, expiry, the user still exists (and the token is not older
-    than their last password change), then the token type.
+    """In this order (docs/api.md, Authentication): decode, expiry, the user still exists
+    (and the token is not older than their last password change), then the token type.
 
     With Entra ID configured, a token that is not HS256 is an Entra ID access token: checked
     by `entra.verify_access_token` and mapped to a user by `_entra_user`. A built-in token is
@@ -85,7 +86,7 @@ def _entra_user(session: Session, identity: entra.EntraIdentity, settings: Setti
     user) whose email is the token's email, preferred_username or upn, compared without case,
     is bound to the token's `tid` and `oid` (created as a non-admin when
     DT_ENTRA_AUTO_PROVISION=1). Names are never matched once a user is bound: a tenant
-    user can change them (Part A 18)."""
+    user can change them."""
     if identity.kind == "app":
         user = session.scalar(sa.select(User).where(User.entra_client_id == identity.client_id))
         if user is None:
@@ -196,7 +197,7 @@ def refresh(session: Session, *, user: CurrentUser, settings: Settings) -> dict[
 
 
 def list_users(session: Session, actor: CurrentUser) -> list[str]:
-    """Every user's email for an admin; only the caller's own for anyone else (Part A 17)."""
+    """Every user's email for an admin; only the caller's own for anyone else."""
     query = sa.select(User.email).order_by(User.id)
     if not actor.is_admin:
         query = query.where(User.id == actor.id)
@@ -289,7 +290,7 @@ def me(actor: CurrentUser) -> dict[str, object]:
 
 
 def ensure_default_user(session: Session, password: str | None) -> None:
-    """Create or update the default admin from DT_DEFAULT_USER_PASS (Part A 9).
+    """Create or update the default admin from DT_DEFAULT_USER_PASS (docs/api.md, The default user).
 
     With no password set, nothing changes (and nothing crashes). An unchanged password
     keeps its hash, so restarts don't end everyone's sessions.

@@ -2,7 +2,7 @@
 
 The Functions worker loads it through `function_app_entry.py` at the app root; the local
 host imports it directly. Start-up refuses to go on without real secrets outside local
-mode (API.md Part A 8).
+mode (docs/api.md, Roles and tokens).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""/auth: sign in and refresh (API.md §2.1), with sign-in throttling (Part A 16)."""
+"""/auth: sign in and refresh (docs/api.md, Auth), with sign-in throttling."""
 
 from __future__ import annotations
 

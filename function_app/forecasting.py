@@ -1,5 +1,5 @@
-"""ARIMA forecasting as a Durable Functions orchestration (API.md §4.4, §4.5, §8.2 items
-24, 26 and 27 fixed).
+"""ARIMA forecasting as a Durable Functions orchestration (docs/api.md, Forecasts;
+Weather ingress and forecasts; docs/architecture.md, Timers).
 
 - `POST /api/forecast/arima` (a token, or the service key as for the ingress): the body is
   the forecast's configuration, every section optional; a bad value is a 422 naming it.
@@ -18,7 +18,8 @@
 
 Activities read and write through the core (service_base.CoreBackend), each in its own
 short transactions, and import pandas and statsmodels only when they run. They are called
-by name (NOTES §1: a function object would be called by its Python name).
+by name: a function object would be called by its Python name (docs/architecture.md,
+Pitfalls worked around).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`GET /health`: no token; says whether the database answers (Part C), within 2 s.
+"""`GET /health`: no token; says whether the database answers (docs/api.md,
+Extensions), within 2 s.
 
 The check runs on one dedicated thread, never the shared worker pool, and is bounded: a
 database that does not answer is a 503 after HEALTH_TIMEOUT_SECONDS; while that check is

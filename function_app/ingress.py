@@ -1,5 +1,5 @@
-"""Weather ingress: an hourly timer and `POST /api/ingress/weather` (API.md §4.3, §4.5 with
-§8.2 items 22, 25 and 27 fixed).
+"""Weather ingress: an hourly timer and `POST /api/ingress/weather` (docs/api.md, Weather
+ingress; Weather ingress and forecasts; docs/architecture.md, Timers).
 
 Both run `WeatherIngress` on the core, inside one transaction: the readings of a run are
 all written or none. The HTTP function answers what was inserted; a bad body is a 422

@@ -1,4 +1,5 @@
-"""/location: identifiers, schemas and locations (API.md §2.3, Part A 1-5)."""
+"""/location: identifiers, schemas and locations (docs/api.md, Locations;
+Locations respect their schema)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""/model: models, scenarios, measures and runs (API.md §2.5; Part C delete-model-run)."""
+"""/model: models, scenarios, measures and runs (docs/api.md, Models;
+Extensions)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""/service: services, parameter sets and runs (API.md §2.6, Part A 10).
+"""/service: services, parameter sets and runs (docs/api.md, Services;
+Service runs).
 
 `run-service` is an asynchronous handler: it looks the service up in one short
 transaction, calls it with no transaction, connection or worker thread held, and logs the

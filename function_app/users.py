@@ -1,4 +1,4 @@
-"""/user: accounts (API.md §2.2, Part A 7; `me` from Part C)."""
+"""/user: accounts (docs/api.md, Users; Roles and tokens)."""
 
 from __future__ import annotations
 

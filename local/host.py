@@ -139,7 +139,8 @@ class FunctionHost:
         extra_bindings: Callable[[Any, Scope], dict[str, Any]] | None = None,
         cors_origins: tuple[str, ...] = (),
     ) -> None:
-        # get_functions() is not idempotent (NOTES.md §1): index once, here.
+        # get_functions() is not idempotent (docs/architecture.md, Pitfalls worked
+        # around): index once, here.
         self.functions = app.get_functions()
         self.routes = compile_routes(self.functions)
         self.static = StaticSite(static_dir) if static_dir and static_dir.is_dir() else None

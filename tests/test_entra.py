@@ -429,7 +429,8 @@ def test_unknown_key_id_is_refused(admin_api: Api, provider: EntraProvider, bear
 
 
 def test_built_in_tokens_work_as_before(admin_api: Api, bearer) -> None:
-    """With Entra ID configured, built-in tokens keep §1.6's behaviour and messages."""
+    """With Entra ID configured, built-in tokens keep their behaviour and messages
+    (docs/api.md, Authentication)."""
     assert admin_api.get("/user/me").json() == {"email": "default_user@localhost", "is_admin": True}
     tokens = admin_api.login("default_user@localhost", ADMIN_PASSWORD)
     refused(bearer(tokens["refresh_token"]), "Token of wrong type")

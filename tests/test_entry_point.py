@@ -1,4 +1,4 @@
-"""The Functions worker finds the app: a replay of its indexing (issue: the entry script
+"""The Functions worker finds the app: a replay of its indexing (the entry script
 named by PYTHON_SCRIPT_FILE_NAME exists, exposes exactly one app, lists every route)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ARIMA orchestration's handling of failed series (issue 17), through the local
+"""The ARIMA orchestration's handling of failed series, through the local
 Durable runtime with stand-in activities (tests/durable_app.py: `t_arima` runs the real
 orchestration steps with `t_arima_fit_series`, which raises, returns an error or succeeds
 by the sensor's name).

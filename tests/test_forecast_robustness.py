@@ -1,4 +1,4 @@
-"""Forecasts that never fall over (issue 17): numerical trouble stays inside its series.
+"""Forecasts that never fall over: numerical trouble stays inside its series.
 
 - The fallbacks of the fit (arima.ATTEMPTS), each reached by a series that needs it.
 - A property-style test: many synthetic series (constant, near-constant, pure sine, the

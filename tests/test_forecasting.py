@@ -1,4 +1,4 @@
-"""ARIMA forecasting (issue 3 item 3, API.md §4.4 with §8.2 item 24 fixed).
+"""ARIMA forecasting (docs/api.md, Forecasts; Weather ingress and forecasts).
 
 Unit tests of the pipeline (cleaning, farm-cycle cut, imputation, the time-series split,
 the configuration), of the per-series job on an in-memory backend, and the orchestration

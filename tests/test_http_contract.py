@@ -1,5 +1,5 @@
-"""Cross-cutting HTTP behaviour (API.md §1, Part C): every route needs a token, unknown
-paths and verbs, trailing slashes, the OpenAPI document and the docs page."""
+"""Cross-cutting HTTP behaviour (docs/api.md, Conventions; Errors; Extensions): every route needs
+a token, unknown paths and verbs, trailing slashes, the OpenAPI document and the docs page."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def http_functions() -> list[tuple[str, str]]:
 
 def test_there_are_at_least_dtbase_s_49_endpoints() -> None:
     routes = {route for route, _ in http_functions()} - PUBLIC - {"auth/refresh"}
-    assert len(routes) >= 47 + 5  # DTBase's 49 less the two /auth ones, plus Part C
+    assert len(routes) >= 47 + 5  # DTBase's 49 less the two /auth ones, plus extensions
 
 
 def test_every_route_needs_a_token(anon: Api) -> None:
@@ -47,14 +47,15 @@ def test_every_route_needs_a_token(anon: Api) -> None:
         if route in PUBLIC:
             continue
         path = "/" + route.replace("{", "").replace("}", "")
-        reply = anon.http.request(method, path)  # no body, no token: 401 (API.md §1.2)
+        # No body, no token: 401 (docs/api.md, Order of checks).
+        reply = anon.http.request(method, path)
         assert reply.status_code == 401, (route, reply.status_code, reply.text)
         assert reply.json() == {"detail": "Not authenticated"}
         assert reply.headers.get("www-authenticate") == "Bearer"
 
 
 def test_check_order(anon: Api) -> None:
-    """JSON syntax before the token; the token before the fields (API.md §1.2)."""
+    """JSON syntax before the token; the token before the fields (docs/api.md, Order of checks)."""
     bad_json = anon.http.post(
         "/sensor/insert-sensor", content=b"{", headers={"content-type": "application/json"}
     )

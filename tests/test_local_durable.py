@@ -656,7 +656,8 @@ class TestLocalHost:
             try:
                 return await scenario()
             finally:
-                # The SDK's session belongs to this event loop (NOTES.md §1).
+                # The SDK's session belongs to this event loop (docs/architecture.md, Pitfalls
+                # worked around).
                 await http_utils._close_session()
 
         seen = asyncio.run(run_and_close())

@@ -1,5 +1,6 @@
-"""/location over HTTP: DTBase's contract (API.md §2.3) with Part A 1-5 and the §8.1 fixes
-(items 2, 3, 4, 15)."""
+"""/location over HTTP: DTBase's contract (docs/api.md, Locations) with the changes of
+"Where this API differs from DTBase" (Locations respect their schema; Names and units
+together)."""
 
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ def test_schema_round_trip(admin: Api) -> None:
         "description": None,
         "identifiers": [],
     }
-    # Schemas without identifiers are listed too (§8.1 item 15), in insertion order.
+    # Schemas without identifiers are listed too (docs/api.md, Locations respect
+    # their schema), in insertion order.
     assert admin.get("/location/list-location-schemas").json() == [
         {"name": "xy", "description": "a plane", "identifiers": XY},
         {"name": "bare", "description": None, "identifiers": []},
@@ -160,7 +162,8 @@ def test_identifiers_are_found_by_name_and_units(admin: Api) -> None:
         {"name": "label", "units": None, "datatype": "string"},
         {"name": "x", "units": "cm", "datatype": "float"},
     ]
-    # Locations in schemas sharing the identifier x (m) stay apart (§8.1 item 2).
+    # Locations in schemas sharing the identifier x (m) stay apart (docs/api.md, Locations
+    # respect their schema).
     add(admin, "a", x=1.5, label="one")
     add(admin, "c", x=1.5)
     add(admin, "b", x=1.5, label="one")
@@ -295,7 +298,8 @@ def test_insert_location_creates_then_reuses_its_schema(admin: Api) -> None:
         "description": "x-y",
         "identifiers": ids,
     }
-    # A second, different location goes into the same schema (§8.1 item 3); a JSON
+    # A second, different location goes into the same schema (docs/api.md, Locations
+    # respect their schema); a JSON
     # integer is accepted for the float identifier and stored as a float.
     reply = admin.ok("/location/insert-location", {"identifiers": ids, "values": [3, 4]}, 201)
     assert reply == {"schema_name": "x-y"}
@@ -553,7 +557,8 @@ def test_list_locations_filters(admin: Api) -> None:
     ]
     assert listing(admin, "grid", {"row": 3}) == []
     assert listing(admin, "grid", {}) == listing(admin, "grid")
-    # Unknown schemas have no locations (§8.1 item 2), with or without a filter.
+    # Unknown schemas have no locations (docs/api.md, Locations respect
+    # their schema), with or without a filter.
     assert listing(admin, "xy") == []
     assert listing(admin, "xy", {"x": 1.0, "anything": "goes"}) == []
     # A filter key that is not an identifier of the schema, or a mistyped value: 422.

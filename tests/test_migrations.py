@@ -171,7 +171,8 @@ def _dtbase_migrate(url: str) -> None:
 
 
 def test_nulls_are_not_distinct(database: TestDatabase) -> None:
-    """Part A 3 at the database level: a second (name, null) measure is a duplicate."""
+    """A null unit is a value (docs/api.md, Names and units together), at the database
+    level: a second (name, null) measure is a duplicate."""
     command.upgrade(alembic_config(database.url), "heads")
     with database.engine.connect() as conn, conn.begin() as tx:
         insert = sa.text(

@@ -1,5 +1,5 @@
-"""/model over HTTP: DTBase's contract (API.md §2.5), with Part A 1-6 and 11 and Part C's
-delete-model-run."""
+"""/model over HTTP: DTBase's contract (docs/api.md, Models), with the changes of
+"Where this API differs from DTBase" and the new delete-model-run."""
 
 from __future__ import annotations
 
@@ -176,7 +176,8 @@ def test_scenarios(admin: Api) -> None:
         assert admin.ok(
             "/model/insert-model-scenario", {"model_name": model, "description": description}, 201
         ) == {"detail": "Model scenario inserted"}
-    # A null description is a value: it is unique per model, like any other (Part A 3).
+    # A null description is a value: it is unique per model, like any other (docs/api.md,
+    # Names and units together).
     for model, description in (("Arima", None), ("Arima", "Business as usual"), ("HODMD", None)):
         detail = refused(
             admin,
@@ -214,7 +215,7 @@ def test_scenario_errors(admin: Api) -> None:
         admin, "/model/insert-model-scenario", {"model_name": "Ghost", "description": None}, 400
     )
     assert "Ghost" in detail
-    # `description` is required but nullable, as in DTBase (§1.4).
+    # `description` is required but nullable, as in DTBase (docs/api.md, Names, units and nulls).
     detail = refused(admin, "/model/insert-model-scenario", {"model_name": "Arima"}, 422)
     assert detail[0]["loc"] == ["body", "description"] and detail[0]["type"] == "missing"
     refused(admin, "/model/insert-model-scenario", {"model_name": "Arima", "description": 3}, 422)
@@ -250,7 +251,8 @@ def test_measures(admin: Api) -> None:
         assert admin.ok("/model/insert-model-measure", measure, 201) == {
             "detail": "Model measure inserted"
         }
-    # A duplicate (name, units) is a 409, as DTBase's docs promise (§8.1 item 1).
+    # A duplicate (name, units) is a 409, as DTBase's docs promise (docs/api.md, Model
+    # runs).
     detail = refused(
         admin,
         "/model/insert-model-measure",
@@ -306,12 +308,13 @@ def test_insert_and_get_model_run(admin: Api) -> None:
     shuffled = [iso(T0 + timedelta(hours=h)) for h in (2, 0, 1)]
     body = run_body(
         [
-            # JSON integers are accepted for a float measure and stored as floats (Part A 2).
+            # JSON integers are accepted for a float measure and stored as floats (docs/api.md,
+            # Types are kept).
             product("Mean temperature", [2, 1.5, -0.25], shuffled),
             product("Count", [3, 0, -7], shuffled),
             product("Raining", [True, False, True], shuffled),
             product("Label", ["ß ✓", "'; drop table model_run; --", ""], shuffled),
-            # An empty values list is a product with no values (Part A 11).
+            # An empty values list is a product with no values (docs/api.md, Model runs).
             product("Empty", [], []),
         ],
         time_created="2023-03-30T12:00:00.123456Z",
@@ -369,7 +372,8 @@ def test_insert_and_get_model_run(admin: Api) -> None:
     raw = admin.post("/model/get-model-run", {"run_id": 1}).text
     assert '"value":2.0' in raw and '"value":3,' in raw and '"value":true' in raw
 
-    # DTBase's reply for an unknown run is kept (Part A leaves it): 200 {}.
+    # DTBase's reply for an unknown run is kept (docs/api.md, Kept as DTBase has
+    # them): 200 {}.
     assert admin.ok("/model/get-model-run", {"run_id": 99}, 200) == {}
     assert admin.ok("/model/get-model-run", {"run_id": "1"}, 200) == got  # coerced, as DTBase
     refused(admin, "/model/get-model-run", {"run_id": "one"}, 422)

@@ -1,4 +1,4 @@
-"""The outbound address policy (Part A 10, dtbase_core/outbound.py) in process: literal
+"""The outbound address policy (dtbase_core/outbound.py) in process: literal
 address forms, a resolver stand-in mapping names to internal addresses, redirects, the
 pinned connection, and the service key's destinations. The network is a recording
 transport: a refused call must leave it untouched."""

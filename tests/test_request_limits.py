@@ -1,5 +1,6 @@
 """Readings per request are bounded: DT_MAX_READINGS_PER_REQUEST, a 413 naming the limit
-on every path that carries readings, checked before the body is validated (issue 10 §4)."""
+on every path that carries readings, checked before the body is validated (README,
+Configuration)."""
 
 from __future__ import annotations
 

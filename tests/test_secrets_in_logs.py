@@ -1,7 +1,8 @@
-"""No key in any log (issue 9 §2, Part A 10): OpenWeatherMap's `appid` must travel in its
-query and the old-style `?code=` service URLs still work, but every log line (the root
-logger at DEBUG in this process, pytest's capture, and a local host's log file at DEBUG)
-shows them as `***`. The run log and the listings do too."""
+"""No key in any log (README, "Where this API deliberately differs from DTBase"):
+OpenWeatherMap's `appid` must travel in its query and the old-style `?code=` service URLs
+still work, but every log line (the root logger at DEBUG in this process, pytest's capture,
+and a local host's log file at DEBUG) shows them as `***`. The run log and the listings do
+too."""
 
 from __future__ import annotations
 

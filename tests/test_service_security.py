@@ -1,8 +1,8 @@
-"""run-service over HTTP without forgery, starvation or leaked keys (issue 9 §1 and §2,
-API.md Part A 10): refused addresses send nothing (a listening socket records every
-connection attempt), the Durable management API is never called, keys travel in a header
-and are masked where URLs are listed or logged, and slow services or services calling the
-API itself never hold the host's worker threads."""
+"""run-service over HTTP without forgery, starvation or leaked keys (README, "Where this API
+deliberately differs from DTBase"): refused addresses send nothing (a listening socket
+records every connection attempt), the Durable management API is never called, keys travel
+in a header and are masked where URLs are listed or logged, and slow services or services
+calling the API itself never hold the host's worker threads."""
 
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def test_octal_with_four_parts_is_no_url(admin: Api) -> None:
 
 
 def test_the_durable_management_api_is_never_called(admin: Api, live_host: LocalHost) -> None:
-    """Seen in issue 9: a registered management URL listed every orchestration's input and
+    """Seen before the fix: a registered management URL listed every orchestration's input and
     output through list-runs. 127.0.0.1 is an allowed host in local mode, but not this
     path, however it is spelled."""
     base = live_host.url
@@ -274,7 +274,7 @@ def test_keys_travel_in_a_header_and_are_masked_in_listings(
 def test_slow_services_and_calls_to_the_api_itself_hold_no_worker(
     host_factory: Callable[..., LocalHost], admin: Api, recorder: Recorder
 ) -> None:
-    """Seen in issue 9: six parallel calls to a slow service held the host's six worker
+    """Seen before the fix: six parallel calls to a slow service held the host's six worker
     threads for 30 s, and a service registered on the API's own URL deadlocked. Here the
     host has 4 worker threads (PYTHON_THREADPOOL_THREAD_COUNT, as on Azure); 12 calls to a
     5-second service and 12 to the API's own /health run at once, and /health and

@@ -1,4 +1,5 @@
-"""/service over HTTP: DTBase's contract with Part A 1, 5, 6, 10 and §8.1 items 1, 11-13.
+"""/service over HTTP: DTBase's contract (docs/api.md, Services) with
+the changes of "Where this API differs from DTBase" (Service runs in particular).
 
 The services called are a small real HTTP server on 127.0.0.1 in this process that
 records what it received and answers JSON objects, lists, scalars, non-JSON, slowly, or
@@ -47,7 +48,7 @@ OBJECT_REPLY = {"ok": True, "n": 1}
 
 def called(status_code: int = 200, response_json: Any = None) -> dict[str, Any]:
     """run-service's 200: DTBase's detail, plus the service's status code and JSON reply
-    (Part A 10; DTBase answered the detail alone)."""
+    (docs/api.md, Service runs; DTBase answered the detail alone)."""
     return {**CALLED, "status_code": status_code, "response_json": response_json}
 
 
@@ -573,7 +574,8 @@ def test_replies_of_every_kind_are_logged(
         True,
         False,
     ]
-    # Reading them again works: a list or a scalar in the log never breaks list-runs (§8.1 11).
+    # Reading them again works: a list or a scalar in the log never breaks list-runs (docs/api.md,
+    # Service runs).
     assert runs(admin, {"service_name": "/list"})[0]["response_json"] == LIST_REPLY
 
 
@@ -697,7 +699,7 @@ def _wait_for_calls(server: _RecordingServer, count: int) -> None:
 def test_deletes_during_a_run_do_not_wait_and_the_run_keeps_its_log_row(
     admin: Api, service_host: _RecordingServer, live_host: LocalHost
 ) -> None:
-    """Changed by the three-phase run-service (Part A 10): nothing is locked while the
+    """Changed by the three-phase run-service: nothing is locked while the
     service runs, so deleting its parameter set during a run no longer waits for the run
     (DTBase's and the earlier behaviour held the set until the run was logged). The run's
     log row is still written, with the parameters it ran with and a null set reference, as

@@ -1,5 +1,6 @@
 """Tokens bound to the account, sign-in throttling, list-users, and the security headers
-(Part A 8, 16, 17), over real HTTP against the local host."""
+(docs/api.md, Roles and tokens; list-users shows a non-admin only their own email),
+over real HTTP against the local host."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sign-in throttle against the database, with the clock passed in (Part A 16), and
+"""The sign-in throttle against the database, with the clock passed in, and
 the client address read from X-Forwarded-For."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every instant is UTC, whatever the database's own zone (Part A 6)."""
+"""Every instant is UTC, whatever the database's own zone (docs/api.md, Datetimes)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A slow, hung or dead database: bounded waits, prompt routes that need no database, a
-bounded /health, and an embedded database restarted after it dies (issue 10 §1)."""
+bounded /health, and an embedded database restarted after it dies."""
 
 from __future__ import annotations
 

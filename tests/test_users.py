@@ -1,4 +1,5 @@
-"""/auth and /user over HTTP: DTBase's contract, with Part A 7-9."""
+"""/auth and /user over HTTP: DTBase's contract, with docs/api.md, Roles and
+tokens; The default user."""
 
 from __future__ import annotations
 
@@ -135,7 +136,7 @@ def test_create_delete_change_password(admin: Api, live_host) -> None:
     assert user.ok("/user/change-password", {"email": "a@example.com", "password": "pw2"}) == {
         "detail": "Password changed"
     }
-    # A changed password ends earlier tokens (Part A 8).
+    # A changed password ends earlier tokens (docs/api.md, Roles and tokens).
     assert user.get("/user/me").json() == {"detail": "Could not validate credentials"}
     user.login("a@example.com", "pw2")
     assert user.token != old_token and user.get("/user/me").status_code == 200

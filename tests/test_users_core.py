@@ -1,4 +1,5 @@
-"""The default user's lifecycle at start-up (Part A 9), against the database directly."""
+"""The default user's lifecycle at start-up (docs/api.md, The default user),
+against the database directly."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Weather ingress (issue 3 item 2; API.md §4.3 with §8.2 items 22 and 25 fixed) against a
+"""Weather ingress (docs/api.md, Weather ingress; Weather ingress and
+forecasts) against a
 small server on 127.0.0.1 that answers like OpenWeatherMap's One Call API 3.0: the
 documented JSON shapes (`/data/3.0/onecall` with `hourly`, `/data/3.0/onecall/timemachine`
 with a one-point `data` list), and each failure (a refused key, 429, 500, a timeout,
@@ -44,7 +45,7 @@ def entry(dt: int) -> dict[str, Any]:
     hour = dt // 3600
     point: dict[str, Any] = {
         "dt": dt,
-        # A whole number is sent as a JSON integer, as OpenWeatherMap does (§8.2 item 25).
+        # A whole number is sent as a JSON integer, as OpenWeatherMap does.
         "temp": 12 if hour % 6 == 0 else 10 + (hour % 24) / 4,
         "feels_like": 9.5,
         "pressure": 1000 + hour % 30,

@@ -1,4 +1,5 @@
-"""SARIMAX for one prepared series: cross-validation, fit, forecast (API.md §4.4 step 5).
+"""SARIMAX for one prepared series: cross-validation, fit, forecast (the fit step of
+DTBase's arima.py).
 
 As DTBase's `arima_pipeline`, except that the cross-validation metrics are returned (to
 be stored with the run) and that the time-series split is implemented here with
@@ -62,7 +63,7 @@ def cross_validator(
     if not 0.5 <= train_fraction < 1:
         raise ValueError("the training fraction must be >= 0.5 and < 1")
     # Rounded first: 720 * (1 - 0.8) is 143.99999999999997 in floating point, and a fifth of
-    # 720 is meant (API.md: int(n * 0.2 // 4)).
+    # 720 is meant (DTBase's arima.py: int(n * 0.2 // 4)).
     test_size = int(round(n_obs * (1 - train_fraction), 9) // n_splits)
     if test_size < 1:
         raise ValueError(f"{n_obs} observations are too few to cross-validate")

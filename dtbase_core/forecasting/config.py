@@ -1,4 +1,4 @@
-"""The ARIMA forecast's configuration (API.md §4.4): four sections, every one optional,
+"""The ARIMA forecast's configuration (docs/api.md, Forecasts): four sections, every one optional,
 every key with DTBase's default.
 
 The HTTP starter validates a request body with `ArimaConfig`; a bad value is a 422 naming
@@ -7,8 +7,9 @@ refused rather than ignored, so that a misspelt key does not silently fall back 
 default. The timer runs `default_config()`: the defaults, or DT_FORECAST_CONFIG (a JSON
 object in the same shape) when that is set.
 
-Fixes of API.md §8.2 item 24: `predict_from_datetime` left out means "now" when the run
-starts (not when a module was imported); the unit half of `include_measures` is honoured.
+Fixes (docs/api.md, Weather ingress and forecasts): `predict_from_datetime` left out means
+"now" when the run starts (not when a module was imported); the unit half of
+`include_measures` is honoured.
 `window` is accepted for compatibility with DTBase configurations and, as in DTBase, not
 used.
 
@@ -101,7 +102,7 @@ class DataSection(Section):
 
 class SensorsSection(Section):
     include_sensors: Annotated[list[Name], Field(min_length=1, max_length=100)] = ["TRH1"]
-    # (name, units) pairs; null units are a value (API.md Part A 3).
+    # (name, units) pairs; null units are a value (docs/api.md, Names and units together).
     include_measures: Annotated[list[MeasureRef], Field(min_length=1, max_length=20)] = [
         ("Temperature", "Degrees C"),
         ("Humidity", "Percent"),

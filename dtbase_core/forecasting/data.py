@@ -1,10 +1,10 @@
-"""Training data for one series: clean, resample, cut to the farm cycle, impute (API.md
-§4.4 steps 2 and 3, per series).
+"""Training data for one series: clean, resample, cut to the farm cycle, impute (as
+DTBase's arima.py, but per series).
 
-Fixes of API.md §8.2 item 24: the imputation really runs (DTBase compared column names
-with (name, units) tuples, so it never did and NaNs reached SARIMAX), groups that are all
-missing fall back to coarser groups, and every series is prepared on its own: nothing is
-shared between sensors.
+Fixes (docs/api.md, Weather ingress and forecasts): the imputation really runs (DTBase
+compared column names with (name, units) tuples, so it never did and NaNs reached
+SARIMAX), groups that are all missing fall back to coarser groups, and every series is
+prepared on its own: nothing is shared between sensors.
 
 This module imports pandas: only activities (and tests) import it.
 """

@@ -1,4 +1,4 @@
-"""The ARIMA forecast as jobs on a Backend (API.md §4.4 steps 1, 4 and 6).
+"""The ARIMA forecast as jobs on a Backend (docs/api.md, Forecasts).
 
 - `set_up(backend, config)`: the model "Arima", its scenario "Business as usual" and, per
   configured measure, the model measures "Mean <m>", "Upper Bound <m>" and "Lower Bound
@@ -6,7 +6,8 @@
 - `forecast_series(backend, config, sensor, measure, units, ...)`: one (sensor, measure):
   read the training window, clean, prepare, fit, forecast, and store one model run with
   the three products, the sensor and sensor measure it forecasts, and the
-  cross-validation metrics. Nothing is shared between series (API.md §8.2 item 24).
+  cross-validation metrics. Nothing is shared between series (docs/api.md,
+  Weather ingress and forecasts).
 - `ArimaService`: all series one after the other, as a service (`BaseModel`) that can run
   anywhere with a `DTBaseClient`. The function app runs the same jobs as a Durable
   orchestration instead (function_app/forecasting.py), one activity per series.

@@ -1,5 +1,5 @@
-"""Weather ingress from OpenWeatherMap's One Call API 3.0 (API.md §4.3, with §8.2 item 25
-fixed).
+"""Weather ingress from OpenWeatherMap's One Call API 3.0 (docs/api.md, Weather ingress;
+Weather ingress and forecasts).
 
 - The past: `/data/3.0/onecall/timemachine?dt=<unix>` answers one data point, so each whole
   hour of the window up to now is one call. Its readings go to the sensor
@@ -86,7 +86,7 @@ class Measure:
     datatype: str  # float | integer | string
 
 
-# API.md §4.3, in DTBase's order.
+# DTBase's measures, in the order of its `ingress_weather.py`.
 MEASURES = (
     Measure("temp", "temperature", "degrees Celsius", "float"),
     Measure("pressure", "air pressure", "millibar", "integer"),

@@ -1,4 +1,5 @@
-"""Alembic migrations: the only way the schema is created or changed (Part A 12)."""
+"""Alembic migrations: the only way the schema is created or changed (docs/api.md,
+Migrations and settings)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Declarative base, shared column types and the two enums of API.md §3."""
+"""Declarative base, shared column types and the two enums of DTBase's tables."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ UtcDateTime = sa.DateTime(timezone=True)
 
 
 class Timestamped:
-    """time_created / time_updated on every entity table, as in DTBase (API.md §3)."""
+    """time_created / time_updated on every entity table, as in DTBase's tables."""
 
     time_created: Mapped[datetime] = mapped_column(
         UtcDateTime, server_default=sa.func.now(), nullable=False

@@ -1,4 +1,5 @@
-"""Locations: identifiers, schemas, locations and their typed coordinate values (§3.1)."""
+"""Locations: identifiers, schemas, locations and their typed coordinate values, as
+DTBase's location tables."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from dtbase_core.orm.base import (
 
 class LocationIdentifier(Timestamped, Base):
     __tablename__ = "location_identifier"
-    # NULLS NOT DISTINCT: a null unit is a value like any other (Part A 3).
+    # NULLS NOT DISTINCT: a null unit is a value like any other (docs/api.md, Names and units
+    # together).
     __table_args__ = (sa.UniqueConstraint("name", "units", postgresql_nulls_not_distinct=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)

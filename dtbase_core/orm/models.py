@@ -1,8 +1,9 @@
-"""Models: models, scenarios, measures, runs, products and typed values (§3.3).
+"""Models: models, scenarios, measures, runs, products and typed values, as DTBase's
+model tables.
 
-Fixes of API.md §8.1 items 5 and 14: null scenario descriptions are not distinct, every
-value table cascades from its product, and a run outlives the sensor it compared
-against (the reference becomes null) instead of blocking the sensor's deletion.
+Fixes (docs/api.md, Names and units together; Model runs): null scenario descriptions are
+not distinct, every value table cascades from its product, and a run outlives the sensor it
+compared against (the reference becomes null) instead of blocking the sensor's deletion.
 """
 
 from __future__ import annotations

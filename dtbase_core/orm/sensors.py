@@ -1,4 +1,5 @@
-"""Sensors: measures, types, sensors, typed readings, location history (§3.2).
+"""Sensors: measures, types, sensors, typed readings, location history, as DTBase's
+sensor tables.
 
 Readings tables have no surrogate id: their primary key (sensor_id, measure_id,
 timestamp) is the uniqueness rule, the index every read uses, and leads with the column

@@ -1,4 +1,5 @@
-"""Services, parameter sets and the run log (§3.4 with Part A 10)."""
+"""Services, parameter sets and the run log, as DTBase's service tables (docs/api.md,
+Service runs)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class ServiceRunLog(Timestamped, Base):
     service_id: Mapped[int] = mapped_column(
         sa.ForeignKey("service.id", ondelete="CASCADE"), index=True
     )
-    # SET NULL, not CASCADE: deleting a parameter set keeps its history (Part A 10).
+    # SET NULL, not CASCADE: deleting a parameter set keeps its history.
     parameter_set_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("service_parameter_set.id", ondelete="SET NULL"), index=True
     )

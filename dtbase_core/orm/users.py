@@ -1,5 +1,5 @@
-"""User accounts (API.md §3.5 with Part A 7, 8 and 18: an admin flag, token invalidation,
-Entra ID binding) and the sign-in throttle (Part A 16)."""
+"""User accounts (as DTBase's `User`, with an admin flag, token invalidation and Entra ID
+binding: docs/api.md, Roles and tokens) and the sign-in throttle."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bodies of /location (API.md §2.3)."""
+"""Bodies of /location (docs/api.md, Locations)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dtbase_core.schemas.common import Body, Name, Units, Value
 
 
 class LocationIdentifierIn(BaseModel):
-    # `units` is required but nullable, as in DTBase (API.md §1.4).
+    # `units` is required but nullable, as in DTBase (docs/api.md, Names, units and nulls).
     name: Name
     units: Units | None
     datatype: Datatype

@@ -1,4 +1,4 @@
-"""Bodies and replies of /model (API.md §2.5, Part A 3, 5, 11; Part C delete-model-run)."""
+"""Bodies and replies of /model (docs/api.md, Models; Names and units together; Model runs)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ class ModelOut(BaseModel):
 
 class ModelScenarioIn(Body):
     model_name: Name
-    # Required but nullable, as in DTBase (§1.4); a null description is a value (Part A 3).
+    # Required but nullable, as in DTBase; a null description is a value (docs/api.md,
+    # Names, units and nulls).
     description: str | None
 
 
@@ -56,7 +57,8 @@ class MeasureNameIn(Body):
 
 
 class SensorMeasureRef(BaseModel):
-    """A sensor measure by (name, units); null units are a value (Part A 3)."""
+    """A sensor measure by (name, units); null units are a value (docs/api.md, Names and
+    units together)."""
 
     name: Name
     units: Units | None
@@ -96,7 +98,7 @@ class ListModelRunsIn(Body):
 
 
 class ModelRunOut(BaseModel):
-    """A `list-model-runs` item, with exactly DTBase's keys (§2.5)."""
+    """A `list-model-runs` item, with exactly DTBase's keys (docs/api.md, Models)."""
 
     id: int
     model_id: int

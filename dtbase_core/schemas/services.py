@@ -1,4 +1,4 @@
-"""Bodies and replies of /service (API.md §2.6, Part A 10)."""
+"""Bodies and replies of /service (docs/api.md, Services; Service runs)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 from dtbase_core.orm.base import HttpMethod
 from dtbase_core.schemas.common import Body, Name
 
-# Checked further by the core: http or https, with a host (Part A 10).
+# Checked further by the core: http or https, with a host (docs/api.md, Service runs).
 Url = Annotated[str, Field(min_length=1, max_length=2048)]
-# A parameter set is a JSON object; `null` or a list is refused with 422 (API.md §2.6).
+# A parameter set is a JSON object; `null` or a list is refused with 422 (docs/api.md, Services).
 Parameters = dict[str, Any]
 
 
@@ -91,7 +91,7 @@ class RunFilterIn(Body):
 class ServiceRunOut(BaseModel):
     service_name: str
     parameter_set_name: str | None
-    # Any JSON: an object, a list, a scalar or null (§8.1 item 11).
+    # Any JSON: an object, a list, a scalar or null (docs/api.md, Service runs).
     parameters: Any
     response_json: Any
     response_status_code: int

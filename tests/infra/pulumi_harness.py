@@ -1,7 +1,7 @@
 """Runs the Pulumi program under Pulumi's mocks and records every resource it registers.
 
-No database, no network, no Pulumi CLI. Per NOTES.md §6 the program is imported only after
-`pulumi.runtime.set_mocks`.
+No database, no network, no Pulumi CLI. Per docs/architecture.md, Pitfalls worked
+around, the program is imported only after `pulumi.runtime.set_mocks`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def is_secret(value: Any) -> bool:
 
 
 def _unwrap_secrets(value: Any) -> Any:
-    """Recorded inputs wrap secret values in a signature dict (NOTES.md §6, pitfall 3)."""
+    """Recorded inputs wrap secret values in a signature dict (docs/architecture.md, Pitfalls
+    worked around)."""
     if isinstance(value, dict):
         if SECRET_SIGNATURE in value:
             return _unwrap_secrets(value.get("value"))

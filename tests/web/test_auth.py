@@ -148,7 +148,7 @@ def test_admin_only_controls_hidden_from_a_normal_user(
     sign_in(page, live_host.url, "ann@example.com", "ann-password-1", start="/users.html")
     expect(page.locator("#password-form")).to_be_visible()
     expect(page.locator("#create-user-form")).to_be_hidden()
-    # A normal user sees only their own account (Part A 17), and the page says so.
+    # A normal user sees only their own account, and the page says so.
     expect(page.locator("#user-list table tbody tr")).to_have_count(1)
     expect(page.locator("#user-list")).to_contain_text("ann@example.com")
     expect(page.locator("#user-list")).not_to_contain_text(live_host.admin_email)
