@@ -1,5 +1,5 @@
 """Outbound HTTP to user-given URLs, without server-side request forgery (README,
-"Where this API deliberately differs from DTBase").
+"Migrating from DTBase: what changed").
 
 Every hop (the URL, then each redirect's `Location`) is checked before anything is sent:
 

@@ -1,4 +1,4 @@
-"""No key in any log (README, "Where this API deliberately differs from DTBase"):
+"""No key in any log (README, "Migrating from DTBase: what changed"):
 OpenWeatherMap's `appid` must travel in its query and the old-style `?code=` service URLs
 still work, but every log line (the root logger at DEBUG in this process, pytest's capture,
 and a local host's log file at DEBUG) shows them as `***`. The run log and the listings do
