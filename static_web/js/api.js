@@ -24,6 +24,8 @@ async function loadApiBase() {
 }
 
 const API_BASE = await loadApiBase();
+/** The API's reference pages (Swagger UI), linked from every page's header. */
+export const API_DOCS_URL = `${API_BASE}/docs`;
 /** The API's origin: bearer tokens are sent there and nowhere else. */
 export const API_ORIGIN = new URL(API_BASE, location.href).origin;
 
