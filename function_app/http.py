@@ -10,9 +10,11 @@ fallback. A request goes through two steps:
 - `respond(route, result)`: the handler's JSON-able result (or its own `HttpResponse`).
 
 A synchronous handler runs in a worker thread inside one transaction that also covered the
-credential check. An asynchronous handler (`async def`) runs on the event loop with no
-transaction or pooled connection held: credentials are checked in a short transaction of
-their own first, and the handler opens its own with `in_transaction` where it needs one.
+credential check; a transaction PostgreSQL aborts as a deadlock or serialization failure is
+run again, from the credential check on, a few times (`retry_conflicts`), then answered 409.
+An asynchronous handler (`async def`) runs on the event loop with no transaction or pooled
+connection held: credentials are checked in a short transaction of their own first, and the
+handler opens its own with `in_transaction` where it needs one.
 Only asynchronous handlers may take a Durable client (`durable_client=True`).
 """
 
@@ -22,8 +24,10 @@ import asyncio
 import hmac
 import inspect
 import logging
+import random
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -61,6 +65,13 @@ MAX_ECHOED_INPUT = 200
 SERVICE_KEY_HEADER = "x-functions-key"
 # The same key as a query value, as Azure Functions also accepts it (kept for old URLs).
 SERVICE_KEY_PARAM = "code"
+# PostgreSQL aborts one of the transactions of a deadlock (40P01) or a serialization failure
+# (40001); run again, it usually goes through. Attempts and the first backoff (seconds,
+# doubled each time and jittered so that the writers involved do not meet again).
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+CONFLICT_ATTEMPTS = 4
+CONFLICT_BACKOFF = 0.05
+CONFLICT_DETAIL = "conflicting concurrent write, retry"
 
 
 class Auth(StrEnum):
@@ -187,6 +198,9 @@ def error_response(exc: Exception) -> func.HttpResponse:
         return detail_response(
             422, [{"type": "value_error", "loc": ["body"], "msg": _pg_message(exc), "input": None}]
         )
+    if is_write_conflict(exc):
+        log.warning("write conflict, not retried further: %s", exc)
+        return detail_response(409, CONFLICT_DETAIL)
     if isinstance(exc, ConfigError):
         log.error("configuration error: %s", exc)
         return detail_response(503, str(exc))
@@ -195,6 +209,32 @@ def error_response(exc: Exception) -> func.HttpResponse:
         return detail_response(503, "Database unavailable")
     log.exception("unhandled error", exc_info=exc)
     return func.HttpResponse("Internal Server Error", status_code=500, mimetype="text/plain")
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the transaction may be run again."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, sa_exc.DBAPIError) and sqlstate in CONFLICT_SQLSTATES
+
+
+def retry_conflicts(
+    attempt: Callable[[], T],
+    *,
+    attempts: int = CONFLICT_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> T:
+    """`attempt()`, which runs one whole transaction, again after a write conflict, at
+    most `attempts` times in all; the last conflict is raised."""
+    for number in range(1, attempts + 1):
+        try:
+            return attempt()
+        except sa_exc.DBAPIError as exc:
+            if number == attempts or not is_write_conflict(exc):
+                raise
+            log.info("write conflict, attempt %d of %d: %s", number, attempts, exc.orig)
+            sleep(CONFLICT_BACKOFF * 2 ** (number - 1) * (0.5 + jitter()))
+    raise AssertionError("unreachable")
 
 
 def _pg_message(exc: sa_exc.DBAPIError) -> str:
@@ -323,12 +363,16 @@ def _run_sync(route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpR
     try:
         if _needs_database(route):
             startup.ensure(get_settings())
-        scope = session_scope() if _needs_database(route) else nullcontext(None)
-        with scope as session:
-            call = prepare(route, req, session)
-            if isinstance(call, func.HttpResponse):
-                return call
-            return respond(route, handler(call))
+
+        def attempt() -> func.HttpResponse:
+            scope = session_scope() if _needs_database(route) else nullcontext(None)
+            with scope as session:
+                call = prepare(route, req, session)
+                if isinstance(call, func.HttpResponse):
+                    return call
+                return respond(route, handler(call))
+
+        return retry_conflicts(attempt)
     except _EarlyReply as early:
         return early.response
     except Exception as exc:
@@ -371,7 +415,7 @@ async def in_transaction(work: Callable[[Session], T]) -> T:
         with session_scope() as session:
             return work(session)
 
-    return await asyncio.to_thread(run)
+    return await asyncio.to_thread(retry_conflicts, run)
 
 
 # --- declaration -------------------------------------------------------------------------

@@ -54,15 +54,25 @@ class LatestReadingsIn(Body):
     type_name: str | None = None
 
 
-class ReadingsIn(Body):
+# What a write does with a timestamp stored already: keep the stored value (DTBase's
+# behaviour) or overwrite it.
+OnConflict = Literal["ignore", "update"]
+
+
+class SeriesIn(Body):
     measure_name: Name
     unique_identifier: Name
     readings: list[Value]
     timestamps: list[UtcDatetime]
 
 
+class ReadingsIn(SeriesIn):
+    on_conflict: OnConflict = "ignore"
+
+
 class BulkReadingsIn(Body):
-    series: Annotated[list[ReadingsIn], Field(min_length=1)]
+    series: Annotated[list[SeriesIn], Field(min_length=1)]
+    on_conflict: OnConflict = "ignore"
 
 
 class ReadingsQuery(Body):
