@@ -178,8 +178,16 @@ def validation_response(exc: pydantic.ValidationError) -> func.HttpResponse:
 def error_response(exc: Exception) -> func.HttpResponse:
     """Map every error a client can cause to its 4xx; anything else is a logged 500."""
     if isinstance(exc, Invalid):
-        item = {"type": "value_error", "loc": list(exc.loc), "msg": exc.detail, "input": None}
-        return detail_response(422, [item])
+        items = [
+            {
+                "type": "value_error",
+                "loc": list(loc),
+                "msg": _without_field(msg, loc),
+                "input": None,
+            }
+            for loc, msg in exc.items
+        ]
+        return detail_response(422, items)
     if isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"} if exc.challenge else None
         return detail_response(401, exc.detail, headers)
@@ -209,6 +217,17 @@ def error_response(exc: Exception) -> func.HttpResponse:
         return detail_response(503, "Database unavailable")
     log.exception("unhandled error", exc_info=exc)
     return func.HttpResponse("Internal Server Error", status_code=500, mimetype="text/plain")
+
+
+def _without_field(message: str, loc: tuple[str | int, ...]) -> str:
+    """The core's messages start with their field ("url: ...", "readings.3: ...") for
+    where no `loc` goes with them; in a 422 item `loc` names it, and clients show
+    "loc: msg", so the message drops it (or a leading part of it)."""
+    field, sep, rest = message.partition(": ")
+    path = [str(part) for part in loc if part != "body"]
+    if sep and rest and field and field.split(".") == path[: len(field.split("."))]:
+        return rest
+    return message
 
 
 def is_write_conflict(exc: BaseException) -> bool:
