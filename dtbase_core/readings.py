@@ -41,6 +41,11 @@ ONE_MICROSECOND = timedelta(microseconds=1)
 ONE_SECOND = timedelta(seconds=1)
 HOUR = timedelta(hours=1)
 NUMERIC = (Datatype.FLOAT, Datatype.INTEGER)
+# The largest magnitude of a float reading. An hour holds at most 3.6e9 readings (one per
+# microsecond) and the accepted range of instants about 8.8e7 hours, so no sum of readings,
+# in a rollup or over any bucket, can overflow a float8 (which would abort the insert or
+# the query): 3.6e9 * 8.8e7 * 1e290 < 1.8e308.
+MAX_FLOAT_READING = 1e290
 
 
 @dataclass(frozen=True)
@@ -312,7 +317,11 @@ def _write(
             session, one["unique_identifier"], one["measure_name"], for_write=True
         )
         values, timestamps = merged.setdefault(target, ([], []))
-        values.extend(check_values(one["readings"], target.datatype, (*loc, "readings")))
+        values.extend(
+            check_values(
+                one["readings"], target.datatype, (*loc, "readings"), max_float=MAX_FLOAT_READING
+            )
+        )
         timestamps.extend(one["timestamps"])
     write = _upsert_series if on_conflict == "update" else _insert_series
     inserted = total = 0

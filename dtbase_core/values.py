@@ -7,6 +7,7 @@ what was stored.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,19 +17,16 @@ from dtbase_core.errors import Invalid
 from dtbase_core.orm.base import Datatype
 
 INT64 = 2**63
-# The largest magnitude of a float reading. An hour holds at most 3.6e9 readings (one per
-# microsecond) and the accepted range of instants about 8.8e7 hours, so no sum of readings,
-# in a rollup or over any bucket, can overflow a float8 (which aborts the insert or the
-# query in PostgreSQL): 3.6e9 * 8.8e7 * 1e290 < 1.8e308.
-MAX_FLOAT = 1e290
+# The largest finite float: any float JSON gives. Readings have a smaller bound (readings.py).
+MAX_FLOAT = sys.float_info.max
 # A list with more bad values than this names the first ones and counts the rest.
 MAX_REPORTED = 100
 
 
-def _fits(value: Any, datatype: Datatype) -> bool:
+def _fits(value: Any, datatype: Datatype, max_float: float = MAX_FLOAT) -> bool:
     kind = type(value)
     if datatype is Datatype.FLOAT:
-        return (kind is float and -MAX_FLOAT <= value <= MAX_FLOAT) or (
+        return (kind is float and -max_float <= value <= max_float) or (
             kind is int and -INT64 <= value < INT64
         )
     if datatype is Datatype.INTEGER:
@@ -47,10 +45,12 @@ def _json(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _problem(value: Any, datatype: Datatype, loc: tuple[str | int, ...]) -> str:
+def _problem(
+    value: Any, datatype: Datatype, loc: tuple[str | int, ...], max_float: float = MAX_FLOAT
+) -> str:
     field = ".".join(str(p) for p in loc[1:])
     if datatype is Datatype.FLOAT and type(value) is float:
-        return f"{field}: {_json(value)} is outside the accepted range of float values (±1e290)"
+        return f"{field}: {_json(value)} is outside the accepted range (±{max_float:g})"
     return f"{field}: {_json(value)} is not a valid {datatype.value} value"
 
 
@@ -66,19 +66,26 @@ def _loc(field: str | tuple[str | int, ...]) -> tuple[str | int, ...]:
 
 
 def check_values(
-    values: Sequence[Any], datatype: Datatype, field: str | tuple[str | int, ...]
+    values: Sequence[Any],
+    datatype: Datatype,
+    field: str | tuple[str | int, ...],
+    *,
+    max_float: float = MAX_FLOAT,
 ) -> list[Any]:
     """Check a whole list; the error names every bad element by index (the first
     MAX_REPORTED of them). `field` is a key of the body, or a path to one
-    (`("series", 2, "readings")`)."""
+    (`("series", 2, "readings")`); floats beyond ±`max_float` are refused."""
     if datatype is Datatype.FLOAT and all(
-        type(v) is float and -MAX_FLOAT <= v <= MAX_FLOAT for v in values
+        type(v) is float and -max_float <= v <= max_float for v in values
     ):
         return list(values)  # the bulk path: nothing to convert
     loc = _loc(field)
-    bad = [i for i, v in enumerate(values) if not _fits(v, datatype)]
+    bad = [i for i, v in enumerate(values) if not _fits(v, datatype, max_float)]
     if bad:
-        items = [((*loc, i), _problem(values[i], datatype, (*loc, i))) for i in bad[:MAX_REPORTED]]
+        items = [
+            ((*loc, i), _problem(values[i], datatype, (*loc, i), max_float))
+            for i in bad[:MAX_REPORTED]
+        ]
         if len(bad) > MAX_REPORTED:
             items.append((loc, f"and {len(bad) - MAX_REPORTED} more invalid values"))
         (first_loc, first), *more = items
