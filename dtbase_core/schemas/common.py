@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
 from dtbase_core.timeutil import as_utc
 
@@ -15,7 +16,7 @@ Scalar = bool | int | float | str
 def _scalar(value: Any) -> Any:
     # One message for null, a list or an object, rather than one per member of the union.
     if type(value) not in (bool, int, float, str):
-        raise ValueError("Input should be a number, a boolean or a string")
+        raise PydanticCustomError("scalar_type", "Input should be a number, a boolean or a string")
     return value
 
 
