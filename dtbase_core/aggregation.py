@@ -11,6 +11,7 @@ Two ways to the same answer:
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,18 +21,11 @@ from sqlalchemy.orm import Session
 from dtbase_core.errors import Invalid
 from dtbase_core.orm import Datatype, reading_rollup, reading_tables
 from dtbase_core.readings import EPOCH, NUMERIC, SeriesTarget, target_for_read
+from dtbase_core.schemas.sensors import parse_interval
+from dtbase_core.values import INT64
 
 ARITHMETIC = {"mean", "min", "max", "sum"}
 HOUR = timedelta(hours=1)
-
-
-def parse_interval(text: str) -> timedelta:
-    from dtbase_core.schemas.sensors import INTERVAL_PATTERN, INTERVAL_UNITS
-
-    match = INTERVAL_PATTERN.match(text)
-    if match is None:
-        raise Invalid(f"Invalid interval {text!r}", loc=("body", "interval"))
-    return timedelta(**{INTERVAL_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def aggregated_readings(
@@ -65,13 +59,25 @@ def aggregated_readings(
         if whole_hours
         else _from_readings(target, dt_from, dt_to, step, aggregation)
     )
-    return [{"timestamp": ts, "value": v} for ts, v in session.execute(query)]
+    return [{"timestamp": ts, "value": _json_number(v)} for ts, v in session.execute(query)]
+
+
+def _json_number(value: Any) -> Any:
+    """A sum of integers comes as a Decimal: an int while it fits in 64 bits (as the
+    readings do), a float beyond."""
+    if isinstance(value, Decimal):
+        return int(value) if -INT64 <= value < INT64 else float(value)
+    return value
 
 
 def _typed(expression: Any, datatype: Datatype, aggregation: str) -> Any:
-    """Means are floats, counts integers, the rest keep the measure's type."""
+    """Means are floats, counts integers, the rest keep the measure's type (a sum of
+    integers is exact, and may not fit in a bigint)."""
     if aggregation == "count":
         return sa.cast(expression, sa.BigInteger)
+    if aggregation == "sum" and datatype is Datatype.INTEGER:
+        # Through text: a float8 rollup sum cast to numeric directly keeps 15 digits only.
+        return sa.cast(sa.cast(expression, sa.Text), sa.Numeric)
     if aggregation == "mean" or datatype is Datatype.FLOAT:
         return sa.cast(expression, sa.Double)
     return sa.cast(expression, sa.BigInteger)

@@ -50,9 +50,22 @@ class Invalid(DomainError):
 
     status_code = 422
 
-    def __init__(self, detail: str, loc: tuple[str | int, ...] = ("body",)) -> None:
+    def __init__(
+        self,
+        detail: str,
+        loc: tuple[str | int, ...] = ("body",),
+        *,
+        more: list[tuple[tuple[str | int, ...], str]] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.loc = loc
+        # Further offending fields, when one check finds several (every bad reading).
+        self.more = more or []
+
+    @property
+    def items(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every (loc, message) pair, the first one first."""
+        return [(self.loc, self.detail), *self.more]
 
 
 class Unauthorized(DomainError):

@@ -283,13 +283,7 @@ def _check_products(
                 loc=("body", "measures_and_values", index, "measure_name"),
             )
         measure_id, _, datatype = found[0]
-        try:
-            values = check_values(product.values, datatype, "values")
-        except Invalid as exc:
-            raise Invalid(
-                f"measures_and_values.{index}.{exc.detail}",
-                loc=("body", "measures_and_values", index, *exc.loc[1:]),
-            ) from None
+        values = check_values(product.values, datatype, ("measures_and_values", index, "values"))
         checked.append((measure_id, datatype, values))
     return checked
 

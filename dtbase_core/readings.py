@@ -3,6 +3,12 @@
 A series (one sensor, one measure) is written with one statement whatever its length:
 `INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`, which also updates the
 hourly rollups of numeric measures (`aggregation.py`) from exactly the rows it inserted.
+With `on_conflict="update"` stored values are overwritten instead, and the rollups of the
+hours touched are recomputed from the readings.
+
+Concurrent writers of one series take turns: each holds a transaction-scoped advisory lock
+on (sensor, measure), taken in one order for all the series of a request, so they can
+neither deadlock on the readings or rollup rows nor fold a stale rollup.
 """
 
 from __future__ import annotations
@@ -27,11 +33,19 @@ from dtbase_core.orm import (
     reading_tables,
 )
 from dtbase_core.orm.base import UtcDateTime
+from dtbase_core.schemas.sensors import OnConflict
 from dtbase_core.values import check_same_length, check_values
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
+ONE_SECOND = timedelta(seconds=1)
+HOUR = timedelta(hours=1)
 NUMERIC = (Datatype.FLOAT, Datatype.INTEGER)
+# The largest magnitude of a float reading. An hour holds at most 3.6e9 readings (one per
+# microsecond) and the accepted range of instants about 8.8e7 hours, so no sum of readings,
+# in a rollup or over any bucket, can overflow a float8 (which would abort the insert or
+# the query): 3.6e9 * 8.8e7 * 1e290 < 1.8e308.
+MAX_FLOAT_READING = 1e290
 
 
 @dataclass(frozen=True)
@@ -105,32 +119,39 @@ def target_for_read(
 # --- writing ---------------------------------------------------------------------------
 
 
-def _rollup_upsert(inserted: Any, target: SeriesTarget) -> Any:
-    """Fold the rows just inserted into their hours' rollups (numeric measures only)."""
-    hour = sa.func.date_bin(timedelta(hours=1), inserted.c.timestamp, EPOCH)
-    first = pg.array_agg(pg.aggregate_order_by(inserted.c.value, inserted.c.timestamp))
-    last = pg.array_agg(pg.aggregate_order_by(inserted.c.value, inserted.c.timestamp.desc()))
+def _rollup_upsert(rows: Any, target: SeriesTarget, *, replace: bool = False) -> Any:
+    """Fold `rows` (timestamp, value) into their hours' rollups (numeric measures only):
+    added to what is there, or, with `replace`, the rollups recomputed from all of them."""
+    hour = sa.func.date_bin(HOUR, rows.c.timestamp, EPOCH)
+    first = pg.array_agg(pg.aggregate_order_by(rows.c.value, rows.c.timestamp))
+    last = pg.array_agg(pg.aggregate_order_by(rows.c.value, rows.c.timestamp.desc()))
     partials = (
         sa.select(
             sa.literal(target.sensor_id),
             sa.literal(target.measure_id),
             hour,
             sa.func.count(),
-            sa.func.sum(inserted.c.value),
-            sa.func.min(inserted.c.value),
-            sa.func.max(inserted.c.value),
-            sa.func.min(inserted.c.timestamp),
+            sa.func.sum(rows.c.value),
+            sa.func.min(rows.c.value),
+            sa.func.max(rows.c.value),
+            sa.func.min(rows.c.timestamp),
             first[1],
-            sa.func.max(inserted.c.timestamp),
+            sa.func.max(rows.c.timestamp),
             last[1],
         )
         .group_by(hour)
-        .order_by(hour)  # a fixed lock order: concurrent writers cannot deadlock
+        .order_by(hour)  # rollup rows are locked in hour order
     )
     statement = pg.insert(reading_rollup).from_select([c.name for c in reading_rollup.c], partials)
     old, new = reading_rollup.c, statement.excluded
+    keys = [old.sensor_id, old.measure_id, old.hour]
+    if replace:
+        columns = [c.name for c in reading_rollup.c if c.name not in {k.name for k in keys}]
+        return statement.on_conflict_do_update(
+            index_elements=keys, set_={name: new[name] for name in columns}
+        )
     return statement.on_conflict_do_update(
-        index_elements=[old.sensor_id, old.measure_id, old.hour],
+        index_elements=keys,
         set_={
             "count": old.count + new.count,
             "sum": old.sum + new.sum,
@@ -150,6 +171,32 @@ def _rollup_upsert(inserted: Any, target: SeriesTarget) -> Any:
     )
 
 
+def _lock_series(session: Session, target: SeriesTarget) -> None:
+    """Take the series' write lock until commit (see the module's docstring)."""
+    session.execute(sa.select(sa.func.pg_advisory_xact_lock(target.sensor_id, target.measure_id)))
+
+
+def _series_rows(target: SeriesTarget, values: list[Any], micros: list[int]) -> Any:
+    """SELECT (sensor_id, measure_id, timestamp, value) from the two arrays."""
+    table = reading_tables[target.datatype]
+    arrays = sa.select(
+        sa.func.unnest(sa.bindparam("us", micros, type_=pg.ARRAY(sa.BigInteger))).label("us"),
+        sa.func.unnest(sa.bindparam("vs", values, type_=pg.ARRAY(table.c.value.type))).label("v"),
+    ).subquery()
+    # Whole seconds and the microseconds left, each exact: `interval * bigint` multiplies
+    # in float8, which cannot hold microseconds since the epoch far from 1970. Both
+    # operators truncate, so the two parts always add up to `us`.
+    us = arrays.c.us
+    instant = (
+        sa.literal(EPOCH, UtcDateTime)
+        + (us // 1_000_000) * sa.literal(ONE_SECOND)
+        + (us % 1_000_000) * sa.literal(ONE_MICROSECOND)
+    )
+    return sa.select(
+        sa.literal(target.sensor_id), sa.literal(target.measure_id), instant, arrays.c.v
+    )
+
+
 def _insert_series(
     session: Session, target: SeriesTarget, values: list[Any], timestamps: list[datetime]
 ) -> int:
@@ -160,18 +207,11 @@ def _insert_series(
     # Instants travel as integer microseconds since the epoch: psycopg adapts a list of
     # ints several times faster than a list of datetimes, and the conversion is exact.
     micros = [(ts - EPOCH) // ONE_MICROSECOND for ts in timestamps]
-    arrays = sa.select(
-        sa.func.unnest(sa.bindparam("us", micros, type_=pg.ARRAY(sa.BigInteger))).label("us"),
-        sa.func.unnest(sa.bindparam("vs", values, type_=pg.ARRAY(table.c.value.type))).label("v"),
-    ).subquery()
-    instant = sa.literal(EPOCH, UtcDateTime) + arrays.c.us * sa.literal(ONE_MICROSECOND)
     inserted = (
         pg.insert(table)
         .from_select(
             ["sensor_id", "measure_id", "timestamp", "value"],
-            sa.select(
-                sa.literal(target.sensor_id), sa.literal(target.measure_id), instant, arrays.c.v
-            ),
+            _series_rows(target, values, micros),
         )
         .on_conflict_do_nothing()
         .returning(table.c.timestamp, table.c.value)
@@ -185,6 +225,58 @@ def _insert_series(
     return int(session.scalar(count) or 0)
 
 
+def _upsert_series(
+    session: Session, target: SeriesTarget, values: list[Any], timestamps: list[datetime]
+) -> int:
+    """Insert or overwrite; the touched hours' rollups are recomputed from the readings.
+    Returns how many timestamps were new."""
+    if not values:
+        return 0
+    table = reading_tables[target.datatype]
+    # The last value sent for a timestamp wins (a row may be updated once per statement).
+    latest = dict(zip(((ts - EPOCH) // ONE_MICROSECOND for ts in timestamps), values, strict=True))
+    micros = list(latest)
+    rows = _series_rows(target, list(latest.values()), micros)
+    key = (table.c.sensor_id == target.sensor_id, table.c.measure_id == target.measure_id)
+    # Under the series lock nothing else writes these rows between the count and the upsert.
+    stored = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(table)
+        .where(*key, table.c.timestamp.in_(sa.select(rows.subquery().c[2])))
+    )
+    statement = pg.insert(table).from_select(
+        ["sensor_id", "measure_id", "timestamp", "value"], rows
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c.sensor_id, table.c.measure_id, table.c.timestamp],
+            set_={"value": statement.excluded.value},
+        )
+    )
+    if target.datatype in NUMERIC:
+        hours = sorted({EPOCH + (us * ONE_MICROSECOND) // HOUR * HOUR for us in micros})
+        touched = sa.select(
+            sa.func.unnest(sa.bindparam("hours", hours, type_=pg.ARRAY(UtcDateTime))).label("hour")
+        ).subquery()
+        in_touched_hours = (
+            sa.select(table.c.timestamp, table.c.value)
+            .join(
+                touched,
+                sa.and_(
+                    table.c.timestamp >= touched.c.hour,
+                    table.c.timestamp < touched.c.hour + sa.literal(HOUR),
+                ),
+            )
+            .where(*key)
+            .subquery()
+        )
+        session.execute(_rollup_upsert(in_touched_hours, target, replace=True))
+    return len(micros) - int(stored or 0)
+
+
+Series = dict[str, Any]  # measure_name, unique_identifier, readings, timestamps
+
+
 def insert_sensor_readings(
     session: Session,
     *,
@@ -192,26 +284,54 @@ def insert_sensor_readings(
     unique_identifier: str,
     readings: list[Any],
     timestamps: list[datetime],
-    loc: tuple[str | int, ...] = (),
-) -> tuple[int, int]:
-    """Insert one series; a timestamp stored already is kept as it was (DTBase's
-    idempotency, which the ingress relies on). Returns (inserted, duplicates). `loc`
-    is where the series sits in the body, for error messages."""
-    check_same_length(timestamps, readings, "timestamps", (*loc, "readings"))
-    target = series_target(session, unique_identifier, measure_name, for_write=True)
-    values = check_values(readings, target.datatype, (*loc, "readings"))
-    inserted = _insert_series(session, target, values, timestamps)
-    return inserted, len(values) - inserted
+    on_conflict: OnConflict = "ignore",
+) -> dict[str, int]:
+    """Insert one series. A timestamp stored already keeps its value (DTBase's
+    idempotency, which the ingress relies on), or with `on_conflict="update"` gets the
+    new one. Returns the counts of inserted and duplicate readings."""
+    one = {
+        "measure_name": measure_name,
+        "unique_identifier": unique_identifier,
+        "readings": readings,
+        "timestamps": timestamps,
+    }
+    return _write(session, [(one, ())], on_conflict)
 
 
-def insert_readings_bulk(session: Session, *, series: list[dict[str, Any]]) -> dict[str, int]:
+def insert_readings_bulk(
+    session: Session, *, series: list[Series], on_conflict: OnConflict = "ignore"
+) -> dict[str, int]:
     """Many series in one transaction: all of them are written, or none."""
-    inserted = duplicates = 0
-    for index, one in enumerate(series):
-        new, dup = insert_sensor_readings(session, **one, loc=("series", index))
-        inserted += new
-        duplicates += dup
-    return {"inserted": inserted, "duplicates": duplicates}
+    return _write(session, [(one, ("series", i)) for i, one in enumerate(series)], on_conflict)
+
+
+def _write(
+    session: Session, series: list[tuple[Series, tuple[str | int, ...]]], on_conflict: OnConflict
+) -> dict[str, int]:
+    """Check every series (each with where it sits in the body, for error messages), then
+    merge those of the same sensor and measure and write them in (sensor, measure) order,
+    each under its series lock."""
+    merged: dict[SeriesTarget, tuple[list[Any], list[datetime]]] = {}
+    for one, loc in series:
+        check_same_length(one["timestamps"], one["readings"], "timestamps", (*loc, "readings"))
+        target = series_target(
+            session, one["unique_identifier"], one["measure_name"], for_write=True
+        )
+        values, timestamps = merged.setdefault(target, ([], []))
+        values.extend(
+            check_values(
+                one["readings"], target.datatype, (*loc, "readings"), max_float=MAX_FLOAT_READING
+            )
+        )
+        timestamps.extend(one["timestamps"])
+    write = _upsert_series if on_conflict == "update" else _insert_series
+    inserted = total = 0
+    for target in sorted(merged, key=lambda t: (t.sensor_id, t.measure_id)):
+        values, timestamps = merged[target]
+        _lock_series(session, target)
+        inserted += write(session, target, values, timestamps)
+        total += len(values)
+    return {"inserted": inserted, "duplicates": total - inserted}
 
 
 def delete_sensor_readings(session: Session, sensor_id: int) -> None:

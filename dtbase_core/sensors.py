@@ -25,6 +25,10 @@ from dtbase_core.timeutil import utcnow
 
 # --- sensor types and measures ------------------------------------------------------
 
+# The key of the transaction-scoped advisory lock that serialises sensor type creation
+# (the migrations use 7283401; readings use the two-key form, per series).
+SENSOR_TYPE_CREATION_LOCK = 7283402
+
 
 def insert_sensor_type(
     session: Session, *, name: str, description: str | None, measures: Sequence[dict[str, Any]]
@@ -32,6 +36,10 @@ def insert_sensor_type(
     """Create the type and any measure it names that does not exist yet (by name and
     units, a null unit being a value). Upserting each measure fixes DTBase's rollback
     bug (API.md §8.1 item 6)."""
+    # One creation of sensor types at a time: requests sharing measures would otherwise
+    # lock the measures' rows in their bodies' orders and deadlock. Measures get their
+    # ids in the body's order, which list-measures shows.
+    session.execute(sa.select(sa.func.pg_advisory_xact_lock(SENSOR_TYPE_CREATION_LOCK)))
     if session.scalar(sa.select(SensorType.id).where(SensorType.name == name)) is not None:
         raise AlreadyExists("Sensor type exists already")
     measure_ids: list[int] = []

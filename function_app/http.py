@@ -10,9 +10,11 @@ fallback. A request goes through two steps:
 - `respond(route, result)`: the handler's JSON-able result (or its own `HttpResponse`).
 
 A synchronous handler runs in a worker thread inside one transaction that also covered the
-credential check. An asynchronous handler (`async def`) runs on the event loop with no
-transaction or pooled connection held: credentials are checked in a short transaction of
-their own first, and the handler opens its own with `in_transaction` where it needs one.
+credential check; a transaction PostgreSQL aborts as a deadlock or serialization failure is
+run again, from the credential check on, a few times (`retry_conflicts`), then answered 409.
+An asynchronous handler (`async def`) runs on the event loop with no transaction or pooled
+connection held: credentials are checked in a short transaction of their own first, and the
+handler opens its own with `in_transaction` where it needs one.
 A public (`Auth.NONE`) asynchronous handler never waits for a thread or the database:
 routes that need no database are declared `async def` so that a hung database, holding
 every worker thread, cannot delay them.
@@ -25,8 +27,10 @@ import asyncio
 import hmac
 import inspect
 import logging
+import random
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from contextlib import nullcontext
@@ -67,6 +71,13 @@ MAX_ECHOED_INPUT = 200
 SERVICE_KEY_HEADER = "x-functions-key"
 # The same key as a query value, as Azure Functions also accepts it (kept for old URLs).
 SERVICE_KEY_PARAM = "code"
+# PostgreSQL aborts one of the transactions of a deadlock (40P01) or a serialization failure
+# (40001); run again, it usually goes through. Attempts and the first backoff (seconds,
+# doubled each time and jittered so that the writers involved do not meet again).
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+CONFLICT_ATTEMPTS = 4
+CONFLICT_BACKOFF = 0.05
+CONFLICT_DETAIL = "conflicting concurrent write, retry"
 
 
 class Auth(StrEnum):
@@ -195,8 +206,16 @@ def validation_response(exc: pydantic.ValidationError) -> func.HttpResponse:
 def error_response(exc: Exception) -> func.HttpResponse:
     """Map every error a client can cause to its 4xx; anything else is a logged 500."""
     if isinstance(exc, Invalid):
-        item = {"type": "value_error", "loc": list(exc.loc), "msg": exc.detail, "input": None}
-        return detail_response(422, [item])
+        items = [
+            {
+                "type": "value_error",
+                "loc": list(loc),
+                "msg": _without_field(msg, loc),
+                "input": None,
+            }
+            for loc, msg in exc.items
+        ]
+        return detail_response(422, items)
     if isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"} if exc.challenge else None
         return detail_response(401, exc.detail, headers)
@@ -217,6 +236,9 @@ def error_response(exc: Exception) -> func.HttpResponse:
         return detail_response(
             422, [{"type": "value_error", "loc": ["body"], "msg": _pg_message(exc), "input": None}]
         )
+    if is_write_conflict(exc):
+        log.warning("write conflict, not retried further: %s", exc)
+        return detail_response(409, CONFLICT_DETAIL)
     if isinstance(exc, ConfigError):
         log.error("configuration error: %s", exc)
         return detail_response(503, str(exc))
@@ -252,6 +274,43 @@ def _database_timeout_or_down(exc: sa_exc.SQLAlchemyError) -> func.HttpResponse:
         detail = "Database unavailable"
     log.error("%s: %s", detail, exc)
     return detail_response(503, detail)
+
+
+def _without_field(message: str, loc: tuple[str | int, ...]) -> str:
+    """The core's messages start with their field ("url: ...", "readings.3: ...") for
+    where no `loc` goes with them; in a 422 item `loc` names it, and clients show
+    "loc: msg", so the message drops it (or a leading part of it)."""
+    field, sep, rest = message.partition(": ")
+    path = [str(part) for part in loc if part != "body"]
+    if sep and rest and field and field.split(".") == path[: len(field.split("."))]:
+        return rest
+    return message
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """A deadlock or serialization failure: the transaction may be run again."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, sa_exc.DBAPIError) and sqlstate in CONFLICT_SQLSTATES
+
+
+def retry_conflicts(
+    attempt: Callable[[], T],
+    *,
+    attempts: int = CONFLICT_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> T:
+    """`attempt()`, which runs one whole transaction, again after a write conflict, at
+    most `attempts` times in all; the last conflict is raised."""
+    for number in range(1, attempts + 1):
+        try:
+            return attempt()
+        except sa_exc.DBAPIError as exc:
+            if number == attempts or not is_write_conflict(exc):
+                raise
+            log.info("write conflict, attempt %d of %d: %s", number, attempts, exc.orig)
+            sleep(CONFLICT_BACKOFF * 2 ** (number - 1) * (0.5 + jitter()))
+    raise AssertionError("unreachable")
 
 
 def _pg_message(exc: sa_exc.DBAPIError) -> str:
@@ -394,12 +453,16 @@ def _run_sync(route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpR
     try:
         if _needs_database(route):
             startup.ensure(get_settings())
-        scope = session_scope() if _needs_database(route) else nullcontext(None)
-        with scope as session:
-            call = prepare(route, req, session)
-            if isinstance(call, func.HttpResponse):
-                return call
-            return respond(route, handler(call))
+
+        def attempt() -> func.HttpResponse:
+            scope = session_scope() if _needs_database(route) else nullcontext(None)
+            with scope as session:
+                call = prepare(route, req, session)
+                if isinstance(call, func.HttpResponse):
+                    return call
+                return respond(route, handler(call))
+
+        return retry_conflicts(attempt)
     except _EarlyReply as early:
         return early.response
     except Exception as exc:
@@ -448,8 +511,8 @@ async def in_transaction(work: Callable[[Session], T], executor: Executor | None
             return work(session)
 
     if executor is None:
-        return await asyncio.to_thread(run)
-    return await asyncio.get_running_loop().run_in_executor(executor, run)
+        return await asyncio.to_thread(retry_conflicts, run)
+    return await asyncio.get_running_loop().run_in_executor(executor, retry_conflicts, run)
 
 
 # --- declaration -------------------------------------------------------------------------

@@ -141,12 +141,14 @@ def list_sensor_locations(call: Call[UniqueIdentifierIn]) -> Any:
     "sensor/insert-sensor-readings",
     body=ReadingsIn,
     status=201,
+    response=BulkInsertOut,
     errors={400: "Sensor does not exist, or the measure is not of its type"},
 )
 def insert_sensor_readings(call: Call[ReadingsIn]) -> Any:
-    """Insert a series of readings; timestamps stored already are left as they were."""
-    readings.insert_sensor_readings(call.session, **call.body.model_dump())
-    return {"detail": "Sensor readings inserted"}
+    """Insert a series of readings; timestamps stored already keep their values, unless
+    `on_conflict` is `update`. Replies with how many were inserted and were duplicates."""
+    counts = readings.insert_sensor_readings(call.session, **call.body.model_dump())
+    return {"detail": "Sensor readings inserted", **counts}
 
 
 @endpoint(
@@ -159,7 +161,7 @@ def insert_sensor_readings(call: Call[ReadingsIn]) -> Any:
 )
 def insert_readings_bulk(call: Call[BulkReadingsIn]) -> Any:
     """Insert many (sensor, measure) series at once, all or nothing; counts duplicates."""
-    counts = readings.insert_readings_bulk(call.session, series=call.body.model_dump()["series"])
+    counts = readings.insert_readings_bulk(call.session, **call.body.model_dump())
     return {"detail": "Sensor readings inserted", **counts}
 
 

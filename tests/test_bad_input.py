@@ -88,3 +88,88 @@ def test_malformed_json_is_422_everywhere(admin: Api, raw: bytes) -> None:
             headers={"Authorization": f"Bearer {admin.token}", "content-type": "application/json"},
         )
         assert reply.status_code == 422, (path, reply.text)
+
+
+MEASURE = {"name": "m", "units": None, "datatype": "float"}
+
+
+@pytest.mark.parametrize("name", ["", "   ", " padded", "padded\t", "\nx"])
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/sensor/insert-sensor-type", {"name": "?", "measures": []}, ["name"]),
+        (
+            "/sensor/insert-sensor-type",
+            {"name": "t", "measures": [{**MEASURE, "name": "?"}]},
+            ["measures", 0, "name"],
+        ),
+        (
+            "/sensor/insert-sensor",
+            {"type_name": "t", "unique_identifier": "?"},
+            ["unique_identifier"],
+        ),
+        ("/model/insert-model", {"name": "?"}, ["name"]),
+        ("/model/insert-model-scenario", {"model_name": "?", "description": None}, ["model_name"]),
+        (
+            "/service/insert-service",
+            {"name": "?", "url": "http://x", "http_method": "GET"},
+            ["name"],
+        ),
+        (
+            "/location/insert-location-schema",
+            {"name": "?", "description": None, "identifiers": []},
+            ["name"],
+        ),
+    ],
+)
+def test_names_are_not_blank_or_padded(
+    admin: Api, path: str, body: dict[str, Any], loc: list[Any], name: str
+) -> None:
+    def put(value: Any, at: list[Any]) -> Any:
+        if not at:
+            return name
+        copy = dict(value) if isinstance(value, dict) else list(value)
+        copy[at[0]] = put(value[at[0]], at[1:])
+        return copy
+
+    reply = admin.post(path, put(body, loc))
+    assert reply.status_code == 422, reply.text
+    assert [item["loc"] for item in reply.json()["detail"]] == [["body", *loc]]
+
+
+def test_reading_errors_name_every_element_once_in_json_terms(admin: Api) -> None:
+    admin.ok("/sensor/insert-sensor-type", {"name": "t", "measures": [MEASURE]}, 201)
+    admin.ok("/sensor/insert-sensor", {"type_name": "t", "unique_identifier": "s"}, 201)
+    stamps = [f"2024-01-01T00:00:0{i}Z" for i in range(4)]
+    body = {"measure_name": "m", "unique_identifier": "s", "timestamps": stamps}
+
+    # null: one message per element, not one per member of the union of value types.
+    reply = admin.post("/sensor/insert-sensor-readings", {**body, "readings": [None, 1.0, [], 2]})
+    assert reply.status_code == 422
+    assert [(i["loc"], i["msg"]) for i in reply.json()["detail"]] == [
+        (
+            ["body", "readings", index],
+            "Input should be a number, a boolean or a string",
+        )
+        for index in (0, 2)
+    ]
+    # Every wrong value is named, as JSON writes it, and without its field repeated.
+    reply = admin.post(
+        "/sensor/insert-sensor-readings", {**body, "readings": [True, 1.0, "2", False]}
+    )
+    assert reply.status_code == 422
+    assert [(i["loc"], i["msg"]) for i in reply.json()["detail"]] == [
+        (["body", "readings", 0], "true is not a valid float value"),
+        (["body", "readings", 2], '"2" is not a valid float value'),
+        (["body", "readings", 3], "false is not a valid float value"),
+    ]
+
+
+def test_core_messages_do_not_repeat_their_field(admin: Api) -> None:
+    reply = admin.post(
+        "/service/insert-service", {"name": "s", "url": "ht tp://x", "http_method": "GET"}
+    )
+    assert reply.status_code == 422
+    [item] = reply.json()["detail"]
+    assert item["loc"] == ["body", "url"]
+    assert item["msg"] == "must not contain spaces or control characters"

@@ -179,8 +179,11 @@ def test_sensors_crud(station: Api) -> None:
 
 
 def test_readings_keep_their_types(station: Api) -> None:
+    # DTBase's detail, plus the counts (Part A 15).
     assert post_readings(station, "temperature", [1.5, 2, -0.25]).json() == {
-        "detail": "Sensor readings inserted"
+        "detail": "Sensor readings inserted",
+        "inserted": 3,
+        "duplicates": 0,
     }
     assert post_readings(station, "count", [3, 0, 7]).status_code == 201
     assert post_readings(station, "raining", [True, False]).status_code == 201

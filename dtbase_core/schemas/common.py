@@ -5,13 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
 from dtbase_core.timeutil import as_utc
 
+Scalar = bool | int | float | str
+
+
+def _scalar(value: Any) -> Any:
+    # One message for null, a list or an object, rather than one per member of the union.
+    if type(value) not in (bool, int, float, str):
+        raise PydanticCustomError("scalar_type", "Input should be a number, a boolean or a string")
+    return value
+
+
 # Each JSON value keeps its type: 1 is an int, 1.0 a float, true a bool (API.md §1.4).
-# Pydantic's smart-mode union picks the exact type match.
-Value = bool | int | float | str
+Value = Annotated[Scalar, PlainValidator(_scalar, json_schema_input_type=Scalar)]
 
 
 def _not_date_only(value: Any) -> Any:
@@ -22,16 +32,33 @@ def _not_date_only(value: Any) -> Any:
     return value
 
 
-def _no_nul(value: str) -> str:
+def _name(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain a NUL character")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if value != value.strip():
+        raise ValueError("must not start or end with whitespace")
     return value
 
 
-# Naive input is UTC; aware input is converted to UTC (Part A 6). Numbers are Unix seconds.
-UtcDatetime = Annotated[datetime, BeforeValidator(_not_date_only), AfterValidator(as_utc)]
+# Instants are accepted from year 1 to year 9999, once converted to UTC: what both Python
+# and the JSON replies can represent.
+TIME_RANGE = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
 
-Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return as_utc(value)
+    except OverflowError:
+        raise ValueError(f"Input should be in {TIME_RANGE} once converted to UTC") from None
+
+
+# Naive input is UTC; aware input is converted to UTC (Part A 6). Numbers are Unix seconds.
+UtcDatetime = Annotated[datetime, BeforeValidator(_not_date_only), AfterValidator(_to_utc)]
+
+# Every name of a thing: sensor types, sensors, measures, models, services, schemas...
+Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_name)]
 Units = Annotated[str, Field(max_length=100)]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -63,7 +64,12 @@ class LatestReadingsIn(Body):
     type_name: str | None = None
 
 
-class ReadingsIn(ReadingsBody):
+# What a write does with a timestamp stored already: keep the stored value (DTBase's
+# behaviour) or overwrite it.
+OnConflict = Literal["ignore", "update"]
+
+
+class SeriesIn(ReadingsBody):
     measure_name: Name
     unique_identifier: Name
     readings: list[Value]
@@ -74,12 +80,17 @@ class ReadingsIn(ReadingsBody):
         return longest_list(raw, "readings", "timestamps")
 
 
+class ReadingsIn(SeriesIn):
+    on_conflict: OnConflict = "ignore"
+
+
 class BulkReadingsIn(ReadingsBody):
-    series: Annotated[list[ReadingsIn], Field(min_length=1)]
+    series: Annotated[list[SeriesIn], Field(min_length=1)]
+    on_conflict: OnConflict = "ignore"
 
     @classmethod
     def count_readings(cls, raw: Any) -> int:
-        return sum(ReadingsIn.count_readings(one) for one in each(raw, "series"))
+        return sum(SeriesIn.count_readings(one) for one in each(raw, "series"))
 
 
 class ReadingsQuery(Body):
@@ -109,7 +120,24 @@ INTERVAL_UNITS = {
     "w": "weeks",
 }
 
+# No bucket is longer than the accepted range of instants (years 1 to 9999).
+MAX_INTERVAL = timedelta(days=3_652_059)
+
 Aggregation = Literal["mean", "min", "max", "sum", "count", "first", "last"]
+
+
+def parse_interval(text: str) -> timedelta:
+    """`"15min"` as a timedelta; ValueError for anything else, or too long."""
+    match = INTERVAL_PATTERN.match(text)
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError("interval must be a positive count and a unit, such as 15min, 1h or 1d")
+    try:
+        step = timedelta(**{INTERVAL_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        step = MAX_INTERVAL + timedelta(days=1)
+    if step > MAX_INTERVAL:
+        raise ValueError(f"interval must be at most {MAX_INTERVAL.days}d (the years 1 to 9999)")
+    return step
 
 
 class AggregatedQuery(ReadingsQuery):
@@ -119,11 +147,7 @@ class AggregatedQuery(ReadingsQuery):
     @field_validator("interval")
     @classmethod
     def _interval(cls, value: str) -> str:
-        match = INTERVAL_PATTERN.match(value)
-        if not match or int(match.group(1)) <= 0:
-            raise ValueError(
-                "interval must be a positive count and a unit, such as 15min, 1h or 1d"
-            )
+        parse_interval(value)
         return value
 
 

@@ -137,6 +137,13 @@ def test_a_failed_forecast_says_so(signed_in: Page, live_host, admin) -> None:
     expect(page.locator("#run-status")).to_contain_text("Failed")
     expect(page.locator("#run-links")).to_have_text("The forecast ended as Failed.")
     expect(page.locator("#run-output")).to_have_text('"No training data"')
+    # A failure, in red: the status line, the note and the form's status (not a success).
+    danger = "rgb(180, 35, 24)"
+    for where in ("#run-status", "#run-links", "#arima-form .form-status"):
+        expect(page.locator(where)).to_have_css("color", danger)
+    expect(page.locator("#arima-form .form-status.error")).to_have_text(
+        "The forecast ended as Failed."
+    )
 
 
 def test_a_missing_starter_reads_as_unavailable(signed_in: Page, live_host, admin, console) -> None:

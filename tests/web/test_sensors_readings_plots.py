@@ -288,3 +288,27 @@ def test_a_sensor_s_readings_link_shows_its_readings(signed_in: Page, live_host,
         expect(rows.first.locator("td").first).to_have_text(
             (TIMES[0] - shift).strftime("%Y-%m-%d %H:%M:%S")
         )
+
+
+def test_a_refused_sensor_type_delete_keeps_the_table(signed_in: Page, admin, console) -> None:
+    """Deleting a type that still has sensors is refused (409): the reason shows above the
+    types table, which stays, and stays after a while (no reload replaces it)."""
+    console.allow("409 (Conflict)")
+    admin.ok(
+        "/sensor/insert-sensor-type",
+        {"name": "Busy", "measures": [{"name": "m", "units": None, "datatype": "float"}]},
+        201,
+    )
+    admin.ok("/sensor/insert-sensor", {"type_name": "Busy", "unique_identifier": "b-1"}, 201)
+    page = signed_in
+    page.get_by_role("link", name="Sensors", exact=True).click()
+    types = page.locator("#type-list table tbody tr")
+    expect(types).to_have_count(1)
+    page.get_by_role("button", name="Delete sensor type Busy").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    error = page.locator("#type-list p.error")
+    expect(error).to_have_text("Sensor type 'Busy' still has 1 sensor(s); delete them first")
+    expect(error).to_have_css("color", "rgb(180, 35, 24)")
+    expect(types).to_have_count(1)
+    expect(types.first).to_contain_text("Busy")
+    assert [t["name"] for t in admin.get("/sensor/list-sensor-types").json()] == ["Busy"]

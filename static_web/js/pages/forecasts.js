@@ -129,6 +129,8 @@ async function follow(statusUrl, startedAt) {
       const progress = describeProgress(body.customStatus);
       statusLine.textContent = `${body.runtimeStatus}${progress.text ? `: ${progress.text}` : ""} (updated ${formatTime(body.lastUpdatedTime || new Date())})`;
       statusLine.dataset.runtimeStatus = body.runtimeStatus;
+      const failed = FINAL.has(body.runtimeStatus) && body.runtimeStatus !== "Completed";
+      statusLine.classList.toggle("error", failed);
       if (progress.percent !== null) bar.value = Math.max(0, Math.min(100, progress.percent));
       else bar.removeAttribute("value");
       renderOutcomes(body.customStatus, body.output);
@@ -138,7 +140,8 @@ async function follow(statusUrl, startedAt) {
         output.textContent = formatJson(body.output);
         const links = $("#run-links");
         links.hidden = false;
-        replace(links, body.runtimeStatus === "Completed" ? runLinks(startedAt, body.output) : el("span", { class: "error", text: `The forecast ended as ${body.runtimeStatus}.` }));
+        links.classList.toggle("error", failed);
+        replace(links, failed ? `The forecast ended as ${body.runtimeStatus}.` : runLinks(startedAt, body.output));
         return body;
       }
     }
@@ -201,9 +204,12 @@ async function main() {
       $("#run-links").hidden = true;
       $("#run-output").hidden = true;
       $("#run-series").hidden = true;
+      $("#run-status").classList.remove("error");
       $("#run-status").textContent = `Started (instance ${started.id || ""}).`;
       const result = await follow(statusUrl, new Date(Date.now() - 5000));
-      return result.runtimeStatus === "Completed" ? "The forecast has finished." : `The forecast ended as ${result.runtimeStatus}.`;
+      // A forecast that did not complete is a failure of the form, shown as one (in red).
+      if (result.runtimeStatus !== "Completed") throw new Error(`The forecast ended as ${result.runtimeStatus}.`);
+      return "The forecast has finished.";
     },
     { busyText: "Forecasting…" },
   );

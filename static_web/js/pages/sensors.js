@@ -86,11 +86,13 @@ async function reload() {
 
 async function deleteType(name) {
   if (!(await confirmDialog(`Delete sensor type “${name}”? Its measures stay.`))) return;
+  const region = $("#type-list");
+  region.querySelectorAll(":scope > p.error").forEach((box) => box.remove());
   try {
     await post("/sensor/delete-sensor-type", { type_name: name });
   } catch (error) {
-    replace($("#type-list"), errorBox(error));
-    setTimeout(reload, 4000);
+    // A refused delete (sensors of the type still exist) keeps the table, with the reason above it.
+    region.prepend(errorBox(error));
     return;
   }
   await reload();
