@@ -1,4 +1,5 @@
-"""Readings aggregated per time bucket, in the database (Part C `sensor-readings-aggregated`).
+"""Readings aggregated per time bucket, in the database (`sensor-readings-aggregated`;
+docs/api.md, Sensors).
 
 Two ways to the same answer:
 - from the hourly rollups, when every bucket is made of whole hours (a numeric measure,

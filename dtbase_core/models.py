@@ -1,6 +1,6 @@
-"""Models, scenarios, measures and runs (API.md §2.5; Part A 1-6, 11; Part C delete-model-run).
+"""Models, scenarios, measures and runs (docs/api.md, Models and Model runs).
 
-Fixes of API.md §8.1: every failure is a 4xx naming the row or field (item 1); measures
+Fixes of DTBase's defects: every failure is a 4xx naming the row or field (item 1); measures
 are looked up by name and an ambiguous name is refused rather than guessed (item 4); a
 null scenario description is a value like any other (item 5); every value is checked
 (item 7); an empty values list is a product with no values (item 9); runs can be deleted
@@ -242,7 +242,7 @@ def _check_products(
     """(measure id, datatype, checked values) per product, or the error naming the field.
 
     Measures are found by name in one query; a name shared by measures of different
-    units is refused as ambiguous rather than guessed (API.md §8.1 item 4).
+    units is refused as ambiguous rather than guessed (docs/api.md, Names and units together).
     """
     seen: dict[str, int] = {}
     for index, product in enumerate(products):
@@ -330,7 +330,7 @@ def insert_model_run(
 ) -> int:
     """Insert a run and its products; the run's id. All or nothing (one transaction).
 
-    The order of §2.5 (scenario, sensor, run, products), with the model first so that an
+    DTBase's order (scenario, sensor, run, products), with the model first so that an
     unknown model is reported as such. A repeated timestamp in one product keeps the
     first value, as DTBase's ON CONFLICT DO NOTHING does.
     """
@@ -474,7 +474,7 @@ def _run_values() -> sa.Subquery:
 
 def get_model_run(session: Session, *, run_id: int) -> dict[str, list[dict[str, Any]]]:
     """`{measure name: [{value, timestamp}...]}` per product, ascending by timestamp; `{}`
-    for an unknown run (DTBase's reply, which Part A keeps)."""
+    for an unknown run (DTBase's reply, kept)."""
     values = _run_values()
     rows = session.execute(
         sa.select(
@@ -513,7 +513,7 @@ def get_model_run_sensor_measure(session: Session, *, run_id: int) -> dict[str, 
 
 
 def delete_model_run(session: Session, *, run_id: int) -> None:
-    """Delete a run; its products and their values go by cascade (Part C)."""
+    """Delete a run; its products and their values go by cascade."""
     deleted = session.execute(
         sa.delete(ModelRun).where(ModelRun.id == run_id).returning(ModelRun.id)
     ).scalar()

@@ -1,4 +1,4 @@
-"""Sensor readings: written in bulk, read with one indexed query (API.md §2.4, Part C).
+"""Sensor readings: written in bulk, read with one indexed query (docs/api.md, Sensors).
 
 A series (one sensor, one measure) is written with one statement whatever its length:
 `INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`, which also updates the
@@ -104,8 +104,8 @@ def target_for_read(
     session: Session, unique_identifier: str, measure_name: str
 ) -> SeriesTarget | None:
     """None when the measure exists but the sensor's type lacks it: its readings are `[]`,
-    as in DTBase, whose ARIMA reads every measure of every sensor (Part A 14). An unknown
-    sensor or measure is still a NotFound."""
+    as in DTBase, whose ARIMA reads every measure of every sensor (docs/api.md, Readings).
+    An unknown sensor or measure is still a NotFound."""
     try:
         return series_target(session, unique_identifier, measure_name)
     except NotFound:

@@ -1,5 +1,5 @@
 """The queries behind /sensor for sensor types, measures, sensors and their location
-history (API.md §2.4). Readings are in `readings.py` and `aggregation.py`."""
+history (docs/api.md, Sensors). Readings are in `readings.py` and `aggregation.py`."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def insert_sensor_type(
 ) -> None:
     """Create the type and any measure it names that does not exist yet (by name and
     units, a null unit being a value). Upserting each measure fixes DTBase's rollback
-    bug (API.md §8.1 item 6)."""
+    bug (docs/api.md, Names and units together)."""
     # One creation of sensor types at a time: requests sharing measures would otherwise
     # lock the measures' rows in their bodies' orders and deadlock. Measures get their
     # ids in the body's order, which list-measures shows.

@@ -1,4 +1,4 @@
-"""Checking values against a declared datatype (API.md §1.4, Part A 2).
+"""Checking values against a declared datatype (docs/api.md, Values and datatypes; Types are kept).
 
 Every value is checked, not only the first. A JSON integer is accepted for a float (and
 stored as one); a bool is never accepted as a number. Types are kept: output is exactly

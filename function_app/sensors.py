@@ -1,4 +1,4 @@
-"""/sensor endpoints (API.md §2.4 and Part C)."""
+"""/sensor endpoints (docs/api.md, Sensors)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Bad input never gets a 500 (API.md Part A 1): every route with a body is sent bodies
-whose fields are each replaced by values of the wrong kind, SQL-looking and unicode
+"""Bad input never gets a 500 (docs/api.md, No 500 for a client's mistake): every route
+with a body is sent bodies whose fields are each replaced by values of the wrong kind, SQL-looking and unicode
 strings, and oversized ones, and must answer with a 4xx or a success."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""/sensor over HTTP: DTBase's contract with Part A's fixes, and the Part C extensions."""
+"""/sensor over HTTP: DTBase's contract with this project's fixes, and the extensions
+(docs/api.md)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def test_sensor_types_and_measures(station: Api) -> None:
     assert station.get("/sensor/list-measures").json() == WEATHER["measures"]
     reply = station.post("/sensor/insert-sensor-type", WEATHER)
     assert (reply.status_code, reply.json()) == (409, {"detail": "Sensor type exists already"})
-    # The frontend's extra key is ignored (API.md §1.1).
+    # The frontend's extra key is ignored (docs/api.md, Requests and replies).
     station.ok(
         "/sensor/insert-sensor-type", {"name": "empty", "measures": [], "is_existing": 1}, 201
     )
@@ -79,7 +80,7 @@ def test_sensor_types_and_measures(station: Api) -> None:
 
 def test_measures_are_shared_by_name_and_units(admin: Api) -> None:
     """A new measure listed before an existing one, and null units reused by a second
-    type: both failed in DTBase (API.md §8.1 items 5 and 6)."""
+    type: both failed in DTBase (docs/api.md, Names and units together)."""
     admin.ok(
         "/sensor/insert-sensor-type",
         {"name": "a", "measures": [{"name": "rh", "units": None, "datatype": "float"}]},
@@ -179,7 +180,7 @@ def test_sensors_crud(station: Api) -> None:
 
 
 def test_readings_keep_their_types(station: Api) -> None:
-    # DTBase's detail, plus the counts (Part A 15).
+    # DTBase's detail, plus the counts (docs/api.md, Readings).
     assert post_readings(station, "temperature", [1.5, 2, -0.25]).json() == {
         "detail": "Sensor readings inserted",
         "inserted": 3,
@@ -258,7 +259,7 @@ def test_reading_errors(station: Api) -> None:
         ).status_code
         == 201
     )
-    # Reading an unknown sensor or measure is a 400 naming it (Part A 14).
+    # Reading an unknown sensor or measure is a 400 naming it (docs/api.md, Readings).
     for uid, measure in (("ghost", "temperature"), ("ws-1", "nope")):
         reply = station.post(
             "/sensor/sensor-readings",
@@ -275,7 +276,7 @@ def test_reading_errors(station: Api) -> None:
 
 def test_readings_of_a_measure_the_type_lacks_are_empty(station: Api) -> None:
     """DTBase's ARIMA reads every measure of every sensor it forecasts, across types: a
-    measure the sensor's type lacks is `200 []` there, not an error (Part A 14)."""
+    measure the sensor's type lacks is `200 []` there, not an error (docs/api.md, Readings)."""
     station.ok(
         "/sensor/insert-sensor-type",
         {"name": "soil", "measures": [{"name": "moisture", "units": "%", "datatype": "float"}]},

@@ -1,5 +1,5 @@
 """Writes under concurrency, overwrites, and the bounds of what a reading may hold
-(issue 10 §2, §3, §6; Part A 14-15): real writers over real HTTP on one database."""
+(docs/api.md, Readings): real writers over real HTTP on one database."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def assert_rollups_exact(database: TestDatabase, table: str = "sensor_float_read
     return len(want)
 
 
-# --- §2 concurrent writes ----------------------------------------------------------------
+# --- concurrent writes -------------------------------------------------------------------
 
 
 def test_shuffled_writers_of_the_same_timestamps_all_succeed(
@@ -189,7 +189,7 @@ def test_a_lasting_write_conflict_is_a_409_and_other_errors_are_not_retried() ->
     assert slept == []
 
 
-# --- §6 honest replies: on_conflict ------------------------------------------------------
+# --- honest replies: on_conflict ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("datatype", ["float", "integer"])
@@ -277,7 +277,7 @@ def test_bulk_insert_on_conflict_update_and_merged_series(
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "on_conflict"]
 
 
-# --- §3 exact timestamps, bounded values -------------------------------------------------
+# --- exact timestamps, bounded values ----------------------------------------------------
 
 
 def test_timestamps_are_exact_across_the_accepted_range(admin: Api) -> None:

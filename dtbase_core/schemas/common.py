@@ -20,13 +20,14 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-# Each JSON value keeps its type: 1 is an int, 1.0 a float, true a bool (API.md §1.4).
+# Each JSON value keeps its type: 1 is an int, 1.0 a float, true a bool (docs/api.md,
+# Values and datatypes).
 Value = Annotated[Scalar, PlainValidator(_scalar, json_schema_input_type=Scalar)]
 
 
 def _not_date_only(value: Any) -> Any:
     """DTBase (pydantic 2.5) refused "2023-01-01" for a datetime; newer pydantic reads it
-    as midnight. Keep refusing it: a date alone is too easily a mistake (API.md §1.3)."""
+    as midnight. Keep refusing it: a date alone is too easily a mistake (docs/api.md, Datetimes)."""
     if isinstance(value, str) and len(value.strip()) <= 10:
         raise ValueError("Input should be a valid datetime, a date alone is not enough")
     return value
@@ -54,7 +55,8 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError(f"Input should be in {TIME_RANGE} once converted to UTC") from None
 
 
-# Naive input is UTC; aware input is converted to UTC (Part A 6). Numbers are Unix seconds.
+# Naive input is UTC; aware input is converted to UTC (docs/api.md, Order and time).
+# Numbers are Unix seconds.
 UtcDatetime = Annotated[datetime, BeforeValidator(_not_date_only), AfterValidator(_to_utc)]
 
 # Every name of a thing: sensor types, sensors, measures, models, services, schemas...

@@ -1,4 +1,4 @@
-"""Bodies of /sensor (API.md §2.4 and Part C)."""
+"""Bodies of /sensor (docs/api.md, Sensors)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from dtbase_core.schemas.common import (
 
 class MeasureIn(Body):
     name: Name
-    # Required but nullable, as DTBase's `Optional[str]` without a default (API.md §1.4).
+    # Required but nullable, as DTBase's `Optional[str]` without a default (docs/api.md,
+    # Names, units and nulls).
     units: Units | None
     datatype: Datatype
 
