@@ -1,6 +1,7 @@
 """Bad input never gets a 500 (docs/api.md, No 500 for a client's mistake): every route
-with a body is sent bodies whose fields are each replaced by values of the wrong kind, SQL-looking and unicode
-strings, and oversized ones, and must answer with a 4xx or a success."""
+with a body is sent bodies whose fields are each replaced by values of the wrong kind,
+SQL-looking and unicode strings, and oversized ones, and must answer with a 4xx or a
+success."""
 
 from __future__ import annotations
 
