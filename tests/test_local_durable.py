@@ -787,6 +787,10 @@ class TestLocalHost:
                 refused = httpx.request(method, base + path, params=params, json=1)
                 assert refused.status_code == 401, (method, path, refused.text)
         assert httpx.get(status_url).json()["runtimeStatus"] == "Running"
+        # Odd instance ids, with the key: an answer, never a 500.
+        for odd in ("%00", "%23x", "%3F", "x" * 300):
+            reply = httpx.get(base + f"instances/{odd}", params={"code": key})
+            assert reply.status_code in (400, 404), (odd, reply.status_code, reply.text)
         terminate = urls["terminatePostUri"].replace("{text}", "done")
         assert httpx.post(terminate).status_code == 202
 

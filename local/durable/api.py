@@ -22,6 +22,19 @@ from local.host import Receive, Scope, Send, json_reply, read_body, reply
 log = logging.getLogger(__name__)
 
 
+# The Durable Task Framework's rule for instance ids: 1 to 100 characters, none of them
+# '/', '\\', '#', '?' or a control character.
+INVALID_INSTANCE_ID = (
+    "Instance IDs must be 1 to 100 characters, without '/', '\\', '#', '?' or control characters"
+)
+
+
+def valid_instance_id(instance_id: str) -> bool:
+    return 0 < len(instance_id) <= 100 and not any(
+        ch in "/\\#?" or ord(ch) < 32 or ord(ch) == 127 for ch in instance_id
+    )
+
+
 def presented_key(scope: Scope, query: dict[str, str]) -> str | None:
     """The key a request carries: `code=`, `x-functions-key`, or the basic-auth password."""
     if query.get("code"):
@@ -91,6 +104,9 @@ class ManagementApi:
         try:
             if parts[:1] == ["orchestrators"] and len(parts) in (2, 3) and method == "POST":
                 name, instance_id = parts[1], (parts[2] if len(parts) == 3 else None)
+                if instance_id is not None and not valid_instance_id(instance_id):
+                    await json_reply(send, 400, {"Message": INVALID_INSTANCE_ID})
+                    return
                 try:
                     input_json = _body_input(body)
                     created = await asyncio.to_thread(rt.start_new, name, instance_id, input_json)
@@ -118,6 +134,9 @@ class ManagementApi:
                 await json_reply(send, 404, {"Message": "Not Found"})
                 return
             instance_id = parts[1]
+            if not valid_instance_id(instance_id):
+                await json_reply(send, 400, {"Message": INVALID_INSTANCE_ID})
+                return
             if len(parts) == 2 and method == "GET":
                 await self._status(scope, send, instance_id, query)
             elif len(parts) == 2 and method == "DELETE":
