@@ -16,8 +16,9 @@ class EchoHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         received = json.loads(self.rfile.read(length) or b"null")
-        body = json.dumps({"received": received, "ok": True}).encode()
-        self.send_response(200)
+        failing = self.path.endswith("/fail")
+        body = json.dumps({"received": received, "ok": not failing}).encode()
+        self.send_response(500 if failing else 200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -125,3 +126,25 @@ def test_service_parameter_sets_runs_and_log(
     expect(page.locator("#service-list")).to_contain_text("No services yet")
     expect(page.locator("#service-section")).to_be_hidden()
     assert admin.get("/service/list-services").json() == []
+
+
+def test_a_run_the_service_answers_with_an_error_is_shown_as_a_failure(
+    signed_in: Page, admin, echo_service: str
+) -> None:
+    """run-service itself succeeds (200), but the service answered 500: the page says the
+    run failed, in red, and the log marks it."""
+    failing = echo_service.replace("/run", "/fail")
+    admin.ok(
+        "/service/insert-service",
+        {"name": "broken", "url": failing, "http_method": "POST"},
+        status=201,
+    )
+    page = signed_in
+    page.get_by_role("link", name="Services", exact=True).click()
+    page.get_by_role("button", name="Open service broken").click()
+    page.get_by_label("Parameters (a JSON object)").fill('{"days": 1}')
+    page.get_by_role("button", name="Run with these parameters").click()
+    status = page.locator("#parameters-form .form-status.error")
+    expect(status).to_have_text("The service answered 500: the run failed (see the log).")
+    expect(status).to_have_css("color", "rgb(180, 35, 24)")
+    expect(page.locator("#run-log table tbody tr").first.locator(".badge.bad")).to_have_text("500")

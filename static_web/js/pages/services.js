@@ -190,6 +190,15 @@ async function runService(setName, parameters) {
   try {
     const reply = await withLoading($("#run-log"), post("/service/run-service", body), "Calling the service…");
     await loadService();
+    // The call went through, but the service may have answered with an error of its own.
+    const answered = reply && typeof reply.status_code === "number" ? reply.status_code : 200;
+    if (answered >= 400) {
+      status.className = "form-status error";
+      status.setAttribute("role", "alert");
+      status.textContent = `The service answered ${answered}: the run failed (see the log).`;
+      return;
+    }
+    status.removeAttribute("role");
     status.className = "form-status success";
     status.textContent = reply && reply.detail ? reply.detail : "Service called.";
   } catch (error) {
