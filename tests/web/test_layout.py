@@ -237,13 +237,25 @@ def test_static_web_app_config_and_no_inline_scripts(live_host) -> None:
 
 def test_a_loading_state_shows_while_the_api_answers(signed_in: Page, live_host, admin) -> None:
     page = signed_in
+    # The page asks for the types twice (the types table and the sensor list), in either
+    # order: every request is held until the loading state has been seen, then all go.
     held: list[Route] = []
-    page.route("**/api/sensor/list-sensor-types", lambda route: held.append(route))
+    released: list[bool] = []
+
+    def hold(route: Route) -> None:
+        if released:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/api/sensor/list-sensor-types", hold)
     page.goto(live_host.url + "/sensors.html")
     expect(page.locator("#sensor-list .loading")).to_have_text("Loading…")
     expect(page.locator("#sensor-list")).to_have_attribute("aria-busy", "true")
     expect(page.locator("#activity")).to_have_text("Loading…")
-    held[0].continue_()
+    released.append(True)
+    for route in held:
+        route.continue_()
     expect(page.locator("#sensor-list table")).to_be_visible()
     expect(page.locator("#sensor-list .loading")).to_have_count(0)
     expect(page.locator("#activity")).to_have_text("")
