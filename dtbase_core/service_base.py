@@ -172,7 +172,7 @@ class CoreBackend:
 
     def insert_readings_bulk(self, series: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         body = BulkReadingsIn.model_validate({"series": [dict(s) for s in series]})
-        return readings.insert_readings_bulk(self.session, series=body.model_dump()["series"])
+        return readings.insert_readings_bulk(self.session, series=[dict(s) for s in body.series])
 
     def sensor_readings(
         self, unique_identifier: str, measure_name: str, dt_from: datetime, dt_to: datetime

@@ -147,7 +147,8 @@ def list_sensor_locations(call: Call[UniqueIdentifierIn]) -> Any:
 def insert_sensor_readings(call: Call[ReadingsIn]) -> Any:
     """Insert a series of readings; timestamps stored already keep their values, unless
     `on_conflict` is `update`. Replies with how many were inserted and were duplicates."""
-    counts = readings.insert_sensor_readings(call.session, **call.body.model_dump())
+    # dict(), not model_dump(): the readings' arrays pass through without a copy.
+    counts = readings.insert_sensor_readings(call.session, **dict(call.body))
     return {"detail": "Sensor readings inserted", **counts}
 
 
@@ -161,7 +162,11 @@ def insert_sensor_readings(call: Call[ReadingsIn]) -> Any:
 )
 def insert_readings_bulk(call: Call[BulkReadingsIn]) -> Any:
     """Insert many (sensor, measure) series at once, all or nothing; counts duplicates."""
-    counts = readings.insert_readings_bulk(call.session, **call.body.model_dump())
+    body = call.body
+    series = [dict(one) for one in body.series]
+    counts = readings.insert_readings_bulk(
+        call.session, series=series, on_conflict=body.on_conflict
+    )
     return {"detail": "Sensor readings inserted", **counts}
 
 

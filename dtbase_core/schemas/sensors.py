@@ -6,8 +6,10 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter, field_validator
 
+from dtbase_core import instants
+from dtbase_core.instants import Micros
 from dtbase_core.orm.base import Datatype
 from dtbase_core.schemas.common import (
     Body,
@@ -70,11 +72,42 @@ class LatestReadingsIn(Body):
 OnConflict = Literal["ignore", "update"]
 
 
+_values = TypeAdapter(list[Value])
+_instants = TypeAdapter(list[UtcDatetime])
+_SCALARS = {float, int, bool, str}
+
+
+def _readings(raw: Any) -> list[Any]:
+    """The list itself when every element is a scalar (the datatype check comes with the
+    measure, in the core); else pydantic names each bad element."""
+    if type(raw) is list and set(map(type, raw)) <= _SCALARS:
+        return raw
+    return _values.validate_python(raw)
+
+
+def _timestamps(raw: Any) -> Micros:
+    """Microseconds since the epoch: ISO strings of one shape in bulk (instants.py), anything
+    else element by element, which names each bad element."""
+    if type(raw) is list and (fast := instants.parse_iso(raw)) is not None:
+        return fast
+    return instants.as_micros(_instants.validate_python(raw))
+
+
+# Readings travel as they came, timestamps as an int64 array: the write path needs no
+# Python object per reading (docs/architecture.md, Ingest). The documents show the JSON.
+Readings = Annotated[list[Any], PlainValidator(_readings, json_schema_input_type=list[Value])]
+Timestamps = Annotated[
+    Micros, PlainValidator(_timestamps, json_schema_input_type=list[UtcDatetime])
+]
+
+
 class SeriesIn(ReadingsBody):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     measure_name: Name
     unique_identifier: Name
-    readings: list[Value]
-    timestamps: list[UtcDatetime]
+    readings: Readings
+    timestamps: Timestamps
 
     @classmethod
     def count_readings(cls, raw: Any) -> int:
