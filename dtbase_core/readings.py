@@ -17,12 +17,14 @@ neither deadlock on the readings or rollup rows nor fold a stale rollup.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -46,6 +48,7 @@ from dtbase_core.values import check_same_length, check_values
 
 ONE_SECOND = timedelta(seconds=1)
 HOUR = timedelta(hours=1)
+HOUR_MICROS = HOUR // ONE_MICROSECOND
 NUMERIC = (Datatype.FLOAT, Datatype.INTEGER)
 # The largest magnitude of a float reading. An hour holds at most 3.6e9 readings (one per
 # microsecond) and the accepted range of instants about 8.8e7 hours, so no sum of readings,
@@ -62,11 +65,12 @@ class SeriesTarget:
     units: str | None
 
 
-def series_target(
-    session: Session, unique_identifier: str, measure_name: str, *, for_write: bool = False
-) -> SeriesTarget:
-    """The sensor and the measure of its type called `measure_name`. For a write, the
-    sensor row is held FOR KEY SHARE until commit, so it cannot be deleted under us."""
+# The write path's statements are built once, with bound parameters: for a batch of a
+# thousand readings, building a statement like the rollup's costs more than running it.
+
+
+@functools.cache
+def _target_query(for_write: bool) -> Any:
     query = (
         sa.select(
             Sensor.id.label("sensor_id"),
@@ -82,14 +86,25 @@ def series_target(
             SensorMeasure,
             sa.and_(
                 SensorMeasure.id == SensorTypeMeasure.measure_id,
-                SensorMeasure.name == measure_name,
+                SensorMeasure.name == sa.bindparam("measure_name"),
             ),
         )
-        .where(Sensor.unique_identifier == unique_identifier)
+        .where(Sensor.unique_identifier == sa.bindparam("unique_identifier"))
     )
     if for_write:
         query = query.with_for_update(read=True, key_share=True, of=Sensor)
-    rows = session.execute(query).all()
+    return query
+
+
+def series_target(
+    session: Session, unique_identifier: str, measure_name: str, *, for_write: bool = False
+) -> SeriesTarget:
+    """The sensor and the measure of its type called `measure_name`. For a write, the
+    sensor row is held FOR KEY SHARE until commit, so it cannot be deleted under us."""
+    rows = session.execute(
+        _target_query(for_write),
+        {"unique_identifier": unique_identifier, "measure_name": measure_name},
+    ).all()
     if not rows:
         raise NotFound(f"Sensor '{unique_identifier}' does not exist")
     matches = [row for row in rows if row.measure_id is not None]
@@ -125,16 +140,24 @@ def target_for_read(
 # --- writing ---------------------------------------------------------------------------
 
 
-def _rollup_upsert(rows: Any, target: SeriesTarget, *, replace: bool = False) -> Any:
-    """Fold `rows` (timestamp, value) into their hours' rollups (numeric measures only):
-    added to what is there, or, with `replace`, the rollups recomputed from all of them."""
+def _sql_partials(rows: Any, target: SeriesTarget | None = None) -> Any:
+    """SELECT the hourly partials (the rollup's columns) of `rows` (timestamp, value), of
+    `target`'s series, or of parameters `sensor_id` and `measure_id`."""
+    sensor_id, measure_id = (
+        (sa.literal(target.sensor_id), sa.literal(target.measure_id))
+        if target
+        else (
+            sa.bindparam("sensor_id", type_=sa.Integer),
+            sa.bindparam("measure_id", type_=sa.Integer),
+        )
+    )
     hour = sa.func.date_bin(HOUR, rows.c.timestamp, EPOCH)
     first = pg.array_agg(pg.aggregate_order_by(rows.c.value, rows.c.timestamp))
     last = pg.array_agg(pg.aggregate_order_by(rows.c.value, rows.c.timestamp.desc()))
-    partials = (
+    return (
         sa.select(
-            sa.literal(target.sensor_id),
-            sa.literal(target.measure_id),
+            sensor_id,
+            measure_id,
             hour,
             sa.func.count(),
             sa.func.sum(rows.c.value),
@@ -148,6 +171,72 @@ def _rollup_upsert(rows: Any, target: SeriesTarget, *, replace: bool = False) ->
         .group_by(hour)
         .order_by(hour)  # rollup rows are locked in hour order
     )
+
+
+# The hourly partials' columns as arrays, computed here for readings written by COPY.
+_PARTIAL_ARRAYS = {
+    "hour": sa.BigInteger,
+    "count": sa.BigInteger,
+    "sum": sa.Double,
+    "min": sa.Double,
+    "max": sa.Double,
+    "first_timestamp": sa.BigInteger,
+    "first_value": sa.Double,
+    "last_timestamp": sa.BigInteger,
+    "last_value": sa.Double,
+}
+
+
+@functools.cache
+def _array_rollup() -> Any:
+    """Fold the partials of _array_partials' parameters into the rollups."""
+    arrays = sa.select(
+        *(
+            sa.func.unnest(sa.bindparam(name, type_=pg.ARRAY(kind))).label(name)
+            for name, kind in _PARTIAL_ARRAYS.items()
+        )
+    ).subquery()
+    instants = {"hour", "first_timestamp", "last_timestamp"}
+    partials = sa.select(
+        sa.bindparam("sensor_id", type_=sa.Integer),
+        sa.bindparam("measure_id", type_=sa.Integer),
+        *(_instant_sql(arrays.c[n]) if n in instants else arrays.c[n] for n in _PARTIAL_ARRAYS),
+    ).order_by(arrays.c.hour)
+    return _rollup_upsert(partials)
+
+
+def _array_partials(
+    target: SeriesTarget, us: Micros, values: npt.NDArray[np.float64]
+) -> dict[str, Any]:
+    """The parameters of _array_rollup(): the hourly partials of float readings, computed
+    with one sort and a few whole-array reductions rather than a second pass in the
+    database. (A sum adds in another order than PostgreSQL's, as merged partials do.)"""
+    order = np.argsort(us, kind="stable")
+    us, values = us[order], values[order]
+    hours = us // HOUR_MICROS
+    starts = np.flatnonzero(np.r_[True, hours[1:] != hours[:-1]])
+    ends = np.r_[starts[1:], len(us)] - 1
+    partials = {
+        "hour": hours[starts] * HOUR_MICROS,
+        "count": np.diff(np.r_[starts, len(us)]),
+        "sum": np.add.reduceat(values, starts),
+        "min": np.minimum.reduceat(values, starts),
+        "max": np.maximum.reduceat(values, starts),
+        "first_timestamp": us[starts],
+        "first_value": values[starts],
+        "last_timestamp": us[ends],
+        "last_value": values[ends],
+    }
+    return {
+        "sensor_id": target.sensor_id,
+        "measure_id": target.measure_id,
+        **{name: array.tolist() for name, array in partials.items()},
+    }
+
+
+def _rollup_upsert(partials: Any, *, replace: bool = False) -> Any:
+    """Fold hourly `partials` (_sql_partials, _array_partials) into the rollups: added to
+    what is there, or, with `replace`, instead of it."""
     statement = pg.insert(reading_rollup).from_select([c.name for c in reading_rollup.c], partials)
     old, new = reading_rollup.c, statement.excluded
     keys = [old.sensor_id, old.measure_id, old.hour]
@@ -177,13 +266,32 @@ def _rollup_upsert(rows: Any, target: SeriesTarget, *, replace: bool = False) ->
     )
 
 
+_LOCK = sa.select(
+    sa.func.pg_advisory_xact_lock(
+        sa.bindparam("sensor_id", type_=sa.Integer), sa.bindparam("measure_id", type_=sa.Integer)
+    )
+)
+
+
 def _lock_series(session: Session, target: SeriesTarget) -> None:
     """Take the series' write lock until commit (see the module's docstring)."""
-    session.execute(sa.select(sa.func.pg_advisory_xact_lock(target.sensor_id, target.measure_id)))
+    session.execute(_LOCK, {"sensor_id": target.sensor_id, "measure_id": target.measure_id})
 
 
 def _instant(us: int) -> datetime:
     return EPOCH + us * ONE_MICROSECOND
+
+
+def _instant_sql(us: Any) -> Any:
+    """Microseconds since the epoch (a bigint expression) as a timestamptz. Whole seconds
+    and the microseconds left, each exact: `interval * bigint` multiplies in float8, which
+    cannot hold microseconds since the epoch far from 1970. Both operators truncate, so the
+    two parts always add up to `us`."""
+    return (
+        sa.literal(EPOCH, UtcDateTime)
+        + (us // 1_000_000) * sa.literal(ONE_SECOND)
+        + (us % 1_000_000) * sa.literal(ONE_MICROSECOND)
+    )
 
 
 def _series_rows(target: SeriesTarget, values: list[Any], micros: list[int]) -> Any:
@@ -193,28 +301,43 @@ def _series_rows(target: SeriesTarget, values: list[Any], micros: list[int]) -> 
         sa.func.unnest(sa.bindparam("us", micros, type_=pg.ARRAY(sa.BigInteger))).label("us"),
         sa.func.unnest(sa.bindparam("vs", values, type_=pg.ARRAY(table.c.value.type))).label("v"),
     ).subquery()
-    # Whole seconds and the microseconds left, each exact: `interval * bigint` multiplies
-    # in float8, which cannot hold microseconds since the epoch far from 1970. Both
-    # operators truncate, so the two parts always add up to `us`.
-    us = arrays.c.us
-    instant = (
-        sa.literal(EPOCH, UtcDateTime)
-        + (us // 1_000_000) * sa.literal(ONE_SECOND)
-        + (us % 1_000_000) * sa.literal(ONE_MICROSECOND)
-    )
     return sa.select(
-        sa.literal(target.sensor_id), sa.literal(target.measure_id), instant, arrays.c.v
+        sa.literal(target.sensor_id),
+        sa.literal(target.measure_id),
+        _instant_sql(arrays.c.us),
+        arrays.c.v,
     )
 
 
-def _in_range(target: SeriesTarget, lo: int, hi: int) -> Any:
-    """The series' stored (timestamp, value) rows from `lo` to `hi` microseconds."""
-    table = reading_tables[target.datatype]
+@functools.cache
+def _span(datatype: Datatype) -> Any:
+    """A series' stored (timestamp, value) rows from `lo` to `hi`."""
+    table = reading_tables[datatype]
     return sa.select(table.c.timestamp, table.c.value).where(
-        table.c.sensor_id == target.sensor_id,
-        table.c.measure_id == target.measure_id,
-        table.c.timestamp.between(_instant(lo), _instant(hi)),
+        table.c.sensor_id == sa.bindparam("sensor_id"),
+        table.c.measure_id == sa.bindparam("measure_id"),
+        table.c.timestamp.between(sa.bindparam("lo"), sa.bindparam("hi")),
     )
+
+
+@functools.cache
+def _span_is_empty(datatype: Datatype) -> Any:
+    return sa.select(~_span(datatype).exists())
+
+
+@functools.cache
+def _span_rollup(datatype: Datatype) -> Any:
+    """Fold the whole span into the rollups (the rows of a COPY that filled it)."""
+    return _rollup_upsert(_sql_partials(_span(datatype).subquery()))
+
+
+def _span_params(target: SeriesTarget, us: Micros) -> dict[str, Any]:
+    return {
+        "sensor_id": target.sensor_id,
+        "measure_id": target.measure_id,
+        "lo": _instant(int(us.min())),
+        "hi": _instant(int(us.max())),
+    }
 
 
 def _copyable(session: Session, target: SeriesTarget, us: Micros) -> bool:
@@ -225,13 +348,13 @@ def _copyable(session: Session, target: SeriesTarget, us: Micros) -> bool:
         return False
     if not (us[1:] > us[:-1]).all() and np.unique(us).size != us.size:
         return False
-    stored = session.scalar(sa.select(_in_range(target, int(us.min()), int(us.max())).exists()))
-    return not stored
+    return bool(session.scalar(_span_is_empty(target.datatype), _span_params(target, us)))
 
 
 def _copy_series(session: Session, target: SeriesTarget, values: Any, us: Micros) -> int:
-    """New readings in one binary COPY, then their hours' rollups folded from the span
-    they fill (which held nothing else before the COPY)."""
+    """New readings in one binary COPY, then their hours' partials folded into the
+    rollups: float ones computed here, integer ones (whose sums must stay exact beyond
+    2**53) from the span the COPY filled, which held nothing else before it."""
     table = reading_tables[target.datatype]
     stream = pgcopy.block(
         [
@@ -247,9 +370,10 @@ def _copy_series(session: Session, target: SeriesTarget, values: Any, us: Micros
     )
     with _driver(session).cursor() as cursor, cursor.copy(statement) as copy:
         copy.write(stream)
-    if target.datatype in NUMERIC:
-        span = _in_range(target, int(us.min()), int(us.max())).subquery()
-        session.execute(_rollup_upsert(span, target))
+    if target.datatype is Datatype.FLOAT:
+        session.execute(_array_rollup(), _array_partials(target, us, values))
+    elif target.datatype is Datatype.INTEGER:
+        session.execute(_span_rollup(target.datatype), _span_params(target, us))
     return len(us)
 
 
@@ -276,7 +400,7 @@ def _insert_series(session: Session, target: SeriesTarget, values: Any, us: Micr
     # sending every inserted row back would cost as much as the insert.
     count = sa.select(sa.func.count()).select_from(inserted)
     if target.datatype in NUMERIC:
-        count = count.add_cte(_rollup_upsert(inserted, target).cte("rolled_up"))
+        count = count.add_cte(_rollup_upsert(_sql_partials(inserted, target)).cte("rolled_up"))
     return int(session.scalar(count) or 0)
 
 
@@ -323,7 +447,7 @@ def _upsert_series(session: Session, target: SeriesTarget, values: Any, us: Micr
             .where(*key)
             .subquery()
         )
-        session.execute(_rollup_upsert(in_touched_hours, target, replace=True))
+        session.execute(_rollup_upsert(_sql_partials(in_touched_hours, target), replace=True))
     return len(micros) - int(stored or 0)
 
 
