@@ -40,18 +40,19 @@ VALUE_WIRE: dict[Datatype, str] = {
 }
 
 
-def block(columns: Sequence[tuple[str, npt.ArrayLike]], rows: int) -> bytes:
-    """A whole COPY ... (FORMAT binary) stream: `columns` are (wire kind, values), each
-    values either an array of `rows` elements or one scalar for every row. timestamptz
-    values are microseconds since 1970."""
+def rows(columns: Sequence[tuple[str, npt.ArrayLike]], count: int) -> bytes:
+    """`count` rows of a COPY ... (FORMAT binary) stream, which starts with HEADER and ends
+    with TRAILER: `columns` are (wire kind, values), each values either an array of
+    `count` elements or one scalar for every row. timestamptz values are microseconds
+    since 1970."""
     fields: list[tuple[str, str]] = [("count", ">i2")]
     for i, (kind, _) in enumerate(columns):
         fields += [(f"len{i}", ">i4"), (f"v{i}", WIRE[kind])]
-    out = np.empty(rows, np.dtype(fields))
+    out = np.empty(count, np.dtype(fields))
     out["count"] = len(columns)
     for i, (kind, values) in enumerate(columns):
         out[f"len{i}"] = np.dtype(WIRE[kind]).itemsize
         if kind == "timestamptz":
             values = np.asarray(values, np.int64) - PG_EPOCH_MICROS
         out[f"v{i}"] = values
-    return HEADER + out.tobytes() + TRAILER
+    return out.tobytes()

@@ -49,6 +49,7 @@ from dtbase_core.values import check_same_length, check_values
 ONE_SECOND = timedelta(seconds=1)
 HOUR = timedelta(hours=1)
 HOUR_MICROS = HOUR // ONE_MICROSECOND
+COPY_CHUNK = 65_536  # rows per piece of a COPY (about 2 MB)
 NUMERIC = (Datatype.FLOAT, Datatype.INTEGER)
 # The largest magnitude of a float reading. An hour holds at most 3.6e9 readings (one per
 # microsecond) and the accepted range of instants about 8.8e7 hours, so no sum of readings,
@@ -356,20 +357,19 @@ def _copy_series(session: Session, target: SeriesTarget, values: Any, us: Micros
     rollups: float ones computed here, integer ones (whose sums must stay exact beyond
     2**53) from the span the COPY filled, which held nothing else before it."""
     table = reading_tables[target.datatype]
-    stream = pgcopy.block(
-        [
-            ("int4", target.sensor_id),
-            ("int4", target.measure_id),
-            ("timestamptz", us),
-            (pgcopy.VALUE_WIRE[target.datatype], values),
-        ],
-        len(us),
-    )
+    kind = pgcopy.VALUE_WIRE[target.datatype]
     statement = (
         f"COPY {table.name} (sensor_id, measure_id, timestamp, value) FROM STDIN (FORMAT binary)"
     )
     with _driver(session).cursor() as cursor, cursor.copy(statement) as copy:
-        copy.write(stream)
+        copy.write(pgcopy.HEADER)
+        # In chunks: a request's rows are never all held again in the wire format.
+        for at in range(0, len(us), COPY_CHUNK):
+            chunk = slice(at, at + COPY_CHUNK)
+            ids = [("int4", target.sensor_id), ("int4", target.measure_id)]
+            columns = [*ids, ("timestamptz", us[chunk]), (kind, values[chunk])]
+            copy.write(pgcopy.rows(columns, len(us[chunk])))
+        copy.write(pgcopy.TRAILER)
     if target.datatype is Datatype.FLOAT:
         session.execute(_array_rollup(), _array_partials(target, us, values))
     elif target.datatype is Datatype.INTEGER:
