@@ -47,6 +47,7 @@ from dtbase_core.errors import (
     Unauthorized,
     UpstreamTimeout,
 )
+from dtbase_core.schemas.sensors import OnConflict
 from dtbase_core.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC
 EXPIRED = "Token has expired"
 # The details after which a renewed token may succeed: the built-in one, and Entra ID's.
 RENEWABLE = frozenset({EXPIRED, "Entra token has expired"})
+
+
+def _counts(reply: Mapping[str, Any]) -> dict[str, int]:
+    return {"inserted": int(reply["inserted"]), "duplicates": int(reply["duplicates"])}
 
 
 class ApiError(DomainError):
@@ -487,21 +492,30 @@ class DTBaseClient:
         unique_identifier: str,
         readings: Sequence[Any],
         timestamps: Sequence[datetime],
-    ) -> None:
-        self.post(
+        on_conflict: OnConflict = "ignore",
+    ) -> dict[str, int]:
+        """One series: {"inserted": n, "duplicates": m}. A timestamp stored already keeps
+        its value, or with `on_conflict="update"` takes the new one."""
+        reply = self.post(
             "/sensor/insert-sensor-readings",
             {
                 "measure_name": measure_name,
                 "unique_identifier": unique_identifier,
                 "readings": list(readings),
                 "timestamps": list(timestamps),
+                "on_conflict": on_conflict,
             },
         )
+        return _counts(reply)
 
-    def insert_readings_bulk(self, series: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    def insert_readings_bulk(
+        self, series: Sequence[Mapping[str, Any]], on_conflict: OnConflict = "ignore"
+    ) -> dict[str, int]:
         """Many series, all or nothing: {"inserted": n, "duplicates": m}."""
-        reply = self.post("/sensor/insert-readings-bulk", {"series": list(series)})
-        return {"inserted": int(reply["inserted"]), "duplicates": int(reply["duplicates"])}
+        reply = self.post(
+            "/sensor/insert-readings-bulk", {"series": list(series), "on_conflict": on_conflict}
+        )
+        return _counts(reply)
 
     def sensor_readings(
         self, unique_identifier: str, measure_name: str, dt_from: datetime, dt_to: datetime

@@ -32,7 +32,13 @@ from dtbase_core.errors import AlreadyExists, NotFound
 from dtbase_core.orm import Sensor, SensorMeasure, SensorTypeMeasure
 from dtbase_core.schemas.locations import InsertLocationIn
 from dtbase_core.schemas.models import ModelMeasureIn, ModelNameIn, ModelRunIn, ModelScenarioIn
-from dtbase_core.schemas.sensors import BulkReadingsIn, SensorIn, SensorLocationIn, SensorTypeIn
+from dtbase_core.schemas.sensors import (
+    BulkReadingsIn,
+    OnConflict,
+    SensorIn,
+    SensorLocationIn,
+    SensorTypeIn,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +73,9 @@ class Backend(Protocol):
         installation_datetime: datetime | None = None,
     ) -> None: ...
 
-    def insert_readings_bulk(self, series: Sequence[Mapping[str, Any]]) -> dict[str, int]: ...
+    def insert_readings_bulk(
+        self, series: Sequence[Mapping[str, Any]], on_conflict: OnConflict = "ignore"
+    ) -> dict[str, int]: ...
 
     def sensor_readings(
         self, unique_identifier: str, measure_name: str, dt_from: datetime, dt_to: datetime
@@ -170,9 +178,15 @@ class CoreBackend:
         )
         sensors.insert_sensor_location(self.session, **body.model_dump())
 
-    def insert_readings_bulk(self, series: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-        body = BulkReadingsIn.model_validate({"series": [dict(s) for s in series]})
-        return readings.insert_readings_bulk(self.session, series=[dict(s) for s in body.series])
+    def insert_readings_bulk(
+        self, series: Sequence[Mapping[str, Any]], on_conflict: OnConflict = "ignore"
+    ) -> dict[str, int]:
+        body = BulkReadingsIn.model_validate(
+            {"series": [dict(s) for s in series], "on_conflict": on_conflict}
+        )
+        return readings.insert_readings_bulk(
+            self.session, series=[dict(s) for s in body.series], on_conflict=body.on_conflict
+        )
 
     def sensor_readings(
         self, unique_identifier: str, measure_name: str, dt_from: datetime, dt_to: datetime

@@ -261,3 +261,27 @@ def test_token_lifecycle(live_host: LocalHost, service_user: tuple[str, str]) ->
         assert lagging.list_sensors() == []
         assert recorder.statuses("/sensor/list-sensors") == [200, 401, 200]
         assert recorder.statuses("/auth/refresh") == [200]
+
+
+def test_writes_return_their_counts_and_can_overwrite(client: DTBaseClient) -> None:
+    measure = {"name": "temperature", "units": "C", "datatype": "float"}
+    client.ensure_sensor_type("Weather", None, [measure])
+    client.ensure_sensor("Weather", "w-2")
+    instants = [datetime(2026, 1, 1, h, tzinfo=UTC) for h in range(3)]
+    first = client.insert_sensor_readings("temperature", "w-2", [1.0, 2.0], instants[:2])
+    assert first == {"inserted": 2, "duplicates": 0}
+    # Stored values are kept by default...
+    kept = client.insert_sensor_readings("temperature", "w-2", [9.0, 3.0], instants[1:])
+    assert kept == {"inserted": 1, "duplicates": 1}
+    # ...and overwritten when asked, one series or many.
+    series = {"unique_identifier": "w-2", "measure_name": "temperature"}
+    updated = client.insert_readings_bulk(
+        [{**series, "readings": [7.0, 8.0], "timestamps": instants[:2]}], on_conflict="update"
+    )
+    assert updated == {"inserted": 0, "duplicates": 2}
+    again = client.insert_sensor_readings(
+        "temperature", "w-2", [6.0], instants[2:], on_conflict="update"
+    )
+    assert again == {"inserted": 0, "duplicates": 1}
+    stored = client.sensor_readings("w-2", "temperature", instants[0], instants[-1])
+    assert [r.value for r in stored] == [7.0, 8.0, 6.0]
