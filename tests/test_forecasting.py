@@ -742,7 +742,9 @@ def test_the_issue_s_two_sensors_at_the_hour_that_failed(admin: Api) -> None:
     output = status["output"]
     assert sorted(output["run_ids"]) == [1, 2] and output["failed"] == 0
     first = output["series"][0]["metrics"]
-    assert first["fit_failures"][0] == "configured: LinAlgError: LU decomposition error."
+    # How the configured fit fails (LinAlgError, or no convergence) varies with the
+    # machine's BLAS and load; that it failed and a fallback forecast the series does not.
+    assert first["fit_failures"][0].startswith("configured: ")
     assert first["fallback"] is not None
     assert [s["fallback"] for s in status["customStatus"]["series"]] == [
         s["metrics"]["fallback"] for s in output["series"]
