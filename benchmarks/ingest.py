@@ -6,14 +6,15 @@
 Starts its own `dtbase-local` on a fresh database (embedded PostgreSQL, or the server that
 DT_TEST_DATABASE_URL names). For each batch size and number of clients in flight it times:
 
-- COPY: the same rows (sensor_id, measure_id, timestamp, value), as prepared text, copied
+- COPY: the same rows (sensor_id, measure_id, timestamp, value), prepared beforehand, copied
   into a table keyed like the readings table, one transaction per batch, over as many
-  connections as there are clients. This is the server's own limit for these rows.
+  connections as there are clients: as text (what `psql \\copy` of a CSV does) and in
+  PostgreSQL's binary format (no parsing at all: the server's own limit for these rows).
 - API: the same rows posted to `insert-sensor-readings` as JSON, one batch per request.
 
-and prints both rates and their ratio. `--profile` then times the stages of one request in
-this process (JSON parsing, validation, the write itself, the reply), so that the rest of
-the API's time (HTTP, the host) is what the end-to-end figure adds to them.
+and prints the rates and the API's ratio to each COPY. `--profile` then times the stages of
+one request in this process (JSON parsing, validation, the write itself, the reply); what
+the end-to-end figure adds to them is HTTP and the host.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dtbase_core import instants, pgcopy
 from tests.support import ADMIN_PASSWORD, Api, TestDatabase, start_host
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
@@ -83,17 +85,25 @@ class Bench:
             )
         return names
 
-    def copy_rate(self, batch: int, clients: int) -> float:
-        """Readings/s for COPY of prepared text, one transaction per batch per client."""
+    def copy_rate(self, batch: int, clients: int, binary: bool) -> float:
+        """Readings/s for COPY of prepared rows, one transaction per batch per client."""
         jobs = self.readings // batch
         blocks = []
         for job in range(jobs):
             sensor = job % clients  # distinct key per client, like the API's sensors
             values, stamps = series(job * batch, batch)
+            if binary:
+                us = [instants.micros(datetime.fromisoformat(ts)) for ts in stamps]
+                columns = [("int4", sensor), ("int4", 1), ("timestamptz", us), ("float8", values)]
+                blocks.append(pgcopy.HEADER + pgcopy.rows(columns, batch) + pgcopy.TRAILER)
+                continue
             text = "".join(
                 f"{sensor}\t1\t{ts}\t{v!r}\n" for v, ts in zip(values, stamps, strict=True)
             )
             blocks.append(text.encode())
+        copy_from = "copy bench_copy (sensor_id, measure_id, timestamp, value) from stdin"
+        if binary:
+            copy_from += " (format binary)"
         connections = [psycopg.connect(self.url) for _ in range(clients)]
         with connections[0].cursor() as cur:
             cur.execute("truncate bench_copy")
@@ -220,14 +230,19 @@ def main() -> None:
             print(
                 f"{database.kind}; {args.readings:,} float readings per run, best of {args.repeat}"
             )
-            print(f"{'batch':>7} {'clients':>7} {'COPY/s':>10} {'API/s':>10} {'API/COPY':>9}")
+            print(
+                f"{'batch':>7} {'clients':>7} {'COPY text/s':>12} {'binary/s':>10} {'API/s':>10}"
+                f" {'API/text':>9} {'API/binary':>10}"
+            )
             for batch in args.batch:
                 for clients in args.concurrency:
-                    copy = max(bench.copy_rate(batch, clients) for _ in range(args.repeat))
-                    api_rate = max(bench.api_rate(batch, clients) for _ in range(args.repeat))
+                    runs = range(args.repeat)
+                    text = max(bench.copy_rate(batch, clients, binary=False) for _ in runs)
+                    binary = max(bench.copy_rate(batch, clients, binary=True) for _ in runs)
+                    api_rate = max(bench.api_rate(batch, clients) for _ in runs)
                     print(
-                        f"{batch:>7,} {clients:>7} {copy:>10,.0f} {api_rate:>10,.0f}"
-                        f" {api_rate / copy:>9.2f}"
+                        f"{batch:>7,} {clients:>7} {text:>12,.0f} {binary:>10,.0f}"
+                        f" {api_rate:>10,.0f} {api_rate / text:>9.2f} {api_rate / binary:>10.2f}"
                     )
             if args.profile:
                 profile(database.url, args.batch[0], max(args.repeat, 5))

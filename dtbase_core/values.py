@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 
 from dtbase_core.errors import Invalid
@@ -75,10 +76,10 @@ def check_values(
     """Check a whole list; the error names every bad element by index (the first
     MAX_REPORTED of them). `field` is a key of the body, or a path to one
     (`("series", 2, "readings")`); floats beyond ±`max_float` are refused."""
-    if datatype is Datatype.FLOAT and all(
-        type(v) is float and -max_float <= v <= max_float for v in values
-    ):
-        return list(values)  # the bulk path: nothing to convert
+    if datatype is Datatype.FLOAT and set(map(type, values)) == {float}:
+        # The bulk path: whole-array checks (JSON has no NaN), nothing to convert.
+        if np.abs(np.asarray(values, np.float64)).max() <= max_float:
+            return list(values)
     loc = _loc(field)
     bad = [i for i, v in enumerate(values) if not _fits(v, datatype, max_float)]
     if bad:
