@@ -111,12 +111,7 @@ class Bench:
 
         def copy(job: int) -> None:
             conn = connections[job % clients]
-            with (
-                conn.cursor() as cur,
-                cur.copy(
-                    "copy bench_copy (sensor_id, measure_id, timestamp, value) from stdin"
-                ) as out,
-            ):
+            with conn.cursor() as cur, cur.copy(copy_from) as out:
                 out.write(blocks[job])
             conn.commit()
 

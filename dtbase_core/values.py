@@ -76,10 +76,13 @@ def check_values(
     """Check a whole list; the error names every bad element by index (the first
     MAX_REPORTED of them). `field` is a key of the body, or a path to one
     (`("series", 2, "readings")`); floats beyond ±`max_float` are refused."""
-    if datatype is Datatype.FLOAT and set(map(type, values)) == {float}:
-        # The bulk path: whole-array checks (JSON has no NaN), nothing to convert.
-        if np.abs(np.asarray(values, np.float64)).max() <= max_float:
-            return list(values)
+    # The bulk path: whole-array checks (NaN, from Python only, fails the comparison).
+    if (
+        datatype is Datatype.FLOAT
+        and set(map(type, values)) == {float}
+        and np.abs(np.asarray(values, np.float64)).max() <= max_float
+    ):
+        return list(values)
     loc = _loc(field)
     bad = [i for i, v in enumerate(values) if not _fits(v, datatype, max_float)]
     if bad:
