@@ -68,6 +68,7 @@ class Bench:
         self.url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
         self.api = api
         self.readings = readings
+        self.copy_runs = 0
         self.http = httpx.Client(base_url=api.base, timeout=600, headers=api._headers(None))
         measure = {"name": "value", "units": "unit", "datatype": "float"}
         api.ok("/sensor/insert-sensor-type", {"name": "bench", "measures": [measure]}, 201)
@@ -89,8 +90,11 @@ class Bench:
         """Readings/s for COPY of prepared rows, one transaction per batch per client."""
         jobs = self.readings // batch
         blocks = []
+        # Fresh keys per run and per client, like the API's new sensors; the table keeps
+        # every run's rows, as the readings table does.
+        self.copy_runs += 1
         for job in range(jobs):
-            sensor = job % clients  # distinct key per client, like the API's sensors
+            sensor = self.copy_runs * 100 + job % clients
             values, stamps = series(job * batch, batch)
             if binary:
                 us = [instants.micros(datetime.fromisoformat(ts)) for ts in stamps]
@@ -105,9 +109,6 @@ class Bench:
         if binary:
             copy_from += " (format binary)"
         connections = [psycopg.connect(self.url) for _ in range(clients)]
-        with connections[0].cursor() as cur:
-            cur.execute("truncate bench_copy")
-        connections[0].commit()
 
         def copy(job: int) -> None:
             conn = connections[job % clients]
