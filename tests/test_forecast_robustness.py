@@ -214,7 +214,9 @@ def test_non_convergence_tries_another_optimiser_from_where_it_stopped(
 
 def test_the_issue_s_series_at_the_hour_that_failed_is_forecast() -> None:
     """The issue's two-sensor data with the default orders, at 13:42 UTC: 711 hourly
-    points after the farm-cycle cut, on which the configured fit raises LinAlgError."""
+    points after the farm-cycle cut, on which the configured fit fails: LinAlgError on some
+    CPUs, no convergence on others (the BLAS decides). A raised LinAlgError is tested
+    above; here, that real data whose configured fit fails is still forecast."""
     from dtbase_core.forecasting import data
     from dtbase_core.forecasting.config import ArimaConfig
 
@@ -228,7 +230,7 @@ def test_the_issue_s_series_at_the_hour_that_failed_is_forecast() -> None:
     )
     assert len(prepared) == 711
     result = arima.pipeline(prepared, cfg.arima, timedelta(hours=1))
-    assert result.metrics["fit_failures"][0] == "configured: LinAlgError: LU decomposition error."
+    assert result.metrics["fit_failures"][0].startswith("configured: ")
     assert result.metrics["fallback"] is not None
     assert np.isfinite(result.mean).all() and (result.lower <= result.mean).all()
     assert (result.mean <= result.upper).all() and len(result.mean) == 48
