@@ -33,7 +33,7 @@ def upgrade() -> None:
         "service_run_log", sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True)
     )
     op.create_check_constraint(
-        "ck_service_run_log_status",
+        op.f("ck_service_run_log_status"),  # op.f: named as is, not by the convention again
         "service_run_log",
         "status in ('running', 'completed', 'failed')",
     )
@@ -45,7 +45,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_constraint("ck_service_run_log_status", "service_run_log", type_="check")
+    op.drop_constraint(op.f("ck_service_run_log_status"), "service_run_log", type_="check")
     op.drop_column("service_run_log", "finished_at")
     op.drop_column("service_run_log", "detail")
     op.drop_column("service_run_log", "status")
