@@ -90,7 +90,9 @@ def orchestrate(
     )
     while result.location is not None:
         now = context.current_utc_datetime
-        yield context.create_timer(min(now + timedelta(seconds=poll_delay(result.retry_after)), deadline))
+        yield context.create_timer(
+            min(now + timedelta(seconds=poll_delay(result.retry_after)), deadline)
+        )
         left = (deadline - context.current_utc_datetime).total_seconds()
         if left <= 0:
             result = timed_out(limit)

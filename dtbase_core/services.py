@@ -456,7 +456,9 @@ async def _guarded(
         return call_failed(_reason(exc))
 
 
-async def call_service(target: RunTarget, out: Outbound, *, limit: float | None = None) -> RunResult:
+async def call_service(
+    target: RunTarget, out: Outbound, *, limit: float | None = None
+) -> RunResult:
     """Phase 2: call the service, with no transaction held; `limit` is the bound a
     timeout names (default: the call's own, `out.timeout`)."""
     address = httpx.URL(target.url)

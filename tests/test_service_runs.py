@@ -68,8 +68,13 @@ def test_a_202_is_polled_with_its_retry_after_clamped() -> None:
     final = RunResult(200, CALLED, 200, {"done": True}).to_json()
     asked, output = drive(
         context,
-        [accepted("http://s.test/j", 0), accepted("http://s.test/j", 1000),
-         accepted("http://s.test/j", None), final, None],
+        [
+            accepted("http://s.test/j", 0),
+            accepted("http://s.test/j", 1000),
+            accepted("http://s.test/j", None),
+            final,
+            None,
+        ],
     )
     kinds = [(a[0], a[1] if a[0] == "activity" else a[1] - T0) for a in asked]
     assert kinds == [

@@ -116,7 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def send_json(self, value: Any, status: int = 200, headers: dict[str, str] | None = None) -> None:
+    def send_json(
+        self, value: Any, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
         self._send(status, json.dumps(value).encode(), headers=headers)
 
     def log_message(self, *args: Any) -> None:
@@ -940,7 +942,9 @@ def test_a_202_with_a_location_is_polled_to_its_end(
     def job(handler: _Handler) -> None:
         polls["n"] += 1
         if polls["n"] < 3:
-            handler.send_json({"progress": polls["n"]}, 202, {"Location": "/job/a", "Retry-After": "1"})
+            handler.send_json(
+                {"progress": polls["n"]}, 202, {"Location": "/job/a", "Retry-After": "1"}
+            )
         else:
             handler.send_json({"done": "a"})
 

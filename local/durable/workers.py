@@ -70,7 +70,7 @@ def _decode(input_json: str | None) -> Any:
 def _encode(result: Any) -> str | None:
     from azure.functions.durable_functions import ActivityTriggerConverter
 
-    return ActivityTriggerConverter.encode(result, expected_type=None).value  # type: ignore[no-any-return]
+    return ActivityTriggerConverter.encode(result, expected_type=None).value
 
 
 def _failed(name: str, exc: BaseException) -> Outcome:
