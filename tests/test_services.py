@@ -919,6 +919,37 @@ def test_a_run_still_going_after_the_wait_answers_202_and_completes_later(
     api.close()
 
 
+def test_a_run_goes_on_after_its_host_stops(
+    service_host: _RecordingServer, host_factory: Callable[..., LocalHost]
+) -> None:
+    """A run is an orchestration kept in the database, not a task of the host that took
+    the request: stopped in the middle of the call, the host leaves the run to the next
+    one on the database, which calls the service again (at least once, as on Azure) and
+    completes the run."""
+    first = host_factory(env={"DT_SERVICE_TIMEOUT_SECONDS": "1"}, own_database=True)
+    api = Api(first.api, first.admin_email, first.admin_password)
+    add_service(api, "slow", service_host.url("/slow"))
+    reply = api.post("/service/run-service", {"service_name": "slow"})
+    assert reply.status_code == 202, reply.text
+    run_id = reply.json()["run_id"]
+    _wait_for_calls(service_host, 1)
+    api.close()
+    first.stop()
+
+    second = host_factory(env={"DT_DATABASE_URL": first.env["DT_DATABASE_URL"]})
+    _wait_for_calls(service_host, 2)
+    service_host.release.set()
+    api = Api(second.api, second.admin_email, second.admin_password)
+    ended = follow_run(api, f"{second.api}/service/run-status/{run_id}")
+    assert (ended["status"], ended["status_code"], ended["response_json"]) == (
+        "completed",
+        200,
+        {"late": True},
+    )
+    assert [r["status"] for r in runs(api)] == ["completed"]
+    api.close()
+
+
 def _accepted(location: str, retry_after: str = "0") -> Callable[[_Handler], None]:
     def answer(handler: _Handler) -> None:
         handler.send_json(
