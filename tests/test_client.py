@@ -261,3 +261,15 @@ def test_token_lifecycle(live_host: LocalHost, service_user: tuple[str, str]) ->
         assert lagging.list_sensors() == []
         assert recorder.statuses("/sensor/list-sensors") == [200, 401, 200]
         assert recorder.statuses("/auth/refresh") == [200]
+
+
+def test_a_service_run_and_its_status(client: DTBaseClient, live_host: LocalHost) -> None:
+    assert client.ensure_service("health", f"{live_host.api}/health", "GET") is True
+    reply = client.run_service("health")
+    assert (reply["status_code"], reply["response_json"]["status"]) == (200, "ok")
+    (run,) = client.list_service_runs("health")
+    status = client.service_run_status(run["run_id"])
+    assert (status["status"], status["status_code"]) == ("completed", 200)
+    with pytest.raises(ApiError) as missing:
+        client.service_run_status(run["run_id"] + 1)
+    assert missing.value.status == 404
