@@ -8,6 +8,7 @@ status URL polled until the instance finishes, runs read back through the API.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -892,3 +893,53 @@ def test_run_service_runs_a_forecast_with_the_service_key_to_its_end(
         assert keyed.status_code == 200 and keyed.json() == forecast
     finally:
         anon.close()
+
+
+@pytest.mark.parametrize(
+    ("runtime", "status"), [("Pending", 202), ("Running", 202), ("Completed", 200), ("Failed", 200)]
+)
+def test_forecast_status_is_202_while_the_forecast_runs(runtime: str, status: int) -> None:
+    """The status under /api follows the asynchronous request pattern, as Durable's own
+    status URL does: 202 with Location (itself) and Retry-After while the instance runs,
+    so that a poller (run-service's) goes on; 200 once it has ended. Only forecasts."""
+    import asyncio
+
+    import azure.functions as func
+    from azure.durable_functions.models.DurableOrchestrationStatus import (
+        DurableOrchestrationStatus,
+    )
+
+    from dtbase_core.config import get_settings
+    from function_app import forecasting
+    from function_app.http import Call
+
+    url = "https://app.example/api/forecast/status/abc?code=k"
+
+    def ask(name: str) -> func.HttpResponse | dict[str, Any]:
+        class Client:
+            async def get_status(self, instance_id: str) -> DurableOrchestrationStatus:
+                return DurableOrchestrationStatus(
+                    name=name,
+                    instanceId=instance_id,
+                    runtimeStatus=runtime,
+                    createdTime="2026-01-01T00:00:00Z",
+                    lastUpdatedTime="2026-01-01T00:01:00Z",
+                    output=None if runtime in ("Pending", "Running") else {"run_ids": [1]},
+                )
+
+        request = func.HttpRequest("GET", url, route_params={"instance_id": "abc"}, body=b"")
+        call = Call(None, None, get_settings(), request, durable=Client())
+        return asyncio.run(forecasting.forecast_status(call))
+
+    reply = ask(forecasting.ORCHESTRATOR)
+    if status == 202:
+        assert isinstance(reply, func.HttpResponse) and reply.status_code == 202
+        assert reply.headers["Location"] == "https://app.example/api/forecast/status/abc"
+        assert reply.headers["Retry-After"] == "2"
+        body = json.loads(reply.get_body())
+    else:
+        assert isinstance(reply, dict)  # the route's 200
+        body = reply
+    assert (body["instanceId"], body["runtimeStatus"]) == ("abc", runtime)
+    other = ask("service_run_orchestrator")
+    assert isinstance(other, func.HttpResponse) and other.status_code == 404
