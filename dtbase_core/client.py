@@ -629,12 +629,19 @@ class DTBaseClient:
         parameter_set_name: str | None = None,
         parameters: Any = None,
     ) -> dict[str, Any]:
+        """DTBase's reply (`detail`, `status_code`, `response_json`), or, for a run still
+        going after the API's wait, `{"detail", "run_id", "status_url"}`: follow it with
+        `service_run_status`."""
         body: dict[str, Any] = {"service_name": service_name}
         if parameter_set_name is not None:
             body["parameter_set_name"] = parameter_set_name
         if parameters is not None:
             body["parameters"] = parameters
         return dict(self.post("/service/run-service", body))
+
+    def service_run_status(self, run_id: int) -> dict[str, Any]:
+        """A run: `status` is running, completed or failed (docs/api.md, Services)."""
+        return dict(self.get(f"/service/run-status/{int(run_id)}"))
 
     def list_service_runs(self, service_name: str | None = None) -> list[dict[str, Any]]:
         return list(self.post("/service/list-runs", {"service_name": service_name}))

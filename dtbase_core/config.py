@@ -175,7 +175,11 @@ class ServicesSettings(BaseSettings):
     service_user_password: str | None = None
     # The key that stands in for a token on the services' own routes (x-functions-key).
     service_api_key: str | None = None
+    # How long run-service waits for a run before answering 202 with its run-status URL.
     service_timeout_seconds: float = Field(30.0, gt=0)
+    # How long a run may take in all (its call, and polling a 202's Location): then it
+    # fails as a 504. Each call must fit the Functions host's functionTimeout (host.json).
+    service_run_max_seconds: float = Field(600.0, gt=0)
     # Hosts that skip the outbound address check (dtbase_core/outbound.py); unset: none, or
     # LOCAL_ALLOWED_HOSTS in local mode (Settings.service_allowed_hosts).
     allowed_hosts: Words | None = Field(None, validation_alias="DT_SERVICE_ALLOWED_HOSTS")

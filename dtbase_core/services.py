@@ -1,17 +1,21 @@
 """Services, their parameter sets and the run log (docs/api.md, Services; Service runs).
 
-`run-service` runs in three phases, so that nothing is held while a service works:
+A run goes in three phases, so that nothing is held while a service works:
 
-1. `find_run_target`: the service and the set, in a short transaction of its own;
-2. `call_service`: the call, with no transaction, connection or worker thread held (httpx's
-   async client, through the outbound address policy of dtbase_core/outbound.py on every
-   hop, with a timeout over the whole call);
-3. `log_run`: the run-log row, in a second short transaction: the reply's status code and
-   JSON (object, list or scalar; null when it is not JSON) when the service answered; 504
-   when it timed out, 502 when it could not be reached, 400 when the policy refused the
-   address (all with `response_json` null). Nothing is locked during the call: a set
-   deleted meanwhile leaves the row without a set, a service deleted meanwhile took its
-   log with it.
+1. `start_run`: the service and the set, and the run-log row (`running`), in one short
+   transaction;
+2. `call_service`, then `poll_location` while the service answers 202 with a `Location`:
+   the calls, with no transaction, connection or worker thread held (httpx's async
+   client, through the outbound address policy of dtbase_core/outbound.py on every hop,
+   each call bounded by what is left of DT_SERVICE_RUN_MAX_SECONDS). function_app/services.py
+   runs them as activities of a Durable orchestration (dtbase_core/service_runs.py), so
+   that a run outlives the request that started it;
+3. `finish_run`: the row's outcome, in a second short transaction: `completed` with the
+   final reply's status code and JSON (object, list or scalar; null when it is not JSON)
+   when the service answered; `failed` with 504 when it timed out, 502 when it could not
+   be reached, 400 when the policy refused the address (all with `response_json` null).
+   Nothing is locked during the run: a set deleted meanwhile leaves the row without a
+   set, a service deleted meanwhile took its log with it.
 
 How parameters travel: as the JSON body (no body when they are null), whatever the
 method; for GET and DELETE a flat object (every value a string, number, boolean or null)
@@ -24,9 +28,14 @@ secret query values in URLs are masked in listings and replies (dtbase_core/reda
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import math
+import re
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -37,9 +46,10 @@ from sqlalchemy.orm import Session
 
 from dtbase_core import outbound, redact
 from dtbase_core.config import Settings
-from dtbase_core.errors import AlreadyExists, Invalid, NotFound
+from dtbase_core.errors import AlreadyExists, Invalid, Missing, NotFound
 from dtbase_core.orm import Service, ServiceParameterSet, ServiceRunLog
 from dtbase_core.orm.base import HttpMethod
+from dtbase_core.orm.services import RunStatus
 from dtbase_core.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -49,11 +59,15 @@ SERVICE_MISSING = "Service does not exist."
 SET_MISSING = "Parameter set does not exist."
 RUN_TARGET_MISSING = "Service or parameter set does not exist."
 CALLED = "Service called successfully."
+STILL_RUNNING = "Service still running."
+RUN_MISSING = "No such run."
 
 # The status codes a run-log row gets when no reply came back (response_json is null).
 TIMED_OUT = 504
 UNREACHABLE = 502
 REFUSED = 400  # the outbound policy refused the address: nothing was sent
+# A running row's status code until the run ends (DTBase's clients expect a number).
+ACCEPTED = 202
 # Azure Functions' header for a function key; services get the deployment's key here.
 SERVICE_KEY_HEADER = "x-functions-key"
 
@@ -204,6 +218,13 @@ class RunTarget:
     set_id: int | None
     parameters: Any
 
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "http_method": self.http_method.value}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunTarget:
+        return cls(**{**data, "http_method": HttpMethod(data["http_method"])})
+
 
 def find_run_target(
     session: Session,
@@ -261,25 +282,52 @@ def _reason(exc: Exception) -> str:
 
 @dataclass(frozen=True)
 class RunResult:
-    """Phase 2's outcome: what run-service answers (`status`, `detail`) and what the run
-    log records (`status_code`, `response_json`, the parameters as logged)."""
+    """A call's outcome: what run-service answers (`status`, `detail`) and what the run
+    log records (`status_code`, `response_json`). A 202 with a `Location` to poll carries
+    it (absolute) and its `Retry-After` in seconds, if any."""
 
     status: int
     detail: str
     status_code: int
     response_json: Any
-    logged_parameters: Any
-    started: datetime
+    location: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def answered(self) -> bool:
+        """The service replied (whatever its status code): a completed run."""
+        return self.status == 200
 
     def reply(self) -> dict[str, Any]:
         """DTBase's `detail`, plus the service's status code and reply when it answered."""
-        if self.status != 200:
+        if not self.answered:
             return {"detail": self.detail}
         return {
             "detail": self.detail,
             "status_code": self.status_code,
             "response_json": self.response_json,
         }
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunResult:
+        return cls(**data)
+
+    def final(self) -> RunResult:
+        """The outcome as logged: without the poll's address."""
+        return dataclasses.replace(self, location=None, retry_after=None)
+
+
+def timed_out(limit: float) -> RunResult:
+    detail = f"Service timed out after {limit:g} s"
+    return RunResult(TIMED_OUT, detail, TIMED_OUT, None)
+
+
+def call_failed(reason: str) -> RunResult:
+    detail = f"Service call failed: {redact.mask_text(reason)}"
+    return RunResult(UNREACHABLE, detail, UNREACHABLE, None)
 
 
 @dataclass(frozen=True)
@@ -299,7 +347,7 @@ class Outbound:
         backend_host = httpx.URL(settings.services.backend_url).host
         return cls(
             policy=outbound.OutboundPolicy.allowing(allowed),
-            timeout=settings.services.service_timeout_seconds,
+            timeout=settings.services.service_run_max_seconds,
             service_key=settings.services.service_api_key,
             key_hosts=frozenset(outbound.normalise_host(h) for h in (*allowed, backend_host)),
         )
@@ -316,26 +364,33 @@ def check_key_host(url: str, key_hosts: frozenset[str]) -> None:
         )
 
 
-async def _send(target: RunTarget, parameters: Any, out: Outbound) -> tuple[int, Any]:
-    address = httpx.URL(target.url)
-    headers: dict[str, str] = {}
-    content: bytes | None = None
-    if target.http_method in BODYLESS:
-        query = _query_params(parameters)
-        if query:
-            # Merged with the URL's own query; httpx's `params=` would replace it.
-            address = address.copy_merge_params(query)
-    if parameters is not None:
-        content = orjson.dumps(parameters)
-        headers["Content-Type"] = "application/json"
-    key_header: dict[str, str] = {}
-    if target.use_service_key:
-        # The setting may have changed since the service was registered: checked again.
-        check_key_host(target.url, out.key_hosts)
-        if out.service_key:
-            key_header[SERVICE_KEY_HEADER] = out.service_key
-        else:
-            log.warning("use_service_key is set but DT_SERVICE_API_KEY is not: no key sent")
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A `Retry-After` header in seconds: delay-seconds or an HTTP date; None if absent or
+    unreadable."""
+    if not value or not value.strip():
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value.strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = (when - (now or utcnow())).total_seconds()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+async def _exchange(
+    method: str,
+    address: httpx.URL,
+    out: Outbound,
+    *,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    key_header: dict[str, str] | None = None,
+) -> RunResult:
     # No proxies or .netrc from the environment: the connection goes where it was checked.
     async with httpx.AsyncClient(
         timeout=out.timeout,
@@ -346,104 +401,248 @@ async def _send(target: RunTarget, parameters: Any, out: Outbound) -> tuple[int,
     ) as client:
         reply = await outbound.send(
             client,
-            target.http_method.value,
+            method,
             address,
             policy=out.policy,
             headers=headers,
             content=content,
             origin_headers=key_header,
         )
-    return reply.status_code, _reply_json(reply.content)
+    location = reply.headers.get("location")
+    if reply.status_code != ACCEPTED or not location:
+        location = None
+    else:
+        # Relative to the address asked (redirects followed on the way are not kept).
+        location = str(address.join(location.strip()))
+    return RunResult(
+        200,
+        CALLED,
+        reply.status_code,
+        redact.mask_json(_reply_json(reply.content)),
+        location,
+        retry_after_seconds(reply.headers.get("retry-after")) if location else None,
+    )
 
 
-async def call_service(target: RunTarget, out: Outbound) -> RunResult:
-    """Phase 2: call the service, with no transaction held. Never raises for what the
-    service or the network does: a timeout is 504, an unreachable service 502, an address
-    the policy refuses 400, each with a run to log."""
-    started = utcnow()
-    parameters = target.parameters
-    logged = parameters
-    if target.http_method in BODYLESS and _query_params(parameters):
-        logged = redact.mask_query_parameters(parameters)
+def _key_header(target: RunTarget, out: Outbound) -> dict[str, str]:
+    if not target.use_service_key:
+        return {}
+    # The setting may have changed since the service was registered: checked again.
+    check_key_host(target.url, out.key_hosts)
+    if out.service_key:
+        return {SERVICE_KEY_HEADER: out.service_key}
+    log.warning("use_service_key is set but DT_SERVICE_API_KEY is not: no key sent")
+    return {}
+
+
+async def _guarded(
+    call: Coroutine[Any, Any, RunResult], out: Outbound, limit: float | None
+) -> RunResult:
+    """Never raises for what the service or the network does: a timeout is 504, an
+    unreachable service 502, an address the policy refuses 400."""
     try:
         # The timeout bounds the whole call: every hop, and a reply trickling in.
         async with asyncio.timeout(out.timeout):
-            status_code, response_json = await _send(target, parameters, out)
+            return await call
     except (TimeoutError, httpx.TimeoutException):
-        detail = f"Service timed out after {out.timeout:g} s"
-        return RunResult(TIMED_OUT, detail, TIMED_OUT, None, logged, started)
+        return timed_out(out.timeout if limit is None else limit)
     except (outbound.OutboundRefused, Invalid) as exc:
         log.info("run-service refused: %s", exc.detail)
-        return RunResult(REFUSED, exc.detail, REFUSED, None, logged, started)
+        return RunResult(REFUSED, exc.detail, REFUSED, None)
     except httpx.ConnectError as exc:
         detail = f"Service unreachable: {_reason(exc)}"
-        return RunResult(UNREACHABLE, detail, UNREACHABLE, None, logged, started)
+        return RunResult(UNREACHABLE, detail, UNREACHABLE, None)
     except (httpx.RequestError, httpx.InvalidURL) as exc:
-        detail = f"Service call failed: {_reason(exc)}"
-        return RunResult(UNREACHABLE, detail, UNREACHABLE, None, logged, started)
-    return RunResult(200, CALLED, status_code, redact.mask_json(response_json), logged, started)
+        return call_failed(_reason(exc))
 
 
-def log_run(session: Session, target: RunTarget, result: RunResult) -> None:
-    """Phase 3: the run-log row. A set deleted during the run leaves the row without a set
-    (as deleting it afterwards would); a service deleted during the run took its log with
-    it, so nothing is written."""
-    set_id = (
-        sa.select(ServiceParameterSet.id)
-        .where(ServiceParameterSet.id == target.set_id)
-        .scalar_subquery()
-        if target.set_id is not None
-        else sa.null()
-    )
-    row = sa.select(
-        sa.literal(target.service_id),
-        set_id,
-        sa.literal(result.logged_parameters, ServiceRunLog.parameters.type),
-        sa.literal(result.status_code),
-        sa.literal(result.response_json, ServiceRunLog.response_json.type),
-        sa.literal(result.started, ServiceRunLog.timestamp.type),
-    ).where(sa.exists().where(Service.id == target.service_id))
-    session.execute(
-        sa.insert(ServiceRunLog).from_select(
-            [
-                "service_id",
-                "parameter_set_id",
-                "parameters",
-                "response_status_code",
-                "response_json",
-                "timestamp",
-            ],
-            row,
+async def call_service(
+    target: RunTarget, out: Outbound, *, limit: float | None = None
+) -> RunResult:
+    """Phase 2: call the service, with no transaction held; `limit` is the bound a
+    timeout names (default: the call's own, `out.timeout`)."""
+    address = httpx.URL(target.url)
+    headers: dict[str, str] = {}
+    content: bytes | None = None
+    if target.http_method in BODYLESS:
+        query = _query_params(target.parameters)
+        if query:
+            # Merged with the URL's own query; httpx's `params=` would replace it.
+            address = address.copy_merge_params(query)
+    if target.parameters is not None:
+        content = orjson.dumps(target.parameters)
+        headers["Content-Type"] = "application/json"
+
+    async def call() -> RunResult:
+        return await _exchange(
+            target.http_method.value,
+            address,
+            out,
+            content=content,
+            headers=headers,
+            key_header=_key_header(target, out),
         )
+
+    return await _guarded(call(), out, limit)
+
+
+async def poll_location(
+    target: RunTarget, location: str, out: Outbound, *, limit: float | None = None
+) -> RunResult:
+    """Phase 2 again, for a 202: GET its `Location`, through the same policy. The service
+    key goes only where it went with the call: to the service's own origin."""
+
+    async def call() -> RunResult:
+        address = httpx.URL(location)
+        key_header: dict[str, str] = {}
+        if outbound.same_origin(address, httpx.URL(target.url)):
+            key_header = _key_header(target, out)
+        return await _exchange("GET", address, out, key_header=key_header)
+
+    return await _guarded(call(), out, limit)
+
+
+def logged_parameters(target: RunTarget) -> Any:
+    """The parameters as the log shows them: sent in a query string, secret ones masked."""
+    if target.http_method in BODYLESS and _query_params(target.parameters):
+        return redact.mask_query_parameters(target.parameters)
+    return target.parameters
+
+
+def start_run(
+    session: Session,
+    *,
+    service_name: str,
+    parameter_set_name: str | None = None,
+    parameters: Any = None,
+) -> tuple[RunTarget, int]:
+    """Phase 1: the target, and its run-log row (`running`); the row's id."""
+    target = find_run_target(
+        session,
+        service_name=service_name,
+        parameter_set_name=parameter_set_name,
+        parameters=parameters,
     )
-    if result.status != 200:
-        log.info("service run: %s", result.detail)
+    run_id = session.scalar(
+        sa.insert(ServiceRunLog)
+        .values(
+            service_id=target.service_id,
+            parameter_set_id=target.set_id,
+            parameters=sa.literal(logged_parameters(target), ServiceRunLog.parameters.type),
+            response_status_code=ACCEPTED,
+            response_json=None,
+            timestamp=utcnow(),
+            status=RunStatus.RUNNING.value,
+            detail=STILL_RUNNING,
+        )
+        .returning(ServiceRunLog.id)
+    )
+    assert run_id is not None
+    return target, run_id
+
+
+def finish_run(session: Session, *, run_id: int, result: RunResult) -> bool:
+    """Phase 3: the row's outcome; False when there was no running row to finish (its
+    service was deleted and took its log with it, or the outcome was written already:
+    an activity may run twice)."""
+    status = RunStatus.COMPLETED if result.answered else RunStatus.FAILED
+    finished = session.scalar(
+        sa.update(ServiceRunLog)
+        .where(ServiceRunLog.id == run_id, ServiceRunLog.status == RunStatus.RUNNING.value)
+        .values(
+            status=status.value,
+            response_status_code=result.status_code,
+            response_json=sa.literal(result.response_json, ServiceRunLog.response_json.type),
+            detail=result.detail,
+            finished_at=utcnow(),
+        )
+        .returning(ServiceRunLog.id)
+    )
+    if not result.answered:
+        log.info("service run %d: %s", run_id, result.detail)
+    return finished is not None
+
+
+_RUN_ID = re.compile(r"[0-9]{1,10}", re.ASCII)
+MAX_RUN_ID = 2**31 - 1  # the column is an integer
+
+
+def parse_run_id(raw: str) -> int:
+    """A run id from a URL; Missing (404) for anything that cannot be one."""
+    if not _RUN_ID.fullmatch(raw) or not 0 < int(raw) <= MAX_RUN_ID:
+        raise Missing(RUN_MISSING)
+    return int(raw)
+
+
+def _run_columns() -> tuple[Any, ...]:
+    return (
+        ServiceRunLog.id.label("run_id"),
+        Service.name.label("service_name"),
+        ServiceParameterSet.name.label("parameter_set_name"),
+        ServiceRunLog.parameters,
+        ServiceRunLog.response_json,
+        ServiceRunLog.response_status_code,
+        ServiceRunLog.timestamp,
+        ServiceRunLog.status,
+        ServiceRunLog.detail,
+        ServiceRunLog.finished_at,
+    )
+
+
+def _runs_query() -> sa.Select[Any]:
+    return (
+        sa.select(*_run_columns())
+        .join(Service, Service.id == ServiceRunLog.service_id)
+        .outerjoin(ServiceParameterSet, ServiceParameterSet.id == ServiceRunLog.parameter_set_id)
+    )
+
+
+def _run_detail(row: Any) -> str:
+    """Rows from before details were kept: what run-service answered then."""
+    if row.detail:
+        return str(row.detail)
+    if row.status == RunStatus.COMPLETED.value:
+        return CALLED
+    return f"Service run failed ({row.response_status_code})"
+
+
+def _listed(row: Any) -> dict[str, Any]:
+    return {**row._mapping, "detail": _run_detail(row)}
+
+
+def run_status(session: Session, *, run_id: int) -> dict[str, Any]:
+    """One run as run-status shows it; Missing (404) for an unknown one."""
+    row = session.execute(_runs_query().where(ServiceRunLog.id == run_id)).first()
+    if row is None:
+        raise Missing(RUN_MISSING)
+    running = row.status == RunStatus.RUNNING.value
+    return {
+        "run_id": row.run_id,
+        "service_name": row.service_name,
+        "parameter_set_name": row.parameter_set_name,
+        "parameters": row.parameters,
+        "status": row.status,
+        "detail": _run_detail(row),
+        "status_code": None if running else row.response_status_code,
+        "response_json": row.response_json,
+        "started_at": row.timestamp,
+        "finished_at": row.finished_at,
+    }
 
 
 def list_runs(
     session: Session, *, service_name: str | None = None, parameter_set_name: str | None = None
 ) -> list[dict[str, Any]]:
-    """Every run, oldest first; filtered by service, and by set within that service."""
+    """Every run, oldest first (by when it started); filtered by service, and by set within
+    that service. DTBase's keys, plus `run_id`, `status`, `detail` and `finished_at`."""
     if parameter_set_name is not None and service_name is None:
         raise Invalid(
             "parameter_set_name needs service_name: set names are unique per service only",
             loc=("body", "parameter_set_name"),
         )
-    query = (
-        sa.select(
-            Service.name.label("service_name"),
-            ServiceParameterSet.name.label("parameter_set_name"),
-            ServiceRunLog.parameters,
-            ServiceRunLog.response_json,
-            ServiceRunLog.response_status_code,
-            ServiceRunLog.timestamp,
-        )
-        .join(Service, Service.id == ServiceRunLog.service_id)
-        .outerjoin(ServiceParameterSet, ServiceParameterSet.id == ServiceRunLog.parameter_set_id)
-        .order_by(ServiceRunLog.id)
-    )
+    query = _runs_query().order_by(ServiceRunLog.id)
     if service_name is not None:
         query = query.where(Service.name == service_name)
     if parameter_set_name is not None:
         query = query.where(ServiceParameterSet.name == parameter_set_name)
-    return [dict(row._mapping) for row in session.execute(query)]
+    return [_listed(row) for row in session.execute(query)]

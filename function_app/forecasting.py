@@ -3,7 +3,10 @@ Weather ingress and forecasts; docs/architecture.md, Timers).
 
 - `POST /api/forecast/arima` (a token, or the service key as for the ingress): the body is
   the forecast's configuration, every section optional; a bad value is a 422 naming it.
-  It starts the orchestration and answers 202 with Durable's status URLs.
+  It starts the orchestration and answers 202 with Durable's status URLs, its `Location`
+  being `GET /api/forecast/status/{id}` (token or service key): 202 while the forecast
+  runs, 200 once it has ended. So run-service, which polls a 202's Location but never
+  the Durable management API, follows a forecast registered as a service to its end.
 - A timer on DT_FORECAST_SCHEDULE (default daily at 03:00 UTC) starts it with the default
   configuration (or DT_FORECAST_CONFIG).
 - `arima_orchestrator` (its steps are dtbase_core/forecasting/orchestration.py): fixes
@@ -41,7 +44,7 @@ from dtbase_core.forecasting.runs import forecast_series, run_guarded, set_up
 from dtbase_core.schemas.forecasting import StartedOut, StatusOut
 from dtbase_core.service_base import Backend, CoreBackend
 from dtbase_core.timeutil import as_utc, iso_z
-from function_app.http import Auth, Call, detail_response, endpoint, json_response
+from function_app.http import Auth, Call, detail_response, endpoint, json_response, route_url
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ SET_UP = "arima_set_up"
 FIT_SERIES = "arima_fit_series"
 # Instance ids this app starts (hex) and any a user may choose, without URL metacharacters.
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+RETRY_AFTER = "2"  # seconds, for those polling a running forecast
+RUNNING = frozenset({"Pending", "Running"})
 
 
 @endpoint(
@@ -77,9 +82,11 @@ async def forecast_arima(call: Call[ArimaConfig]) -> Any:
         log.exception("could not start %s", ORCHESTRATOR)
         return detail_response(503, f"The forecast could not be started: {exc}")
     links = client.get_client_response_links(call.request, instance_id)
-    api_base = call.request.url.split("?", 1)[0].rsplit("/forecast/arima", 1)[0]
-    links["statusApiUri"] = f"{api_base}/forecast/status/{instance_id}"
-    return json_response(links, 202, {"Location": links["statusQueryGetUri"], "Retry-After": "10"})
+    links["statusApiUri"] = route_url(call.request, f"forecast/status/{instance_id}")
+    # The status under /api, not Durable's management API: a caller polling the Location
+    # needs no system key (and run-service never calls the management API).
+    headers = {"Location": links["statusApiUri"], "Retry-After": RETRY_AFTER}
+    return json_response(links, 202, headers)
 
 
 @endpoint(
@@ -87,28 +94,34 @@ async def forecast_arima(call: Call[ArimaConfig]) -> Any:
     "forecast/status/{instance_id}",
     method="GET",
     response=StatusOut,
+    replies={202: (StatusOut, "Still running: ask again after Retry-After (Location)")},
+    auth=Auth.TOKEN_OR_SERVICE_KEY,
     errors={404: "No such forecast"},
     durable_client=True,
 )
 async def forecast_status(call: Call[None]) -> Any:
-    """A forecast's status, progress and output, by instance id."""
+    """A forecast's status, progress and output, by instance id; 202 while it runs."""
     client: df.DurableOrchestrationClient = call.durable
     instance_id = call.request.route_params.get("instance_id", "")
     if not _INSTANCE_ID.fullmatch(instance_id):
         # No instance can have this id (ours are hex); it would not survive the status URL.
         return detail_response(404, "No such forecast")
     status = await client.get_status(instance_id)
-    if not status.instance_id:
+    if not status.instance_id or status.name != ORCHESTRATOR:  # not a forecast's
         return detail_response(404, "No such forecast")
-    runtime = status.runtime_status
-    return {
+    runtime = getattr(status.runtime_status, "value", status.runtime_status)
+    found = {
         "instanceId": status.instance_id,
-        "runtimeStatus": getattr(runtime, "value", runtime),
+        "runtimeStatus": runtime,
         "customStatus": status.custom_status,
         "output": status.output,
         "createdTime": iso_z(status.created_time) if status.created_time else None,
         "lastUpdatedTime": iso_z(status.last_updated_time) if status.last_updated_time else None,
     }
+    if runtime in RUNNING:
+        here = route_url(call.request, f"forecast/status/{instance_id}")
+        return json_response(found, 202, {"Location": here, "Retry-After": RETRY_AFTER})
+    return found
 
 
 @bp.function_name("forecast_arima_timer")

@@ -111,6 +111,8 @@ class Route:
     errors: dict[int, str] = field(default_factory=dict)
     media_type: str = "application/json"
     db: bool = True  # a synchronous handler gets a transaction (`call.session`)
+    # Other successful replies, each with its schema and description (a 202 "running").
+    replies: dict[int, tuple[Any, str]] = field(default_factory=dict)
 
 
 ROUTES: list[Route] = []
@@ -318,6 +320,17 @@ def _pg_message(exc: sa_exc.DBAPIError) -> str:
     primary = getattr(diag, "message_primary", None)
     detail = getattr(diag, "message_detail", None)
     return " ".join(part for part in (primary, detail) if part) or str(exc.orig)
+
+
+_API_ROOT = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#]*/api/", re.IGNORECASE)
+
+
+def route_url(request: func.HttpRequest, path: str) -> str:
+    """The URL of the route at `path` (e.g. "service/run-status/7") on the API the request
+    came to: the request's URL up to its own route, without the query string."""
+    found = _API_ROOT.match(request.url)
+    root = found.group(0) if found else "/api/"
+    return root + path
 
 
 def respond(route: Route, result: Any) -> func.HttpResponse:
@@ -532,13 +545,15 @@ def endpoint(
     media_type: str = "application/json",
     db: bool = True,
     durable_client: bool = False,
+    replies: dict[int, tuple[Any, str]] | None = None,
 ) -> Callable[[Callable[[Call[Any]], Any]], Callable[[Call[Any]], Any]]:
     """Register `handler(call) -> JSON-able | HttpResponse` (or an `async def` returning
     one) as the function for `method path`.
 
     `auth` says who may call it; `db=False` gives a synchronous handler no transaction;
     `durable_client=True` (async handlers, on a `df.Blueprint`) puts a Durable client in
-    `call.durable`."""
+    `call.durable`; `replies` documents other successful replies (status → (schema,
+    description)), which the handler returns as its own `HttpResponse`."""
 
     def register(handler: Callable[[Call[Any]], Any]) -> Callable[[Call[Any]], Any]:
         is_async = inspect.iscoroutinefunction(handler)
@@ -560,6 +575,7 @@ def endpoint(
             errors=_with_readings_limit(body, errors or {}),
             media_type=media_type,
             db=db and not is_async,
+            replies=replies or {},
         )
         ROUTES.append(route)
 

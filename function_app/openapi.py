@@ -64,6 +64,11 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
     else:
         content = {route.media_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(route.status): {"description": "Success", "content": content}}
+    for status, (schema, text) in sorted(route.replies.items()):
+        responses[str(status)] = {
+            "description": text,
+            "content": {"application/json": {"schema": components.schema_of(schema)}},
+        }
     detail = {"application/json": {"schema": {"$ref": REF.format(model="Message")}}}
     for status, text in sorted(route.errors.items()):
         responses[str(status)] = {"description": text, "content": detail}

@@ -49,18 +49,32 @@ def live_host(database: TestDatabase, host_root: Path) -> Iterator[LocalHost]:
 @pytest.fixture
 def host_factory(database: TestDatabase, host_root: Path) -> Iterator[Callable[..., LocalHost]]:
     """Start more hosts on the same database, with extra settings: host_factory(env={...}),
-    and a log level (`log_level="debug"`)."""
-    started: list[LocalHost] = []
+    and a log level (`log_level="debug"`).
 
-    def start(env: dict[str, str] | None = None, log_level: str = "warning") -> LocalHost:
+    `own_database=True` gives the host a fresh database of its own. Hosts sharing a
+    database share its Durable work (as instances of one app share a task hub), so a host
+    whose settings change what an activity does (the outbound policy, the service key)
+    needs one: another host would otherwise run some of its activities with its own."""
+    started: list[LocalHost] = []
+    owned: list[TestDatabase] = []
+
+    def start(
+        env: dict[str, str] | None = None, log_level: str = "warning", own_database: bool = False
+    ) -> LocalHost:
         data_dir = host_root / f"extra-{len(started)}-{os.getpid()}"
-        host = start_host(database.url, data_dir, env, log_level=log_level)
+        url = database.url
+        if own_database:
+            owned.append(database.beside())
+            url = owned[-1].url
+        host = start_host(url, data_dir, env, log_level=log_level)
         started.append(host)
         return host
 
     yield start
     for host in started:
         host.stop()
+    for db in owned:
+        db.close()
 
 
 @pytest.fixture

@@ -63,6 +63,23 @@ async def t_async_double(value: int) -> int:
     return value * 2
 
 
+_arrived: dict[str, int] = {}
+
+
+@bp.activity_trigger(input_name="job")
+async def t_rendezvous(job: dict[str, Any]) -> dict[str, Any]:
+    """Returns once `n` calls with this `key` are all in flight, so it fails (after
+    `timeout` seconds) unless they run at once; its pid says where it ran."""
+    key, n = job["key"], int(job["n"])
+    _arrived[key] = _arrived.get(key, 0) + 1
+    deadline = time.monotonic() + float(job.get("timeout", 20))
+    while _arrived[key] < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {_arrived[key]} of {n} calls were in flight at once")
+        await asyncio.sleep(0.01)
+    return {"pid": os.getpid()}
+
+
 @bp.activity_trigger(input_name="what")
 def t_fail(what: str) -> str:
     raise ValueError(f"boom: {what}")
@@ -115,6 +132,14 @@ def t_fan_out(context: df.DurableOrchestrationContext) -> Any:
         "pids": sorted({r["pid"] for r in results}),
         "spans": [r["span"] for r in results],
     }
+
+
+@bp.orchestration_trigger(context_name="context")
+def t_rendezvous_fan_out(context: df.DurableOrchestrationContext) -> Any:
+    job = context.get_input()
+    tasks = [context.call_activity("t_rendezvous", job) for _ in range(int(job["n"]))]
+    results = yield context.task_all(tasks)
+    return sorted({r["pid"] for r in results})
 
 
 @bp.orchestration_trigger(context_name="context")

@@ -29,14 +29,15 @@ QUIET_SCHEDULE = "0 0 0 1 1 *"
 
 
 class TestDatabase:
-    """A fresh database: on the server DT_TEST_DATABASE_URL names, or on an embedded one."""
+    """A fresh database: on the server DT_TEST_DATABASE_URL names, or on an embedded one
+    (or on `server_url`'s: see `beside`)."""
 
     __test__ = False  # not a test class, despite its name
 
-    def __init__(self) -> None:
+    def __init__(self, server_url: str | None = None) -> None:
         self._embedded: Any = None
         self._tmp: str | None = None
-        server_url = os.environ.get("DT_TEST_DATABASE_URL")
+        server_url = server_url or os.environ.get("DT_TEST_DATABASE_URL")
         if server_url:
             self.kind = f"server at {normalise_url(server_url).render_as_string()}"
         else:
@@ -55,6 +56,10 @@ class TestDatabase:
         self.engine = sa.create_engine(
             normalise_url(self.url), connect_args={"options": "-c timezone=UTC"}
         )
+
+    def beside(self) -> TestDatabase:
+        """Another fresh database on the same server (closing it leaves the server up)."""
+        return TestDatabase(self._server.render_as_string(hide_password=False))
 
     def _admin(self) -> Any:
         engine = sa.create_engine(self._server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)

@@ -285,3 +285,15 @@ def test_writes_return_their_counts_and_can_overwrite(client: DTBaseClient) -> N
     assert again == {"inserted": 0, "duplicates": 1}
     stored = client.sensor_readings("w-2", "temperature", instants[0], instants[-1])
     assert [r.value for r in stored] == [7.0, 8.0, 6.0]
+
+
+def test_a_service_run_and_its_status(client: DTBaseClient, live_host: LocalHost) -> None:
+    assert client.ensure_service("health", f"{live_host.api}/health", "GET") is True
+    reply = client.run_service("health")
+    assert (reply["status_code"], reply["response_json"]["status"]) == (200, "ok")
+    (run,) = client.list_service_runs("health")
+    status = client.service_run_status(run["run_id"])
+    assert (status["status"], status["status_code"]) == ("completed", 200)
+    with pytest.raises(ApiError) as missing:
+        client.service_run_status(run["run_id"] + 1)
+    assert missing.value.status == 404

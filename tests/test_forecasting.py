@@ -8,6 +8,7 @@ status URL polled until the instance finishes, runs read back through the API.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -573,7 +574,12 @@ def test_the_orchestration_forecasts_each_series_and_stores_its_run(admin: Api) 
     assert reply.status_code == 202, reply.text
     started = reply.json()
     assert set(started) >= {"id", "statusQueryGetUri", "terminatePostUri", "sendEventPostUri"}
-    assert reply.headers["location"] == started["statusQueryGetUri"]
+    # The Location is the status under /api, not the management API (run-service polls it).
+    assert reply.headers["location"] == started["statusApiUri"]
+    running = admin.get(started["statusApiUri"].split("/api", 1)[1])
+    if running.json()["runtimeStatus"] in ("Pending", "Running"):
+        assert running.status_code == 202 and running.headers["retry-after"] == "2"
+        assert running.headers["location"] == started["statusApiUri"]
 
     status = follow(admin, started)
     assert status["runtimeStatus"] == "Completed", status
@@ -594,7 +600,9 @@ def test_the_orchestration_forecasts_each_series_and_stores_its_run(admin: Api) 
     # The same status under /api, with a token (what a browser behind a Static Web App uses).
     assert started["statusApiUri"].endswith(f"/api/forecast/status/{started['id']}")
     assert admin.http.get(started["statusApiUri"]).status_code == 401
-    via_api = admin.get(started["statusApiUri"].split("/api", 1)[1]).json()
+    ended = admin.get(started["statusApiUri"].split("/api", 1)[1])
+    assert ended.status_code == 200 and "location" not in ended.headers
+    via_api = ended.json()
     assert via_api["instanceId"] == started["id"]
     assert (via_api["runtimeStatus"], via_api["output"]) == ("Completed", status["output"])
     assert via_api["createdTime"].endswith("Z")
@@ -822,15 +830,20 @@ def test_a_repeated_activity_stores_one_run_in_the_database(
     }
 
 
-def test_run_service_starts_a_forecast_with_the_service_key(
+def test_run_service_runs_a_forecast_with_the_service_key_to_its_end(
     host_factory: Callable[..., LocalHost],
 ) -> None:
     """The forecast registered as a service of the API itself, with `use_service_key`: the
-    key travels in x-functions-key, never in the URL; the status URL in the run log has the
-    local management API's system key masked, so the status is read under /api."""
+    key travels in x-functions-key, never in the URL. The forecast answers 202 with its
+    status under /api as Location; run-service answers 202 itself (its wait is shorter
+    than the forecast), and the run follows the forecast to its end: completed, with the
+    forecast's final status, the management API's system key masked."""
     key = "forecast-service-key-" + "k" * 16
-    host = host_factory(env={"DT_SERVICE_API_KEY": key})
+    host = host_factory(
+        env={"DT_SERVICE_API_KEY": key, "DT_SERVICE_TIMEOUT_SECONDS": "1"}, own_database=True
+    )
     api = Api(host.api, host.admin_email, host.admin_password)
+    seeded = seed_climate(api, ["TRH1"], days=10)
     service = {
         "name": "arima",
         "url": f"{host.api}/forecast/arima",
@@ -838,16 +851,36 @@ def test_run_service_starts_a_forecast_with_the_service_key(
         "use_service_key": True,
     }
     api.ok("/service/insert-service", service, 201)
-    config = {"sensors": {"include_sensors": ["ghost"], "include_measures": [["T", None]]}}
+    config = {
+        "arima": {**SMALL.model_dump(), "perform_cv": False},
+        "data": {
+            "num_days_training": 10,
+            "predict_from_datetime": (seeded.end + timedelta(minutes=10)).isoformat(),
+        },
+        "sensors": {
+            "include_sensors": ["TRH1"],
+            "include_measures": [["Temperature", "Degrees C"]],
+        },
+    }
     reply = api.post("/service/run-service", {"service_name": "arima", "parameters": config})
-    assert reply.status_code == 200, reply.text
-    (run,) = api.ok("/service/list-runs", {"service_name": "arima"}, 200)
-    assert run["response_status_code"] == 202
-    started = run["response_json"]
-    assert "code=***" in started["statusQueryGetUri"] and key not in str(run)
-    status = follow(api, {"statusQueryGetUri": started["statusApiUri"]}, timeout=120)
-    assert status["runtimeStatus"] == "Failed"
-    assert "sensor 'ghost', measure 'T' (null): the sensor does not exist" in status["output"]
+    assert reply.status_code == 202, reply.text
+    run_id = reply.json()["run_id"]
+    deadline = time.monotonic() + 120
+    while (status := api.get(f"/service/run-status/{run_id}")).status_code == 202:
+        assert time.monotonic() < deadline, status.text
+        time.sleep(0.2)
+    run = status.json()
+    assert (run["status"], run["status_code"]) == ("completed", 200), run
+    forecast = run["response_json"]
+    assert forecast["runtimeStatus"] == "Completed", forecast
+    assert forecast["output"]["failed"] == 0 and len(forecast["output"]["run_ids"]) == 1
+    (logged,) = api.ok("/service/list-runs", {"service_name": "arima"}, 200)
+    assert (logged["status"], logged["response_json"]) == ("completed", forecast)
+    assert key not in str(logged)
+    (model_run,) = api.ok("/model/list-model-runs", {"model_name": "Arima", **WIDE}, 200)
+    assert model_run["id"] == forecast["output"]["run_ids"][0]
+    # Only this app's forecasts are forecasts: the run's own orchestration is not one.
+    assert api.get(f"/forecast/status/service-run-{run_id}").status_code == 404
     api.close()
     anon = Api(host.api)
     try:
@@ -855,5 +888,60 @@ def test_run_service_starts_a_forecast_with_the_service_key(
             "detail": "Invalid service key"
         }
         assert anon.post("/forecast/arima", config).status_code == 401
+        assert anon.get(f"/forecast/status/{forecast['instanceId']}").status_code == 401
+        keyed = anon.get(
+            f"/forecast/status/{forecast['instanceId']}", headers={"x-functions-key": key}
+        )
+        assert keyed.status_code == 200 and keyed.json() == forecast
     finally:
         anon.close()
+
+
+@pytest.mark.parametrize(
+    ("runtime", "status"), [("Pending", 202), ("Running", 202), ("Completed", 200), ("Failed", 200)]
+)
+def test_forecast_status_is_202_while_the_forecast_runs(runtime: str, status: int) -> None:
+    """The status under /api follows the asynchronous request pattern, as Durable's own
+    status URL does: 202 with Location (itself) and Retry-After while the instance runs,
+    so that a poller (run-service's) goes on; 200 once it has ended. Only forecasts."""
+    import asyncio
+
+    import azure.functions as func
+    from azure.durable_functions.models.DurableOrchestrationStatus import (
+        DurableOrchestrationStatus,
+    )
+
+    from dtbase_core.config import get_settings
+    from function_app import forecasting
+    from function_app.http import Call
+
+    url = "https://app.example/api/forecast/status/abc?code=k"
+
+    def ask(name: str) -> func.HttpResponse | dict[str, Any]:
+        class Client:
+            async def get_status(self, instance_id: str) -> DurableOrchestrationStatus:
+                return DurableOrchestrationStatus(
+                    name=name,
+                    instanceId=instance_id,
+                    runtimeStatus=runtime,
+                    createdTime="2026-01-01T00:00:00Z",
+                    lastUpdatedTime="2026-01-01T00:01:00Z",
+                    output=None if runtime in ("Pending", "Running") else {"run_ids": [1]},
+                )
+
+        request = func.HttpRequest("GET", url, route_params={"instance_id": "abc"}, body=b"")
+        call = Call(None, None, get_settings(), request, durable=Client())
+        return asyncio.run(forecasting.forecast_status(call))
+
+    reply = ask(forecasting.ORCHESTRATOR)
+    if status == 202:
+        assert isinstance(reply, func.HttpResponse) and reply.status_code == 202
+        assert reply.headers["Location"] == "https://app.example/api/forecast/status/abc"
+        assert reply.headers["Retry-After"] == "2"
+        body = json.loads(reply.get_body())
+    else:
+        assert isinstance(reply, dict)  # the route's 200
+        body = reply
+    assert (body["instanceId"], body["runtimeStatus"]) == ("abc", runtime)
+    other = ask("service_run_orchestrator")
+    assert isinstance(other, func.HttpResponse) and other.status_code == 404

@@ -153,6 +153,17 @@ class TestExecutor:
         assert {e["FunctionName"] for e in completed} == {"t_square", "t_async_double"}
         assert nothing_left_rt(rt, instance_id) == (0, 0)
 
+    def test_coroutine_activities_run_at_once_in_the_host(self, rt: DurableRuntime) -> None:
+        """Seen before: each activity took a worker process, so twelve calls waiting on the
+        network ran two at a time on two cores. Coroutine activities share the host's
+        activity loop, as the Python worker runs them concurrently on its own; each of
+        these returns only once all twelve are in flight."""
+        job = {"key": f"r{time.monotonic_ns()}", "n": 12, "timeout": 20}
+        status = wait_done(rt, rt.start_new("t_rendezvous_fan_out", None, json.dumps(job)))
+        assert status["runtimeStatus"] == "Completed", status
+        assert status["output"] == [os.getpid()]  # the host, not a pool process
+        assert rt.workers < 12
+
     def test_an_uncaught_activity_failure_fails_the_instance(self, rt: DurableRuntime) -> None:
         instance_id = rt.start_new("t_failing", None, json.dumps("the input"))
         status = wait_done(rt, instance_id)

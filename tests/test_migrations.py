@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -168,6 +169,60 @@ def _dtbase_migrate(url: str) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_0007_gives_logged_runs_a_status(database: TestDatabase) -> None:
+    """Rows written before 0007 were all of ended runs: failed where run-service wrote its
+    own status code for a call that got no reply (400, 502, 504, no JSON), else completed;
+    and finished when they started."""
+    with scratch_database(database, "runs") as url:
+        cfg = alembic_config(url)
+        command.upgrade(cfg, "0006")
+        engine = _engine(url)
+        rows = [(200, '{"ok": 1}'), (502, None), (504, None), (400, None), (502, '{"e": 1}')]
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "insert into service (name, url, http_method) values ('s', 'http://x/', 'GET')"
+                )
+            )
+            for code, reply in rows:
+                conn.execute(
+                    sa.text(
+                        "insert into service_run_log (service_id, parameters, "
+                        "response_status_code, response_json, timestamp) "
+                        "values (1, 'null', :code, cast(:reply as json), "
+                        "'2026-01-01T00:00:00Z')"
+                    ),
+                    {"code": code, "reply": reply},
+                )
+        command.upgrade(cfg, "0007")
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text(
+                    "select status, finished_at = timestamp, detail from service_run_log "
+                    "order by id"
+                )
+            ).all()
+            checked = conn.scalar(
+                sa.text(
+                    "select count(*) from pg_constraint where conname = 'ck_service_run_log_status'"
+                )
+            )
+        assert [tuple(row) for row in found] == [
+            ("completed", True, None),
+            ("failed", True, None),
+            ("failed", True, None),
+            ("failed", True, None),
+            ("completed", True, None),  # the service's own 502, with its JSON
+        ]
+        assert checked == 1
+        with engine.connect() as conn:
+            with pytest.raises(sa.exc.IntegrityError, match="ck_service_run_log_status"):
+                conn.execute(sa.text("update service_run_log set status = 'lost'"))
+            conn.rollback()
+        command.downgrade(cfg, "0006")
+        engine.dispose()
 
 
 def test_nulls_are_not_distinct(database: TestDatabase) -> None:

@@ -298,3 +298,89 @@ def test_a_name_that_does_not_resolve_is_unreachable() -> None:
     result = run("http://nowhere.test/run", network)
     assert result.status == 502 and result.detail.startswith("Service unreachable: ")
     assert "nowhere.test" in result.detail
+
+
+# ------------------------------------------------------------------ a 202's Location
+
+
+def poll(location: str, network: RecordingNetwork, **changes: Any) -> services.RunResult:
+    out = services.Outbound(
+        policy=OutboundPolicy.allowing((), StandInResolver(NAMES)),
+        timeout=5,
+        service_key=changes.pop("service_key", None),
+        key_hosts=frozenset(changes.pop("key_hosts", ())),
+        transport=network.transport(),
+    )
+    service = target(changes.pop("url", "http://public.test/run"), **changes)
+    return asyncio.run(services.poll_location(service, location, out, limit=60))
+
+
+def test_a_202_hands_over_its_location_made_absolute_and_its_retry_after() -> None:
+    network = RecordingNetwork(
+        lambda request: httpx.Response(
+            202, json={"queued": 1}, headers={"location": "../jobs/7", "retry-after": "3"}
+        )
+    )
+    result = run("http://public.test/api/run", network)
+    assert (result.status, result.status_code, result.response_json) == (200, 202, {"queued": 1})
+    assert (result.location, result.retry_after) == ("http://public.test/jobs/7", 3.0)
+    assert result.final().to_json() == {
+        "status": 200,
+        "detail": "Service called successfully.",
+        "status_code": 202,
+        "response_json": {"queued": 1},
+        "location": None,
+        "retry_after": None,
+    }
+    # Only a 202 is polled; a 201's Location is where the created thing is.
+    network = RecordingNetwork(lambda request: httpx.Response(201, headers={"location": "/x"}))
+    assert run("http://public.test/run", network).location is None
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("0", 0.0),
+        ("2.5", 2.5),
+        ("-3", 0.0),
+        ("nan", None),
+        ("soon", None),
+        ("", None),
+        ("Thu, 01 Jan 2026 00:00:10 GMT", 10.0),
+        ("Thu, 01 Jan 2026 00:00:00 GMT", 0.0),
+    ],
+)
+def test_retry_after_in_seconds(header: str, seconds: float | None) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert services.retry_after_seconds(header, now) == seconds
+
+
+def test_polling_a_location_goes_through_the_policy_and_the_key_stays_home() -> None:
+    network = RecordingNetwork(lambda request: httpx.Response(200, json={"done": True}))
+    keyed = {"use_service_key": True, "service_key": "the-key", "key_hosts": {"public.test"}}
+    result = poll("http://public.test/jobs/7", network, **keyed)
+    assert (result.status, result.status_code, result.response_json) == (200, 200, {"done": True})
+    (sent,) = network.requests
+    assert sent.method == "GET" and sent.content == b""
+    assert sent.headers["x-functions-key"] == "the-key"
+    # Another origin (another host, or the same host on another port or scheme): no key.
+    for elsewhere in (
+        "http://other.test/jobs/7",
+        "http://public.test:8080/jobs/7",
+        "https://public.test/jobs/7",
+    ):
+        network = RecordingNetwork(lambda request: httpx.Response(200, json={}))
+        assert poll(elsewhere, network, **keyed).status == 200
+        assert "x-functions-key" not in network.requests[0].headers, elsewhere
+    # A Location the policy refuses: nothing is sent.
+    for refused, named in (
+        ("http://metadata.test/latest/", "169.254.169.254"),
+        ("http://public.test/runtime/webhooks/durabletask/instances", "durabletask"),
+        ("file:///etc/passwd", "only http and https"),
+    ):
+        network = RecordingNetwork()
+        result = poll(refused, network, **keyed)
+        assert result.status == 400 and named in result.detail, result.detail
+        assert network.requests == []

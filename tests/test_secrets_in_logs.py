@@ -112,6 +112,7 @@ def test_a_host_at_debug_logs_no_key(
             "DT_SERVICE_API_KEY": SERVICE_KEY,
         },
         log_level="debug",
+        own_database=True,  # its runs' calls need its key: no other host may run them
     )
     api = Api(host.api, host.admin_email, host.admin_password)
     weather = host.api + "/ingress/weather"

@@ -134,8 +134,9 @@ def add_service(api: Api, name: str, url: str, method: str = "POST", **extra: An
 
 @pytest.fixture
 def strict_host(host_factory: Callable[..., LocalHost]) -> LocalHost:
-    """A local host whose allowed hosts do not include 127.0.0.1 or localhost."""
-    return host_factory(env={"DT_SERVICE_ALLOWED_HOSTS": "allowed.invalid"})
+    """A local host whose allowed hosts do not include 127.0.0.1 or localhost (on a
+    database of its own: another host would run its calls with its own policy)."""
+    return host_factory(env={"DT_SERVICE_ALLOWED_HOSTS": "allowed.invalid"}, own_database=True)
 
 
 def test_internal_addresses_are_refused_and_nothing_is_sent(
@@ -214,7 +215,7 @@ def test_the_durable_management_api_is_never_called(admin: Api, live_host: Local
 def test_keys_travel_in_a_header_and_are_masked_in_listings(
     host_factory: Callable[..., LocalHost], admin: Api, recorder: Recorder
 ) -> None:
-    host = host_factory(env={"DT_SERVICE_API_KEY": SERVICE_KEY})
+    host = host_factory(env={"DT_SERVICE_API_KEY": SERVICE_KEY}, own_database=True)
     api = Api(host.api, host.admin_email, host.admin_password)
     add_service(api, "keyed", recorder.url("/run"), "POST", use_service_key=True)
     add_service(api, "plain", recorder.url("/run"), "POST")

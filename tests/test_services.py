@@ -34,7 +34,7 @@ ROUTES = [
     "run-service",
     "list-runs",
 ]
-RUN_KEYS = {
+DTBASE_RUN_KEYS = {
     "service_name",
     "parameter_set_name",
     "parameters",
@@ -42,6 +42,8 @@ RUN_KEYS = {
     "response_status_code",
     "timestamp",
 }
+# Added, beside DTBase's: the run's id (for run-status), state, detail and end.
+RUN_KEYS = DTBASE_RUN_KEYS | {"run_id", "status", "detail", "finished_at"}
 CALLED = {"detail": "Service called successfully."}
 OBJECT_REPLY = {"ok": True, "n": 1}
 
@@ -68,6 +70,7 @@ class Received:
     content_type: str | None
     content_length: str | None
     chunked: bool
+    key: str | None  # the x-functions-key header
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -87,6 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.headers.get("Content-Type"),
                 length,
                 chunked,
+                self.headers.get("x-functions-key"),
             )
         )
         answer = self.server.answers.get(url.path)
@@ -97,15 +101,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-    def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        ctype: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    def send_json(self, value: Any, status: int = 200) -> None:
-        self._send(status, json.dumps(value).encode())
+    def send_json(
+        self, value: Any, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        self._send(status, json.dumps(value).encode(), headers=headers)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -196,6 +210,14 @@ def runs(api: Api, body: Any = None) -> list[dict[str, Any]]:
     rows = api.ok("/service/list-runs", body, 200)
     for row in rows:
         assert set(row) == RUN_KEYS
+        # A run that got no reply is a failed one, with run-service's own status code.
+        failed = row["status"] == "failed"
+        assert not failed or (row["response_status_code"], row["response_json"]) in {
+            (400, None),
+            (502, None),
+            (504, None),
+        }, row
+        assert (row["finished_at"] is None) == (row["status"] == "running"), row
     return rows
 
 
@@ -767,10 +789,13 @@ def test_unreachable_service_is_502_and_logged(admin: Api, refused_url: str) -> 
     ] == [("P", {"a": 1}, 502, None)]
 
 
-def test_timeout_is_504_and_logged(
+def test_a_run_past_its_limit_is_a_failed_504_run(
     admin: Api, service_host: _RecordingServer, host_factory: Callable[..., LocalHost]
 ) -> None:
-    host = host_factory(env={"DT_SERVICE_TIMEOUT_SECONDS": "0.5"})
+    """Changed by long runs: DT_SERVICE_RUN_MAX_SECONDS bounds a run (it was
+    DT_SERVICE_TIMEOUT_SECONDS, which is now how long run-service waits before a 202). A
+    run that ends within the wait still answers as before."""
+    host = host_factory(env={"DT_SERVICE_RUN_MAX_SECONDS": "0.5"})
     quick = Api(host.api, host.admin_email, host.admin_password)
     add_service(quick, "slow", service_host.url("/slow"), "GET")
     add_service(quick, "trickle", service_host.url("/trickle"), "POST")
@@ -784,27 +809,277 @@ def test_timeout_is_504_and_logged(
             504,
             {"detail": "Service timed out after 0.5 s"},
         ), name
-        # A trickle of bytes cannot stretch the call: the timeout bounds the whole reply.
+        # A trickle of bytes cannot stretch the call: the limit bounds the whole reply.
         assert elapsed < 4, (name, elapsed)
     quick.ok("/service/run-service", {"service_name": "fine"})
 
     # The rows are committed (seen from the other host), and list-runs works on both.
     log = runs(admin)
     assert [
-        (r["service_name"], r["parameters"], r["response_status_code"], r["response_json"])
+        (
+            r["service_name"],
+            r["parameters"],
+            r["status"],
+            r["response_status_code"],
+            r["response_json"],
+            r["detail"],
+        )
         for r in log
     ] == [
-        ("slow", {"x": 1}, 504, None),
-        ("trickle", {"x": 1}, 504, None),
-        ("fine", None, 200, {"ok": True, "n": 1}),
+        ("slow", {"x": 1}, "failed", 504, None, "Service timed out after 0.5 s"),
+        ("trickle", {"x": 1}, "failed", 504, None, "Service timed out after 0.5 s"),
+        ("fine", None, "completed", 200, {"ok": True, "n": 1}, CALLED["detail"]),
     ]
     assert runs(quick) == log
-    # The main host keeps the default timeout of 30 s: a service slower than the quick
+    # The main host keeps the default limit of 600 s: a service slower than the quick
     # host's bound answers in time.
     service_host.answers["/slow"] = lambda h: (time.sleep(0.8), h.send_json({"late": True}))
     assert admin.ok("/service/run-service", {"service_name": "slow"}) == called(200, {"late": True})
     assert runs(admin)[-1]["response_json"] == {"late": True}
     quick.close()
+
+
+# ------------------------------------------------------------------ long runs
+
+
+def follow_run(api: Api, status_url: str, timeout: float = 30) -> dict[str, Any]:
+    """Poll a run's status URL (a full URL: the token goes too) until the run has ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = api.get(status_url)
+        body = reply.json()
+        assert reply.status_code == (202 if body["status"] == "running" else 200), reply.text
+        if body["status"] != "running":
+            return body
+        assert time.monotonic() < deadline, f"the run did not end in {timeout} s: {body}"
+        time.sleep(0.1)
+
+
+def test_a_run_still_going_after_the_wait_answers_202_and_completes_later(
+    service_host: _RecordingServer, host_factory: Callable[..., LocalHost]
+) -> None:
+    """A run still going after DT_SERVICE_TIMEOUT_SECONDS answers 202 with its run id and
+    run-status URL; the run goes on without the request and completes its log row."""
+    host = host_factory(env={"DT_SERVICE_TIMEOUT_SECONDS": "1"}, own_database=True)
+    api = Api(host.api, host.admin_email, host.admin_password)
+    add_service(api, "slow", service_host.url("/slow"))
+    add_set(api, "slow", "P", {"p": 1})
+    reply = api.post("/service/run-service", {"service_name": "slow", "parameter_set_name": "P"})
+    assert reply.status_code == 202, reply.text
+    accepted = reply.json()
+    status_url = f"{host.api}/service/run-status/{accepted['run_id']}"
+    assert accepted == {
+        "detail": "Service still running after 1 s: follow the run at status_url",
+        "run_id": accepted["run_id"],
+        "status_url": status_url,
+    }
+    assert (reply.headers["location"], reply.headers["retry-after"]) == (status_url, "2")
+    assert [c.path for c in service_host.calls] == ["/slow"]  # called once, still answering
+
+    running = api.get(status_url)
+    assert running.status_code == 202 and running.headers["location"] == status_url
+    body = running.json()
+    assert {k: body[k] for k in ("status", "status_code", "response_json", "finished_at")} == {
+        "status": "running",
+        "status_code": None,
+        "response_json": None,
+        "finished_at": None,
+    }
+    assert body["detail"] == "Service still running."
+    assert (body["service_name"], body["parameter_set_name"], body["parameters"]) == (
+        "slow",
+        "P",
+        {"p": 1},
+    )
+    (row,) = runs(api)
+    assert (row["run_id"], row["status"], row["response_status_code"]) == (
+        accepted["run_id"],
+        "running",
+        202,
+    )
+
+    service_host.release.set()
+    ended = follow_run(api, status_url)
+    assert {k: ended[k] for k in ("status", "status_code", "response_json", "detail")} == {
+        "status": "completed",
+        "status_code": 200,
+        "response_json": {"late": True},
+        "detail": CALLED["detail"],
+    }
+    started, finished = (datetime.fromisoformat(ended[k]) for k in ("started_at", "finished_at"))
+    assert started < finished
+    (row,) = runs(api)
+    assert (row["status"], row["response_status_code"], row["response_json"]) == (
+        "completed",
+        200,
+        {"late": True},
+    )
+    assert row["timestamp"] == ended["started_at"] and row["finished_at"] == ended["finished_at"]
+    assert [c.path for c in service_host.calls] == ["/slow"]  # and never called again
+    api.close()
+
+
+def test_a_run_goes_on_after_its_host_stops(
+    service_host: _RecordingServer, host_factory: Callable[..., LocalHost]
+) -> None:
+    """A run is an orchestration kept in the database, not a task of the host that took
+    the request: stopped in the middle of the call, the host leaves the run to the next
+    one on the database, which calls the service again (at least once, as on Azure) and
+    completes the run."""
+    first = host_factory(env={"DT_SERVICE_TIMEOUT_SECONDS": "1"}, own_database=True)
+    api = Api(first.api, first.admin_email, first.admin_password)
+    add_service(api, "slow", service_host.url("/slow"))
+    reply = api.post("/service/run-service", {"service_name": "slow"})
+    assert reply.status_code == 202, reply.text
+    run_id = reply.json()["run_id"]
+    _wait_for_calls(service_host, 1)
+    api.close()
+    first.stop()
+
+    second = host_factory(env={"DT_DATABASE_URL": first.env["DT_DATABASE_URL"]})
+    _wait_for_calls(service_host, 2)
+    service_host.release.set()
+    api = Api(second.api, second.admin_email, second.admin_password)
+    ended = follow_run(api, f"{second.api}/service/run-status/{run_id}")
+    assert (ended["status"], ended["status_code"], ended["response_json"]) == (
+        "completed",
+        200,
+        {"late": True},
+    )
+    assert [r["status"] for r in runs(api)] == ["completed"]
+    api.close()
+
+
+def _accepted(location: str, retry_after: str = "0") -> Callable[[_Handler], None]:
+    def answer(handler: _Handler) -> None:
+        handler.send_json(
+            {"accepted": True}, 202, {"Location": location, "Retry-After": retry_after}
+        )
+
+    return answer
+
+
+def test_a_202_with_a_location_is_polled_to_its_end(
+    service_host: _RecordingServer, host_factory: Callable[..., LocalHost]
+) -> None:
+    """As Durable's call_http: a 202's Location is polled (after its Retry-After) until
+    another status comes; the run completes with that reply. The service key goes to the
+    service's own origin only, never to a Location elsewhere."""
+    key = "run-service-key-" + "k" * 20
+    host = host_factory(env={"DT_SERVICE_API_KEY": key}, own_database=True)
+    api = Api(host.api, host.admin_email, host.admin_password)
+    polls = {"n": 0}
+
+    def job(handler: _Handler) -> None:
+        polls["n"] += 1
+        if polls["n"] < 3:
+            handler.send_json(
+                {"progress": polls["n"]}, 202, {"Location": "/job/a", "Retry-After": "1"}
+            )
+        else:
+            handler.send_json({"done": "a"})
+
+    port = service_host.server_address[1]
+    service_host.answers.update(
+        {
+            "/accept": _accepted("/job/a"),  # relative: on the service's own origin
+            "/job/a": job,
+            # The same server under another name: another origin, so no key goes there.
+            "/accept-elsewhere": _accepted(f"http://localhost:{port}/job/b"),
+            "/job/b": lambda h: h.send_json({"done": "b"}, 201),
+        }
+    )
+    for name in ("accept", "accept-elsewhere"):
+        body = {"name": name, "url": service_host.url(f"/{name}"), "http_method": "POST"}
+        api.ok("/service/insert-service", {**body, "use_service_key": True}, 201)
+
+    assert api.ok("/service/run-service", {"service_name": "accept"}, 200) == called(
+        200, {"done": "a"}
+    )
+    assert api.ok("/service/run-service", {"service_name": "accept-elsewhere"}, 200) == called(
+        201, {"done": "b"}
+    )
+    calls = [(c.method, c.path, c.key) for c in service_host.calls]
+    assert calls == [
+        ("POST", "/accept", key),
+        ("GET", "/job/a", key),
+        ("GET", "/job/a", key),
+        ("GET", "/job/a", key),
+        ("POST", "/accept-elsewhere", key),
+        ("GET", "/job/b", None),
+    ]
+    log = runs(api)
+    assert [(r["status"], r["response_status_code"], r["response_json"]) for r in log] == [
+        ("completed", 200, {"done": "a"}),
+        ("completed", 201, {"done": "b"}),
+    ]
+    api.close()
+
+
+def test_a_location_the_policy_refuses_fails_the_run_and_is_never_called(
+    admin: Api, service_host: _RecordingServer, live_host: LocalHost
+) -> None:
+    """Every hop goes through the outbound policy, a Location too: the Durable management
+    API (on an allowed host, here this very server) and the metadata address are refused,
+    and the run fails with the refusal."""
+    service_host.answers.update(
+        {
+            "/to-management": _accepted(
+                service_host.url("/runtime/webhooks/durabletask/instances?showInput=true")
+            ),
+            "/runtime/webhooks/durabletask/instances": lambda h: h.send_json([]),
+            "/to-metadata": _accepted("http://169.254.169.254/latest/meta-data/"),
+        }
+    )
+    add_service(admin, "management", service_host.url("/to-management"))
+    add_service(admin, "metadata", service_host.url("/to-metadata"))
+    for name, named in (
+        ("management", "/runtime/webhooks/durabletask"),
+        ("metadata", "169.254.169.254"),
+    ):
+        reply = admin.post("/service/run-service", {"service_name": name})
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["detail"].startswith("Refused to call") and named in reply.text
+    assert [c.path for c in service_host.calls] == ["/to-management", "/to-metadata"]
+    log = runs(admin)
+    assert [(r["status"], r["response_status_code"], r["response_json"]) for r in log] == [
+        ("failed", 400, None),
+        ("failed", 400, None),
+    ]
+    assert "/runtime/webhooks/durabletask" in log[0]["detail"]
+
+
+def test_polling_past_the_run_s_limit_is_a_failed_504_run(
+    service_host: _RecordingServer, host_factory: Callable[..., LocalHost], admin: Api
+) -> None:
+    host = host_factory(env={"DT_SERVICE_RUN_MAX_SECONDS": "2"})
+    api = Api(host.api, host.admin_email, host.admin_password)
+    service_host.answers["/forever"] = _accepted("/forever", "1")
+    add_service(api, "forever", service_host.url("/forever"))
+    started = time.monotonic()
+    reply = api.post("/service/run-service", {"service_name": "forever"})
+    assert (reply.status_code, reply.json()) == (504, {"detail": "Service timed out after 2 s"})
+    assert time.monotonic() - started < 10
+    # The call, then a poll a second later; the next timer is cut at the limit, and then
+    # nothing is left for a poll.
+    assert [c.path for c in service_host.calls] == ["/forever", "/forever"]
+    (row,) = runs(api)
+    assert (row["status"], row["response_status_code"], row["response_json"]) == (
+        "failed",
+        504,
+        None,
+    )
+    api.close()
+
+
+def test_run_status_of_an_unknown_or_malformed_id_is_a_404(admin: Api, anon: Api) -> None:
+    odd = ("0", "-1", "1e3", "x", "%C2%B3", "%D9%A3", "9999999999", "9" * 11, "01x", "1.0")
+    for run_id in ("1", "2147483647", *odd):
+        reply = admin.get(f"/service/run-status/{run_id}")
+        assert (reply.status_code, reply.json()) == (404, {"detail": "No such run."}), run_id
+    assert admin.get("/service/run-status/").status_code == 404
+    reply = anon.get("/service/run-status/1")
+    assert (reply.status_code, reply.json()) == (401, {"detail": "Not authenticated"})
 
 
 def test_every_route_needs_a_token(anon: Api) -> None:
@@ -820,4 +1095,13 @@ def test_routes_in_openapi(anon: Api) -> None:
     for route in ROUTES:
         assert "post" in paths[f"/service/{route}"], route
     assert "get" in paths["/service/list-services"]
-    assert set(paths["/service/run-service"]["post"]["responses"]) >= {"200", "400", "502", "504"}
+    replies = paths["/service/run-service"]["post"]["responses"]
+    assert set(replies) >= {"200", "202", "400", "502", "504"}
+    assert replies["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/RunAcceptedOut"
+    }
+    status = paths["/service/run-status/{run_id}"]["get"]
+    assert status["parameters"] == [
+        {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    ]
+    assert set(status["responses"]) == {"200", "202", "401", "404"}

@@ -3,6 +3,7 @@ Service runs)."""
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +34,21 @@ class ServiceParameterSet(Timestamped, Base):
     parameters: Mapped[Any] = mapped_column(sa.JSON)
 
 
+class RunStatus(enum.StrEnum):
+    """A run-log row's state: `running` until the run ends; `completed` when the service
+    gave its final reply (whatever its status code), `failed` when none came (refused,
+    unreachable, timed out; response_json is null)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
 class ServiceRunLog(Timestamped, Base):
     __tablename__ = "service_run_log"
+    __table_args__ = (
+        sa.CheckConstraint("status in ('running', 'completed', 'failed')", name="status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     service_id: Mapped[int] = mapped_column(
@@ -48,4 +62,9 @@ class ServiceRunLog(Timestamped, Base):
     parameters: Mapped[Any] = mapped_column(sa.JSON(none_as_null=False))
     response_status_code: Mapped[int] = mapped_column()
     response_json: Mapped[Any] = mapped_column(sa.JSON(none_as_null=True), nullable=True)
+    # When the run started.
     timestamp: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(sa.String(16), server_default=RunStatus.COMPLETED.value)
+    # run-service's detail: "Service called successfully.", or why the run failed.
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

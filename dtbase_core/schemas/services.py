@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool
 
@@ -82,6 +82,36 @@ class RunServiceOut(BaseModel):
     response_json: Any
 
 
+class RunAcceptedOut(BaseModel):
+    """run-service's 202: the run goes on; follow it at `status_url` (run-status)."""
+
+    detail: str
+    run_id: int
+    status_url: str
+
+
+RunState = Literal["running", "completed", "failed"]
+
+
+class RunStatusOut(BaseModel):
+    """One run (GET /service/run-status/{run_id}): `running` until it ends; `completed`
+    when the service gave its final reply (whatever its status code), `failed` when none
+    came (refused 400, unreachable 502, timed out 504)."""
+
+    run_id: int
+    service_name: str
+    parameter_set_name: str | None
+    parameters: Any
+    status: RunState
+    # "Service called successfully.", "Service still running.", or why the run failed.
+    detail: str
+    # The final reply's status code (or 400, 502, 504 for a failed run); null while running.
+    status_code: int | None
+    response_json: Any
+    started_at: datetime
+    finished_at: datetime | None
+
+
 class RunFilterIn(Body):
     service_name: Name | None = None
     # Only together with service_name (a set's name is unique per service only).
@@ -94,5 +124,12 @@ class ServiceRunOut(BaseModel):
     # Any JSON: an object, a list, a scalar or null (docs/api.md, Service runs).
     parameters: Any
     response_json: Any
+    # 202 while the run is running.
     response_status_code: int
+    # When the run started.
     timestamp: datetime
+    # Beyond DTBase's keys: the run's id (for run-status), state, detail and end.
+    run_id: int
+    status: RunState
+    detail: str
+    finished_at: datetime | None

@@ -113,6 +113,9 @@ def app_settings(
         "DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS": "3600",
         "DT_JWT_REFRESH_TOKEN_GRACE_SECONDS": "3600",
         "DT_SERVICE_TIMEOUT_SECONDS": "30",
+        # A service run's bound: one call may take all of it, so it must fit host.json's
+        # functionTimeout (10 minutes, the most Linux Consumption allows).
+        "DT_SERVICE_RUN_MAX_SECONDS": "600",
         # A hard bound per instance (connections.py): the pool and no overflow.
         "DT_DB_POOL_SIZE": str(settings.db_pool_size),
         "DT_DB_MAX_OVERFLOW": "0",

@@ -23,14 +23,16 @@ progress, an episode takes one event at a time, so that those hidden ids are all
 in the SDK's order; otherwise it takes every event due, as the Functions host does.
 
 Activities run in a pool of spawned worker processes that import the function app
-themselves. No transaction is open while one runs: a host claims the work item in one
+themselves, or, for `async def` ones, concurrently on one event loop in the host. No
+transaction is open while one runs: a host claims the work item in one
 short transaction, and records the result in another (store.py says how a dead host's
 items are claimed again).
 
 Modules: `protocol` (event and action types), `state` (what is kept per instance),
-`replay` (an episode), `workers` (the pool), `store` (tables and queries), `runtime` (the
-dispatcher and the client's operations), `status` (status JSON), `bindings` (the client
-binding and its URLs), `api` (the management API), `migrations` (the tables' own history).
+`replay` (an episode), `workers` (the pool and the activity loop), `store` (tables and
+queries), `runtime` (the dispatcher and the client's operations), `status` (status JSON),
+`bindings` (the client binding and its URLs), `api` (the management API), `migrations`
+(the tables' own history).
 """
 
 from local.durable.api import ManagementApi

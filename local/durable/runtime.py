@@ -1,6 +1,7 @@
 """The runtime: one dispatcher thread per host that runs the episodes of the app's
-orchestrations (replay.py) in transactions, and its activities in the worker pool
-(workers.py), against the tables of store.py; and the client's operations (start, raise
+orchestrations (replay.py) in transactions, and its activities (workers.py: synchronous
+ones in the worker pool, coroutines on the host's activity loop), against the tables of
+store.py; and the client's operations (start, raise
 an event, terminate, purge, status) that the management API (api.py) serves.
 """
 
@@ -42,11 +43,14 @@ from local.durable.protocol import (
 from local.durable.replay import Episode, Replayer, failure_output, parent_notice
 from local.durable.state import InstanceState
 from local.durable.status import status_json
-from local.durable.workers import Outcome, WorkerPool
+from local.durable.workers import AsyncActivities, Outcome, WorkerPool, is_coroutine_activity
 
 log = logging.getLogger(__name__)
 
 HOST_CHECK_SECONDS = 10.0  # how often the liveness lock's connection is checked
+# Coroutine activities running at once, per core: Durable's maxConcurrentActivityFunctions
+# default on a dedicated plan (the Python worker runs them concurrently on its loop).
+ASYNC_ACTIVITIES_PER_CORE = 10
 
 
 @dataclass
@@ -80,7 +84,7 @@ class _Running:
     item: Any
     started: float
     future: Future[Outcome]
-    generation: object  # the pool it runs in
+    generation: object  # the pool it runs in (None: the activity loop)
 
 
 class DurableRuntime:
@@ -105,9 +109,14 @@ class DurableRuntime:
             elif kind == "activityTrigger":
                 self.activities[fn.get_function_name()] = fn
         self.replayer = Replayer(self.orchestrators, set(self.activities))
+        self.coroutine_activities = sorted(
+            name for name, fn in self.activities.items() if is_coroutine_activity(fn)
+        )
+        self.process_activities = sorted(set(self.activities) - set(self.coroutine_activities))
         self.app_spec = app_spec
         self.hub_name = hub_name
         self.workers = workers or os.cpu_count() or 1
+        self.async_limit = ASYNC_ACTIVITIES_PER_CORE * (os.cpu_count() or 1)
         self.poll_interval = poll_interval
         self.stats = Stats()
         from dtbase_core.db import create_db_engine
@@ -122,6 +131,7 @@ class DurableRuntime:
         self._results: queue.Queue[_Running] = queue.Queue()
         self._running: dict[int, _Running] = {}
         self._pool: WorkerPool | None = None
+        self._loop_activities: AsyncActivities | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
@@ -158,9 +168,12 @@ class DurableRuntime:
     def _main(self) -> None:
         try:
             self._take_host_lock()
-            if self.activities:
+            if self.process_activities:
                 self._pool = WorkerPool(self.app_spec, self.workers)
                 self._pool.start()
+            if self.coroutine_activities:
+                self._loop_activities = AsyncActivities(self.activities)
+                self._loop_activities.start()
         except BaseException as exc:
             self._failure = exc
             self._ready.set()
@@ -252,6 +265,9 @@ class DurableRuntime:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
+        if self._loop_activities is not None:
+            self._loop_activities.shutdown()
+            self._loop_activities = None
         if self._host_lock is not None:
             with contextlib.suppress(Exception):
                 self._host_lock.invalidate()  # closed, not pooled: the lock goes at once
@@ -281,29 +297,42 @@ class DurableRuntime:
             if not self._run_episode():
                 break
             busy = True
-        while self._pool is not None and len(self._running) < self.workers:
-            if not self._claim_activity():
+        while self._pool is not None and self._count(in_pool=True) < self.workers:
+            if not self._claim_activity(self.process_activities):
+                break
+            busy = True
+        while self._loop_activities is not None and self._count(in_pool=False) < self.async_limit:
+            if not self._claim_activity(self.coroutine_activities):
                 break
             busy = True
         return busy
 
+    def _count(self, *, in_pool: bool) -> int:
+        return sum((r.generation is not None) == in_pool for r in self._running.values())
+
     # -- activities: claimed, run and recorded in three steps -------------------------------
 
-    def _claim_activity(self) -> bool:
-        assert self._pool is not None
+    def _claim_activity(self, names: list[str]) -> bool:
         started = time.perf_counter()
         with self.engine.begin() as conn:
-            item = store.claim_work_item(conn, list(self.activities), self.host_id)
+            item = store.claim_work_item(conn, names, self.host_id)
         if item is None:
             return False
         claimed = time.perf_counter()
         self.stats.activity_claim += claimed - started
-        try:
-            future = self._pool.submit(item.name, item.input)
-        except BrokenProcessPool:
-            self._pool.restart()
-            future = self._pool.submit(item.name, item.input)
-        running = _Running(item, claimed, future, self._pool.generation)
+        if item.name in self.coroutine_activities:
+            assert self._loop_activities is not None
+            future = self._loop_activities.submit(item.name, item.input)
+            generation: object = None
+        else:
+            assert self._pool is not None
+            try:
+                future = self._pool.submit(item.name, item.input)
+            except BrokenProcessPool:
+                self._pool.restart()
+                future = self._pool.submit(item.name, item.input)
+            generation = self._pool.generation
+        running = _Running(item, claimed, future, generation)
         self._running[item.id] = running
 
         def done(_: Future[Outcome]) -> None:

@@ -1,5 +1,8 @@
-"""The activity worker pool: spawned processes, warm before the first activity, each of
-which imports the function app itself and runs activities the way the Python worker does.
+"""Where activities run: synchronous ones in a pool of spawned processes, warm before the
+first activity, each of which imports the function app itself; coroutine activities
+(`async def`) on one long-lived event loop in the host, many at once, as the Python worker
+runs them concurrently on its own loop (an activity waiting on the network holds no
+process).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -54,28 +58,97 @@ def _worker_ready() -> int:
     return os.getpid()
 
 
-def run_activity(name: str, input_json: str | None) -> Outcome:
-    """Run one activity in this process the way the Python worker does."""
+def _decode(input_json: str | None) -> Any:
     from azure.functions import meta
     from azure.functions.durable_functions import ActivityTriggerConverter
 
+    return ActivityTriggerConverter.decode(
+        meta.Datum(type="json", value=input_json), trigger_metadata=None
+    )
+
+
+def _encode(result: Any) -> str | None:
+    from azure.functions.durable_functions import ActivityTriggerConverter
+
+    return ActivityTriggerConverter.encode(result, expected_type=None).value
+
+
+def _failed(name: str, exc: BaseException) -> Outcome:
+    reason = f"Activity function '{name}' failed: {type(exc).__name__}: {exc}"
+    # The user's frames only (not the runner's), as the Functions host reports them.
+    frames = exc.__traceback__.tb_next if exc.__traceback__ else None
+    details = "".join(traceback.format_exception(exc.with_traceback(frames)))
+    return False, reason, details
+
+
+def run_activity(name: str, input_json: str | None) -> Outcome:
+    """Run one activity in this process the way the Python worker does."""
     fn = _worker_activities.get(name)
     if fn is None:
         return False, f"Activity function '{name}' does not exist", ""
     try:
-        arg = ActivityTriggerConverter.decode(
-            meta.Datum(type="json", value=input_json), trigger_metadata=None
-        )
-        result = fn.get_user_function()(**{fn.get_trigger().name: arg})
+        result = fn.get_user_function()(**{fn.get_trigger().name: _decode(input_json)})
         if inspect.iscoroutine(result):
             result = asyncio.run(result)
-        return True, ActivityTriggerConverter.encode(result, expected_type=None).value, None
+        return True, _encode(result), None
     except Exception as exc:
-        reason = f"Activity function '{name}' failed: {type(exc).__name__}: {exc}"
-        # The user's frames only (not this function's), as the Functions host reports them.
-        frames = exc.__traceback__.tb_next if exc.__traceback__ else None
-        details = "".join(traceback.format_exception(exc.with_traceback(frames)))
-        return False, reason, details
+        return _failed(name, exc)
+
+
+def is_coroutine_activity(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn.get_user_function())
+
+
+class AsyncActivities:
+    """Coroutine activities on one event loop in a thread of the host (the runtime bounds
+    how many run at once). `submit` answers a concurrent Future, as the pool's does."""
+
+    def __init__(self, functions: dict[str, Any]) -> None:
+        self.functions = functions
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._serve, args=(loop,), name="durable-async-activities", daemon=True
+        )
+        self._loop = loop
+        self._thread.start()
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+            # Stopped: what still runs is cancelled, and given a moment to close its
+            # connections, before the loop goes.
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.wait(tasks, timeout=5))
+        finally:
+            loop.close()
+
+    def submit(self, name: str, input_json: str | None) -> Future[Outcome]:
+        assert self._loop is not None, "the loop is not started"
+        return asyncio.run_coroutine_threadsafe(self._run(name, input_json), self._loop)
+
+    async def _run(self, name: str, input_json: str | None) -> Outcome:
+        fn = self.functions[name]
+        try:
+            result = await fn.get_user_function()(**{fn.get_trigger().name: _decode(input_json)})
+            return True, _encode(result), None
+        except Exception as exc:
+            return _failed(name, exc)
+
+    def shutdown(self) -> None:
+        """Stop at once: running activities are cancelled (another host runs them again)."""
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop = self._thread = None
 
 
 class WorkerPool:

@@ -55,10 +55,34 @@ def test_host_json_logging_is_sensible(host: dict):
     assert "Request" in sampling["excludedTypes"]  # every API request stays visible
 
 
-def test_host_json_timeout_fits_every_serverless_plan(host: dict):
+def _function_timeout(host: dict) -> int:
     hours, minutes, seconds = (int(part) for part in host["functionTimeout"].split(":"))
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def test_host_json_timeout_fits_every_serverless_plan(host: dict):
     # Linux Consumption caps runs at 10 minutes; Flex Consumption allows more.
-    assert 0 < hours * 3600 + minutes * 60 + seconds <= 600
+    assert 0 < _function_timeout(host) <= 600
+
+
+def test_a_service_run_s_call_fits_the_function_timeout(
+    host: dict, template: dict, flex_stack: Recorded
+):
+    """One activity of a service run may take all of DT_SERVICE_RUN_MAX_SECONDS: the
+    Functions host must not cut it first."""
+    from dtbase_core.config import ServicesSettings
+
+    deployed = {
+        pair["name"]: pair["value"]
+        for pair in flex_stack.one("azure-native:web:WebApp")["siteConfig"]["appSettings"]
+    }
+    default = ServicesSettings.model_fields["service_run_max_seconds"].default
+    for limit in (
+        default,
+        template["Values"]["DT_SERVICE_RUN_MAX_SECONDS"],
+        deployed["DT_SERVICE_RUN_MAX_SECONDS"],
+    ):
+        assert 0 < float(limit) <= _function_timeout(host)
 
 
 def test_template_is_a_core_tools_settings_file(template: dict):

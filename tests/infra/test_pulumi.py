@@ -167,6 +167,7 @@ def test_app_settings_hold_the_app_configuration(flex_stack: Recorded):
     assert settings["DT_JWT_ACCESS_TOKEN_EXPIRES_SECONDS"] == "3600"
     assert settings["DT_JWT_REFRESH_TOKEN_GRACE_SECONDS"] == "3600"
     assert settings["DT_SERVICE_TIMEOUT_SECONDS"] == "30"
+    assert settings["DT_SERVICE_RUN_MAX_SECONDS"] == "600"
     assert settings["DT_DB_POOL_SIZE"] == "2" and settings["DT_DB_MAX_OVERFLOW"] == "0"
     assert settings["DT_TRUSTED_PROXY_HOPS"] == "1"
     assert settings["DT_OPENWEATHERMAP_LAT"] and settings["DT_OPENWEATHERMAP_LON"]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 
 class EchoHandler(BaseHTTPRequestHandler):
@@ -148,3 +148,65 @@ def test_a_run_the_service_answers_with_an_error_is_shown_as_a_failure(
     expect(status).to_have_text("The service answered 500: the run failed (see the log).")
     expect(status).to_have_css("color", "rgb(180, 35, 24)")
     expect(page.locator("#run-log table tbody tr").first.locator(".badge.bad")).to_have_text("500")
+
+
+def test_a_run_still_going_is_followed_until_it_ends(
+    signed_in: Page, live_host, admin, echo_service: str
+) -> None:
+    """run-service answers 202 with the run's status URL (a run longer than the API's wait);
+    the page polls it (202 while running) and reports the run's end. The API's replies are
+    stood in for by the browser; the page's clock is Playwright's, moved by the test."""
+    admin.ok(
+        "/service/insert-service",
+        {"name": "long", "url": echo_service, "http_method": "POST"},
+        status=201,
+    )
+    status_url = f"{live_host.url}/api/service/run-status/99"
+    running = {"run_id": 99, "service_name": "long", "parameter_set_name": None}
+    polls: list[int] = []
+
+    def run_service(route: Route) -> None:
+        route.fulfill(
+            status=202,
+            headers={"Location": status_url, "Retry-After": "2"},
+            json={
+                "detail": "Service still running after 30 s",
+                "run_id": 99,
+                "status_url": status_url,
+            },
+        )
+
+    def run_status(route: Route) -> None:
+        polls.append(1)
+        if len(polls) == 1:
+            route.fulfill(status=202, json={**running, "status": "running", "status_code": None})
+        else:
+            route.fulfill(
+                status=200,
+                json={
+                    **running,
+                    "status": "completed",
+                    "status_code": 201,
+                    "detail": "Service called successfully.",
+                },
+            )
+
+    page = signed_in
+    page.clock.install()
+    page.route("**/api/service/run-service", run_service)
+    page.route("**/api/service/run-status/99", run_status)
+    page.goto(f"{live_host.url}/services.html")
+    page.get_by_role("button", name="Open service long").click()
+    page.get_by_role("button", name="Run with these parameters").click()
+    status = page.locator("#parameters-form .form-status")
+    expect(status).to_have_text("Still running (run #99); the log shows it when it ends.")
+    with page.expect_response("**/api/service/run-status/99") as first:
+        page.clock.fast_forward(1_000)
+    assert first.value.status == 202
+    expect(status).to_have_text("Still running (run #99); the log shows it when it ends.")
+    with page.expect_response("**/api/service/run-status/99") as second:
+        page.clock.fast_forward(1_500)
+    assert second.value.status == 200
+    expect(status).to_have_text("Service called successfully.")
+    expect(status).to_have_class("form-status success")
+    assert len(polls) == 2

@@ -103,7 +103,10 @@ function renderServiceRuns(region, runs) {
         { label: "Parameter set", render: (r) => r.parameter_set_name ?? "ad hoc" },
         {
           label: "Status",
-          render: (r) => el("span", { class: `badge ${r.response_status_code < 400 ? "fresh" : "bad"}`, text: String(r.response_status_code) }),
+          render: (r) =>
+            r.status === "running"
+              ? el("span", { class: "badge", text: "running" })
+              : el("span", { class: `badge ${r.status !== "failed" && r.response_status_code < 400 ? "fresh" : "bad"}`, text: String(r.response_status_code) }),
         },
       ],
       recent,

@@ -1,7 +1,7 @@
 // Services: list, add, delete; a service's parameter sets (JSON checked as you type), runs
 // with a set or ad-hoc parameters, and its run log, newest first.
 
-import { get, post } from "../api.js";
+import { get, post, getStatusUrl } from "../api.js";
 import { startPage } from "../layout.js";
 import { el, $, replace, table, clip, withLoading, errorBox, bindForm, confirmDialog, queryParams, setQueryParams } from "../dom.js";
 import { formatTime, timeZoneName, formatJson } from "../format.js";
@@ -119,10 +119,13 @@ function renderRuns(runs) {
         {
           label: "Status",
           render: (r) =>
-            el("span", {
-              class: `badge ${r.response_status_code < 300 ? "fresh" : r.response_status_code < 400 ? "" : "bad"}`,
-              text: String(r.response_status_code),
-            }),
+            r.status === "running"
+              ? el("span", { class: "badge", text: "running" })
+              : el("span", {
+                  class: `badge ${r.status !== "failed" && r.response_status_code < 300 ? "fresh" : r.status !== "failed" && r.response_status_code < 400 ? "" : "bad"}`,
+                  text: String(r.response_status_code),
+                  title: r.detail || "",
+                }),
         },
         { label: "Response", render: (r) => el("pre", { text: r.response_json === null || r.response_json === undefined ? "—" : formatJson(r.response_json) }) },
       ],
@@ -188,10 +191,17 @@ async function runService(setName, parameters) {
   status.className = "form-status";
   status.textContent = `Running ${state.current}…`;
   try {
-    const reply = await withLoading($("#run-log"), post("/service/run-service", body), "Calling the service…");
+    let reply = await withLoading($("#run-log"), post("/service/run-service", body), "Calling the service…");
+    if (reply && Number.isInteger(reply.run_id)) {
+      // Still running after the API's wait (202): follow the run until it ends.
+      await loadService();
+      status.textContent = `Still running (run #${reply.run_id}); the log shows it when it ends.`;
+      reply = await followRun(reply.status_url);
+    }
     await loadService();
     // The call went through, but the service may have answered with an error of its own.
     const answered = reply && typeof reply.status_code === "number" ? reply.status_code : 200;
+    if (reply && reply.status === "failed") throw new Error(reply.detail);
     if (answered >= 400) {
       status.className = "form-status error";
       status.setAttribute("role", "alert");
@@ -206,6 +216,18 @@ async function runService(setName, parameters) {
     status.className = "form-status error";
     status.setAttribute("role", "alert");
     status.textContent = error.detail || error.message;
+  }
+}
+
+/** Poll a run's status URL (202 while it runs) until it has ended: the run. */
+async function followRun(statusUrl) {
+  let delay = 1000;
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    const { status, body } = await getStatusUrl(statusUrl);
+    if (status >= 400) throw new Error((body && body.detail) || `The run's status answered ${status}.`);
+    if (body && body.status !== "running") return body;
+    delay = Math.min(delay * 1.5, 5000);
   }
 }
 
