@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from dtbase_core import pgcopy
 from dtbase_core.errors import Invalid, NotFound
-from dtbase_core.instants import EPOCH, ONE_MICROSECOND, Micros, as_micros
+from dtbase_core.instants import EPOCH, ONE_MICROSECOND, Micros, as_micros, from_micros
 from dtbase_core.orm import (
     Datatype,
     Sensor,
@@ -279,10 +279,6 @@ def _lock_series(session: Session, target: SeriesTarget) -> None:
     session.execute(_LOCK, {"sensor_id": target.sensor_id, "measure_id": target.measure_id})
 
 
-def _instant(us: int) -> datetime:
-    return EPOCH + us * ONE_MICROSECOND
-
-
 def _instant_sql(us: Any) -> Any:
     """Microseconds since the epoch (a bigint expression) as a timestamptz. Whole seconds
     and the microseconds left, each exact: `interval * bigint` multiplies in float8, which
@@ -336,8 +332,8 @@ def _span_params(target: SeriesTarget, us: Micros) -> dict[str, Any]:
     return {
         "sensor_id": target.sensor_id,
         "measure_id": target.measure_id,
-        "lo": _instant(int(us.min())),
-        "hi": _instant(int(us.max())),
+        "lo": from_micros(int(us.min())),
+        "hi": from_micros(int(us.max())),
     }
 
 
@@ -431,7 +427,7 @@ def _upsert_series(session: Session, target: SeriesTarget, values: Any, us: Micr
         )
     )
     if target.datatype in NUMERIC:
-        hours = sorted({EPOCH + (us * ONE_MICROSECOND) // HOUR * HOUR for us in micros})
+        hours = sorted({from_micros(us // HOUR_MICROS * HOUR_MICROS) for us in micros})
         touched = sa.select(
             sa.func.unnest(sa.bindparam("hours", hours, type_=pg.ARRAY(UtcDateTime))).label("hour")
         ).subquery()
