@@ -453,7 +453,7 @@ async def _guarded(
         detail = f"Service unreachable: {_reason(exc)}"
         return RunResult(UNREACHABLE, detail, UNREACHABLE, None)
     except (httpx.RequestError, httpx.InvalidURL) as exc:
-        return call_failed(_reason(exc))
+        return call_failed(str(exc) or type(exc).__name__)  # call_failed masks it
 
 
 async def call_service(

@@ -28,15 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
+from dtbase_core.orm.base import NAMING_CONVENTION
 from local.durable.protocol import EVENT_RAISED, RUNNING, execution_started
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
