@@ -16,6 +16,11 @@ from dtbase_core.orm.models import (
     ModelScenario,
     model_value_tables,
 )
+from dtbase_core.orm.notifications import (
+    NotificationAttempt,
+    NotificationChannel,
+    NotificationDelivery,
+)
 from dtbase_core.orm.sensors import (
     Sensor,
     SensorLocation,
@@ -42,6 +47,9 @@ __all__ = [
     "ModelProduct",
     "ModelRun",
     "ModelScenario",
+    "NotificationAttempt",
+    "NotificationChannel",
+    "NotificationDelivery",
     "Sensor",
     "SensorLocation",
     "SensorMeasure",

@@ -1,0 +1,1 @@
+"""Notifications: channels (webhook, email), the delivery outbox and its drainer."""
