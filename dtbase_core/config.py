@@ -27,6 +27,7 @@ DEFAULT_USER_EMAIL = "default_user@localhost"
 SCHEDULE_DEFAULTS = {
     "DT_INGRESS_SCHEDULE": "0 0 * * * *",  # hourly, on the hour
     "DT_FORECAST_SCHEDULE": "0 0 3 * * *",  # daily at 03:00 UTC
+    "DT_NOTIFY_SCHEDULE": "*/15 * * * * *",  # the notification outbox, every 15 seconds
 }
 # London, as DTBase's example ingress.
 DEFAULT_WEATHER_LATITUDE = 51.53
@@ -219,6 +220,41 @@ class ServicesSettings(BaseSettings):
         return raw
 
 
+class NotifySettings(BaseSettings):
+    """Notifications: the outbox drainer's retries, and email through Azure Communication
+    Services (dtbase_core/notifications/)."""
+
+    model_config = SettingsConfigDict(**{**_COMMON, "env_prefix": "DT_NOTIFY_"})
+
+    # Sends of one delivery before it is marked dead; the first retry comes after
+    # retry_seconds, each later one after twice the previous delay, up to retry_max_seconds.
+    max_attempts: int = Field(8, ge=1)
+    retry_seconds: float = Field(30.0, gt=0)
+    retry_max_seconds: float = Field(3600.0, gt=0)
+    # One send (a webhook POST; an email's submission and status polls) waits this long.
+    timeout_seconds: float = Field(10.0, gt=0)
+    # Deliveries one drain claims; a claim is held for lease_seconds, after which another
+    # drainer may take the delivery again (the first one died while sending).
+    batch_size: int = Field(50, ge=1)
+    lease_seconds: float = Field(300.0, gt=0)
+    # Azure Communication Services Email: the resource's endpoint (https://<name>.<region>
+    # .communication.azure.com), its access key (a secret; unset: the app's managed
+    # identity, a user-assigned one if its client id is given) and the sender address.
+    acs_endpoint: str | None = _alias("DT_ACS_ENDPOINT")
+    acs_access_key: str | None = _alias("DT_ACS_ACCESS_KEY")
+    acs_managed_identity_client_id: str | None = _alias("DT_ACS_MANAGED_IDENTITY_CLIENT_ID")
+    acs_sender_address: str | None = _alias("DT_ACS_SENDER_ADDRESS")
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> NotifySettings:
+        if self.lease_seconds <= 2 * self.timeout_seconds:
+            raise ValueError(
+                "DT_NOTIFY_LEASE_SECONDS must be more than twice DT_NOTIFY_TIMEOUT_SECONDS: "
+                "a claimed delivery must not be taken again while it is being sent"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = _COMMON
 
@@ -264,6 +300,7 @@ class Settings(BaseSettings):
     cors_origins: Words = ()
     entra: EntraSettings = Field(default_factory=lambda: EntraSettings())
     services: ServicesSettings = Field(default_factory=lambda: ServicesSettings())
+    notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
 
     _words = field_validator("cors_origins", mode="before")(_split_words)
 
@@ -320,7 +357,11 @@ def _load(settings_class: type[BaseSettings], **groups: BaseSettings) -> Any:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     # The groups first, so that an error in one names its own variable.
-    groups = {"entra": _load(EntraSettings), "services": _load(ServicesSettings)}
+    groups = {
+        "entra": _load(EntraSettings),
+        "services": _load(ServicesSettings),
+        "notify": _load(NotifySettings),
+    }
     settings: Settings = _load(Settings, **groups)
     return settings
 

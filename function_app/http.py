@@ -53,6 +53,7 @@ from dtbase_core.errors import (
     ERROR_CODE_HEADER,
     AlreadyExists,
     DomainError,
+    Forbidden,
     Invalid,
     Unauthorized,
 )
@@ -113,6 +114,8 @@ class Route:
     db: bool = True  # a synchronous handler gets a transaction (`call.session`)
     # Other successful replies, each with its schema and description (a 202 "running").
     replies: dict[int, tuple[Any, str]] = field(default_factory=dict)
+    # Admins only: checked in `prepare` right after the credentials (403 otherwise).
+    admin: bool = False
 
 
 ROUTES: list[Route] = []
@@ -455,6 +458,8 @@ def prepare(
         raw = _read_json(req) if route.method != "GET" else _NO_BODY
         settings = get_settings()
         user = _authenticate(route, req, session, settings)
+        if route.admin and not (user is not None and user.is_admin):
+            raise Forbidden(f"Only an admin can call {route.path}")
         return Call(_parse_body(route, raw, settings), user, settings, req, session)
     except _EarlyReply as early:
         return early.response
@@ -546,6 +551,7 @@ def endpoint(
     db: bool = True,
     durable_client: bool = False,
     replies: dict[int, tuple[Any, str]] | None = None,
+    admin: bool = False,
 ) -> Callable[[Callable[[Call[Any]], Any]], Callable[[Call[Any]], Any]]:
     """Register `handler(call) -> JSON-able | HttpResponse` (or an `async def` returning
     one) as the function for `method path`.
@@ -553,7 +559,10 @@ def endpoint(
     `auth` says who may call it; `db=False` gives a synchronous handler no transaction;
     `durable_client=True` (async handlers, on a `df.Blueprint`) puts a Durable client in
     `call.durable`; `replies` documents other successful replies (status → (schema,
-    description)), which the handler returns as its own `HttpResponse`."""
+    description)), which the handler returns as its own `HttpResponse`; `admin=True` lets
+    only admins call it (403 for anyone else, before the body is read)."""
+    if admin and auth is not Auth.TOKEN:
+        raise TypeError(f"{path}: admin routes take a user's token")
 
     def register(handler: Callable[[Call[Any]], Any]) -> Callable[[Call[Any]], Any]:
         is_async = inspect.iscoroutinefunction(handler)
@@ -572,10 +581,13 @@ def endpoint(
             response=response,
             status=status,
             auth=auth,
-            errors=_with_readings_limit(body, errors or {}),
+            errors=_with_readings_limit(
+                body, {**(errors or {}), **({403: "Only an admin can call it"} if admin else {})}
+            ),
             media_type=media_type,
             db=db and not is_async,
             replies=replies or {},
+            admin=admin,
         )
         ROUTES.append(route)
 
