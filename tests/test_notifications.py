@@ -205,18 +205,14 @@ def test_list_deliveries_filters(admin: Api, receiver: WebhookReceiver) -> None:
     first = admin.ok("/notification/test-channel", {"name": "a"})["delivery_id"]
     second = admin.ok("/notification/test-channel", {"name": "b"})["delivery_id"]
     assert [d["id"] for d in admin.ok("/notification/list-deliveries", {})] == [second, first]
-    assert [d["id"] for d in admin.ok("/notification/list-deliveries", {"channel": "a"})] == [
-        first
-    ]
+    assert [d["id"] for d in admin.ok("/notification/list-deliveries", {"channel": "a"})] == [first]
     assert [d["id"] for d in admin.ok("/notification/list-deliveries", {"status": "dead"})] == [
         first
     ]
     assert admin.post("/notification/list-deliveries", {"status": "lost"}).status_code == 422
     # A deleted channel's deliveries stay listed under its name.
     admin.ok("/notification/delete-channel", {"name": "a"})
-    assert [d["id"] for d in admin.ok("/notification/list-deliveries", {"channel": "a"})] == [
-        first
-    ]
+    assert [d["id"] for d in admin.ok("/notification/list-deliveries", {"channel": "a"})] == [first]
 
 
 def _wait_for(check: Callable[[], bool], seconds: float = 30.0) -> None:
