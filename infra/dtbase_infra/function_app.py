@@ -19,6 +19,7 @@ from pulumi.runtime import rpc
 from pulumi_azure_native import managedidentity, web
 
 from . import access
+from .email import Email
 from .monitoring import Monitoring
 from .network import PrivateNetwork
 from .settings import StackSettings
@@ -34,6 +35,7 @@ SECRET_SETTINGS = {
     "DT_JWT_SECRET_KEY": "jwt-secret-key",
     "DT_DEFAULT_USER_PASS": "default-user-pass",
     "DT_OPENWEATHERMAP_APIKEY": "openweathermap-apikey",
+    "DT_ACS_ACCESS_KEY": "acs-access-key",
 }
 
 
@@ -98,6 +100,7 @@ def app_settings(
     storage: RuntimeStorage,
     monitoring: Monitoring,
     vault: Vault,
+    email: Email | None = None,
 ) -> dict[str, pulumi.Input[str]]:
     # No DT_BACKEND_URL: the app takes its own address from the platform's WEBSITE_HOSTNAME
     # (its real default host name, which may carry a unique suffix nobody can predict here).
@@ -123,6 +126,7 @@ def app_settings(
         "DT_TRUSTED_PROXY_HOPS": "1",
         "DT_INGRESS_SCHEDULE": settings.ingress_schedule,
         "DT_FORECAST_SCHEDULE": settings.forecast_schedule,
+        "DT_NOTIFY_SCHEDULE": settings.notify_schedule,
         "DT_OPENWEATHERMAP_LAT": settings.openweathermap_lat,
         "DT_OPENWEATHERMAP_LON": settings.openweathermap_lon,
     }
@@ -130,6 +134,10 @@ def app_settings(
         if secret_name in vault.secrets:
             values[setting] = vault.reference(secret_name)
     values |= entra_settings(settings)
+    if email is not None:
+        # The access key is a Key Vault reference (SECRET_SETTINGS); these two are not secret.
+        values["DT_ACS_ENDPOINT"] = email.endpoint
+        values["DT_ACS_SENDER_ADDRESS"] = email.sender_address
     if settings.hosting_plan == "consumption":
         # Flex Consumption takes runtime and package from `function_app_config` instead.
         values |= {
@@ -235,6 +243,7 @@ def create_function_app(
     vault: Vault,
     private_network: PrivateNetwork | None,
     cors_origins: pulumi.Input[list[str]],
+    email: Email | None = None,
 ) -> FunctionApp:
     plan = create_plan(settings, resource_group)
     identity, grants = create_identity(settings, resource_group, storage=storage, vault=vault)
@@ -272,6 +281,7 @@ def create_function_app(
                     storage=storage,
                     monitoring=monitoring,
                     vault=vault,
+                    email=email,
                 ).items()
             ],
             linux_fx_version=None if flex else f"Python|{PYTHON_VERSION}",

@@ -55,6 +55,12 @@ class StackSettings:
     db_name: str = "dtbase"
     ingress_schedule: str = "0 0 * * * *"
     forecast_schedule: str = "0 0 3 * * *"
+    # The notification outbox's drainer (DT_NOTIFY_SCHEDULE).
+    notify_schedule: str = "*/15 * * * * *"
+    # Email notifications through Azure Communication Services (email.py); the data
+    # location of its resources: "Europe", "UK", "United States"...
+    email_enabled: bool = True
+    email_data_location: str = "Europe"
     # Extra browser origins allowed to call the API; the Static Web App's own is always added.
     cors_origins: tuple[str, ...] = ()
     log_retention_days: int = 30
@@ -189,6 +195,9 @@ def load_settings() -> StackSettings:
         db_backup_retention_days=number("dbBackupRetentionDays", 7),
         ingress_schedule=text("ingressSchedule", str(defaults["ingress_schedule"].default)),
         forecast_schedule=text("forecastSchedule", str(defaults["forecast_schedule"].default)),
+        notify_schedule=text("notifySchedule", str(defaults["notify_schedule"].default)),
+        email_enabled=config.get_bool("emailEnabled") is not False,
+        email_data_location=text("emailDataLocation", str(defaults["email_data_location"].default)),
         cors_origins=tuple(config.get_object("corsOrigins") or ()),
         log_retention_days=number("logRetentionDays", 30),
         static_site_location=text("staticSiteLocation", "westeurope"),

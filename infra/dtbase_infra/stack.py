@@ -8,6 +8,7 @@ import pulumi
 from pulumi_azure_native import authorization, resources
 
 from .database import create_database
+from .email import create_email
 from .function_app import SECRET_SETTINGS, create_function_app
 from .monitoring import create_monitoring
 from .network import create_private_network
@@ -53,6 +54,9 @@ def build(settings: StackSettings) -> StackOutputs:
         "DT_DEFAULT_USER_PASS": settings.default_user_password,
         "DT_OPENWEATHERMAP_APIKEY": settings.openweathermap_api_key,
     }
+    email = create_email(settings, rg) if settings.email_enabled else None
+    if email is not None:
+        secrets["DT_ACS_ACCESS_KEY"] = email.access_key
     for setting, value in secrets.items():
         if value is not None:
             add_secret(vault, rg, SECRET_SETTINGS[setting], value)
@@ -69,6 +73,7 @@ def build(settings: StackSettings) -> StackOutputs:
         vault=vault,
         private_network=private_network,
         cors_origins=cors_origins,
+        email=email,
     )
 
     return StackOutputs(

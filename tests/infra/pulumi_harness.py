@@ -28,6 +28,10 @@ DB_APP_PASSWORD = "db-app-pass-9e8d7c"
 HOST_SUFFIX = "-b4c3d2e1f0a9.uksouth-01.azurewebsites.net"
 SITE_HOST = "gentle-sky-0a1b2c3d4.5.azurestaticapps.net"
 OWM_KEY = "owm-api-key-1234abcd"
+# What the Communication Service's key listing answers (base64, as Azure's keys are).
+ACS_KEY = "YWNzLWFjY2Vzcy1rZXktNDJmMWUwZDljOGI3YTZmNQ=="
+# The sender domain Azure gives an Azure-managed email domain.
+ACS_SENDER_DOMAIN = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0.azurecomm.net"
 
 
 @dataclass
@@ -94,6 +98,9 @@ _NAME_INPUT = {
     "azure-native:network:Subnet": "subnetName",
     "azure-native:privatedns:PrivateZone": "privateZoneName",
     "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
+    "azure-native:communication:CommunicationService": "communicationServiceName",
+    "azure-native:communication:EmailService": "emailServiceName",
+    "azure-native:communication:Domain": "domainName",
 }
 
 
@@ -129,6 +136,13 @@ def _type_outputs(type_token: str, name: str | None, inputs: dict[str, Any]) -> 
             return {"primaryEndpoints": {"blob": f"https://{name}.blob.core.windows.net/"}}
         case "azure-native:dbforpostgresql:Server":
             return {"fullyQualifiedDomainName": f"{name}.postgres.database.azure.com"}
+        case "azure-native:communication:CommunicationService":
+            return {"hostName": f"{name}.europe.communication.azure.com"}
+        case "azure-native:communication:Domain":
+            return {
+                "fromSenderDomain": ACS_SENDER_DOMAIN,
+                "mailFromSenderDomain": ACS_SENDER_DOMAIN,
+            }
         case "azure-native:applicationinsights:Component":
             return {
                 "connectionString": "InstrumentationKey=00000000-aaaa;IngestionEndpoint=https://x/"
@@ -183,6 +197,9 @@ def run_program(settings_overrides: dict[str, Any] | None = None) -> Recorded:
                     "clientId": "client",
                     "objectId": "deployer",
                 }
+            if args.token == "azure-native:communication:listCommunicationServiceKeys":
+                assert args.args["communicationServiceName"] == "dtbase-test-acs"
+                return {"primaryKey": ACS_KEY, "secondaryKey": "c2Vjb25kYXJ5"}
             raise AssertionError(f"unexpected invoke {args.token}")
 
     mocks = Mocks()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from pulumi_harness import (
+    ACS_KEY,
+    ACS_SENDER_DOMAIN,
     DB_APP_PASSWORD,
     DB_PASSWORD,
     DEFAULT_USER_PASSWORD,
@@ -16,6 +18,7 @@ from pulumi_harness import (
     OWM_KEY,
     Recorded,
     is_secret,
+    run_program,
 )
 
 WEB_APP = "azure-native:web:WebApp"
@@ -38,8 +41,12 @@ SECRET_SETTINGS = {
     "DT_JWT_SECRET_KEY",
     "DT_DEFAULT_USER_PASS",
     "DT_OPENWEATHERMAP_APIKEY",
+    "DT_ACS_ACCESS_KEY",
 }
-PLAIN_SECRETS = [DB_PASSWORD, DB_APP_PASSWORD, JWT_SECRET, DEFAULT_USER_PASSWORD, OWM_KEY]
+PLAIN_SECRETS = [DB_PASSWORD, DB_APP_PASSWORD, JWT_SECRET, DEFAULT_USER_PASSWORD, OWM_KEY, ACS_KEY]
+ACS = "azure-native:communication:CommunicationService"
+EMAIL_SERVICE = "azure-native:communication:EmailService"
+EMAIL_DOMAIN = "azure-native:communication:Domain"
 IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 PRINCIPAL = "principal-of-dtbase-test-api-id"
 
@@ -71,14 +78,19 @@ def test_every_resource_of_the_issue_exists(flex_stack: Recorded):
         WEB_APP,
         "azure-native:web:StaticSite",
         IDENTITY,
+        ACS,
+        EMAIL_SERVICE,
+        EMAIL_DOMAIN,
     ]:
         assert flex_stack.all(type_token), f"no {type_token}"
-    # Four secrets: database URL, JWT secret, default user password, OpenWeatherMap key.
+    # Five secrets: database URL, JWT secret, default user password, OpenWeatherMap key and
+    # the Communication Service's access key.
     assert {s["secretName"] for s in flex_stack.all(SECRET)} == {
         "database-url",
         "jwt-secret-key",
         "default-user-pass",
         "openweathermap-apikey",
+        "acs-access-key",
     }
 
 
@@ -161,6 +173,7 @@ def test_app_settings_hold_the_app_configuration(flex_stack: Recorded):
     assert settings["PYTHON_SCRIPT_FILE_NAME"] == "function_app_entry.py"
     assert settings["DT_INGRESS_SCHEDULE"] == "0 0 * * * *"
     assert settings["DT_FORECAST_SCHEDULE"] == "0 0 3 * * *"
+    assert settings["DT_NOTIFY_SCHEDULE"] == "*/15 * * * * *"
     # No guessed host name: the app reads its own from the platform's WEBSITE_HOSTNAME.
     assert "DT_BACKEND_URL" not in settings
     assert settings["DT_CORS_ORIGINS"] == "https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net"
@@ -211,6 +224,7 @@ def test_vault_secrets_hold_the_values_and_are_marked_secret(flex_stack: Recorde
     assert by_name["jwt-secret-key"]["properties"]["value"] == JWT_SECRET
     assert by_name["default-user-pass"]["properties"]["value"] == DEFAULT_USER_PASSWORD
     assert by_name["openweathermap-apikey"]["properties"]["value"] == OWM_KEY
+    assert by_name["acs-access-key"]["properties"]["value"] == ACS_KEY
     # The app's URL names its least-privilege role; the admin's is a stack output only.
     url = by_name["database-url"]["properties"]["value"]
     assert url == (
@@ -445,3 +459,43 @@ def test_program_entry_point_exports_both_urls():
     source = (INFRA / "__main__.py").read_text()
     assert 'pulumi.export("siteUrl"' in source and 'pulumi.export("apiUrl"' in source
     assert Path(INFRA / "Pulumi.yaml").read_text().startswith("name: dtbase-azure")
+
+
+# --- email (Azure Communication Services) ------------------------------------------------
+
+
+def test_email_is_a_communication_service_linked_to_an_azure_managed_domain(flex_stack: Recorded):
+    email_service = flex_stack.one(EMAIL_SERVICE)
+    assert email_service["emailServiceName"] == "dtbase-test-email"
+    assert (email_service["location"], email_service["dataLocation"]) == ("global", "Europe")
+    domain = flex_stack.one(EMAIL_DOMAIN)
+    assert domain["domainName"] == "AzureManagedDomain"
+    assert domain["domainManagement"] == "AzureManaged"
+    assert domain["emailServiceName"] == "dtbase-test-email"
+    assert domain["userEngagementTracking"] == "Disabled"  # no tracking pixels in alerts
+    service = flex_stack.one(ACS)
+    assert service["communicationServiceName"] == "dtbase-test-acs"
+    assert (service["location"], service["dataLocation"]) == ("global", "Europe")
+    assert service["linkedDomains"] == flex_stack.ids[EMAIL_DOMAIN]
+
+
+def test_the_app_is_configured_to_send_email(flex_stack: Recorded):
+    settings = app_settings(flex_stack)
+    assert settings["DT_ACS_ENDPOINT"] == "https://dtbase-test-acs.europe.communication.azure.com"
+    assert settings["DT_ACS_SENDER_ADDRESS"] == f"DoNotReply@{ACS_SENDER_DOMAIN}"
+    # The key is read from the vault, which holds the one the key listing answered.
+    assert settings["DT_ACS_ACCESS_KEY"] == (
+        "@Microsoft.KeyVault(SecretUri=https://dtbase-test-kv.vault.azure.net/secrets/"
+        "acs-access-key/)"
+    )
+    assert "secret-acs-access-key" in flex_stack.depends["function-app"]
+
+
+def test_email_can_be_left_out():
+    stack = run_program({"email_enabled": False, "email_data_location": "UK"})
+    assert stack.all(ACS) == stack.all(EMAIL_SERVICE) == stack.all(EMAIL_DOMAIN) == []
+    settings = app_settings(stack)
+    assert not {k for k in settings if k.startswith("DT_ACS_")}
+    assert "acs-access-key" not in {s["secretName"] for s in stack.all(SECRET)}
+    # The outbox still drains (webhooks).
+    assert settings["DT_NOTIFY_SCHEDULE"] == "*/15 * * * * *"
