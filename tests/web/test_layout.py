@@ -24,6 +24,7 @@ PAGES = {
     "models.html": "Models",
     "forecasts.html": "Forecasts",
     "services.html": "Services",
+    "channels.html": "Channels",
     "users.html": "Users",
 }
 
