@@ -372,6 +372,22 @@ def test_a_deleted_channel_s_pending_delivery_goes_dead(
     assert receiver.received == []
 
 
+def test_a_send_that_raises_is_recorded_as_a_failed_attempt(
+    outbox: Outbox, receiver: WebhookReceiver
+) -> None:
+    class Broken(Sender):
+        async def send(self, *args: Any) -> Outcome:
+            raise RuntimeError("a bug")
+
+    outbox.sender = Broken(outbox.settings)
+    outbox.channel(url=receiver.url)
+    outbox.enqueue()
+    assert outbox.drain(T0).retrying == 1
+    [row] = outbox.deliveries()
+    assert row["last_error"] == "internal error while sending: RuntimeError"
+    assert row["next_attempt_at"] == T0 + timedelta(seconds=30)
+
+
 # --- email through Azure Communication Services ----------------------------------------
 
 

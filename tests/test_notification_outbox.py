@@ -81,6 +81,18 @@ def test_an_unknown_channel_is_skipped_with_a_warning(
     assert "'gone'" in caplog.text
 
 
+def test_datetimes_in_an_event_are_stored_as_iso_8601(engine: sa.Engine) -> None:
+    event = {**EVENT, "at": T0, "alert": {"started_at": T0, "value": 1.5}}
+    with Session(engine) as session, session.begin():
+        enqueue(session, channel_names=["ops"], event=event, now=T0)
+    [(_, _, _, _, stored)] = _deliveries(engine)
+    assert stored == {
+        **EVENT,
+        "at": "2026-03-01T12:00:00+00:00",
+        "alert": {"started_at": "2026-03-01T12:00:00+00:00", "value": 1.5},
+    }
+
+
 def test_no_channels_no_rows(engine: sa.Engine) -> None:
     with Session(engine) as session, session.begin():
         assert enqueue(session, channel_names=[], event=EVENT, now=T0) == []

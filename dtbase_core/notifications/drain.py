@@ -206,7 +206,11 @@ async def drain(
     summary = DrainSummary(claimed=len(claimed))
 
     async def one(item: Claimed) -> None:
-        outcome = await sender.send(item.channel, item.id, item.event)
+        try:
+            outcome = await sender.send(item.channel, item.id, item.event)
+        except Exception as exc:  # a bug, not the receiver: recorded as a failed attempt
+            log.exception("notification delivery %d: the send raised", item.id)
+            outcome = Outcome(False, error=f"internal error while sending: {type(exc).__name__}")
         summary.outcomes[item.id] = outcome
         status = await asyncio.to_thread(
             _in_transaction,

@@ -6,9 +6,10 @@ notifies no one. The timer in dtbase_core/notifications/drain.py sends the pendi
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +18,13 @@ from sqlalchemy.orm import Session
 from dtbase_core.orm.notifications import DeliveryStatus, NotificationChannel, NotificationDelivery
 
 log = logging.getLogger(__name__)
+
+
+def _plain(value: Any) -> Any:
+    """What json.dumps cannot write itself: instants as ISO 8601, anything else as text."""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def channel_names_missing(session: Session, names: Sequence[str]) -> list[str]:
@@ -39,11 +47,13 @@ def enqueue(
     """One pending delivery of `event` per named channel (each name once), due at `now`,
     in the caller's transaction; their ids.
 
-    `event` is JSON: {"alert": {...}, "rule": {...}, "transition": "<state>", "at": "<iso>"}.
+    `event` is JSON: {"alert": {...}, "rule": {...}, "transition": "<state>", "at": "<iso>"}
+    (datetimes in it are written as ISO 8601, other non-JSON values as text).
     A name with no channel (deleted since the rule was saved) is skipped with a warning."""
     wanted = list(dict.fromkeys(channel_names))
     if not wanted:
         return []
+    stored = json.loads(json.dumps(dict(event), default=_plain))
     # FOR KEY SHARE: a concurrent delete-channel waits for this transaction rather than
     # failing its foreign key at commit.
     rows = session.execute(
@@ -62,7 +72,7 @@ def enqueue(
             NotificationDelivery(
                 channel_id=channel_id,
                 channel_name=name,
-                event=dict(event),
+                event=stored,
                 status=DeliveryStatus.PENDING.value,
                 attempts=0,
                 next_attempt_at=now,
