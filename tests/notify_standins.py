@@ -40,7 +40,7 @@ def verify_signature(secret: str, body: bytes, header: str) -> bool:
 
 class WebhookReceiver(ThreadingHTTPServer):
     """Records each POST; answers the statuses in `replies` in turn (then 200), after
-    `delay` seconds."""
+    `delay` seconds; `peak` is the most requests it held at once."""
 
     daemon_threads = True
     request_queue_size = 64
@@ -63,8 +63,12 @@ class WebhookReceiver(ThreadingHTTPServer):
                 with receiver.lock:
                     receiver.received.append(Received(self.path, dict(self.headers), body, ok))
                     status = receiver.replies.pop(0) if receiver.replies else 200
+                    receiver.in_flight += 1
+                    receiver.peak = max(receiver.peak, receiver.in_flight)
                 if receiver.delay:
                     threading.Event().wait(receiver.delay)
+                with receiver.lock:
+                    receiver.in_flight -= 1
                 payload = b'{"ok": true}' if status < 300 else b'{"error": "receiver is down"}'
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -76,6 +80,8 @@ class WebhookReceiver(ThreadingHTTPServer):
         self.secret = secret
         self.replies = list(replies or [])
         self.delay = 0.0
+        self.in_flight = 0
+        self.peak = 0
         self.lock = threading.Lock()
         self.received: list[Received] = []
         threading.Thread(target=self.serve_forever, daemon=True).start()

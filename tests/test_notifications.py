@@ -224,6 +224,7 @@ def _wait_for(check: Callable[[], bool], seconds: float = 30.0) -> None:
 
 def test_the_timer_delivers_the_outbox_and_logs_no_secret(
     host_factory: Callable[..., LocalHost],
+    live_host: LocalHost,  # the database migrated
     clean_db: TestDatabase,
     receiver: WebhookReceiver,
 ) -> None:
@@ -278,3 +279,36 @@ def test_the_timer_delivers_the_outbox_and_logs_no_secret(
     finally:
         api.close()
         acs.close()
+
+
+def test_two_hosts_on_one_database_send_each_delivery_once(
+    host_factory: Callable[..., LocalHost],
+    live_host: LocalHost,  # the database migrated
+    clean_db: TestDatabase,
+    receiver: WebhookReceiver,
+) -> None:
+    """Both drain every second; a receiver slower than that makes their drains overlap."""
+    receiver.delay = 1.5
+    env = {"DT_NOTIFY_SCHEDULE": "* * * * * *", "DT_NOTIFY_BATCH_SIZE": "4"}
+    hosts = [host_factory(env=env), host_factory(env=env)]
+    api = Api(hosts[0].api, hosts[0].admin_email, ADMIN_PASSWORD)
+    try:
+        api.ok("/notification/insert-channel", webhook("ops", receiver.url), 201)
+        with Session(clean_db.engine) as session, session.begin():
+            ids = [
+                enqueue(session, channel_names=["ops"], event=EVENT, now=datetime.now(UTC))[0]
+                for _ in range(16)
+            ]
+
+        def all_delivered() -> bool:
+            rows = api.ok("/notification/list-deliveries", {"status": "delivered"})
+            return len(rows) == len(ids)
+
+        _wait_for(all_delivered, 60)
+        assert receiver.per_delivery() == {str(i): 1 for i in ids}
+        assert all(r.signature_ok for r in receiver.received)
+        assert receiver.peak > 4  # more than one batch in flight: two drains at once
+        rows = api.ok("/notification/list-deliveries", {})
+        assert {(r["status"], r["attempts"]) for r in rows} == {("delivered", 1)}
+    finally:
+        api.close()
