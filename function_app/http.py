@@ -79,6 +79,7 @@ CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
 CONFLICT_ATTEMPTS = 4
 CONFLICT_BACKOFF = 0.05
 CONFLICT_DETAIL = "conflicting concurrent write, retry"
+ADMIN_ONLY = "Only an admin can do this"
 
 
 class Auth(StrEnum):
@@ -114,8 +115,7 @@ class Route:
     db: bool = True  # a synchronous handler gets a transaction (`call.session`)
     # Other successful replies, each with its schema and description (a 202 "running").
     replies: dict[int, tuple[Any, str]] = field(default_factory=dict)
-    # Admins only: checked in `prepare` right after the credentials (403 otherwise).
-    admin: bool = False
+    admin: bool = False  # only an admin user may call it (403 for anyone else)
 
 
 ROUTES: list[Route] = []
@@ -458,8 +458,8 @@ def prepare(
         raw = _read_json(req) if route.method != "GET" else _NO_BODY
         settings = get_settings()
         user = _authenticate(route, req, session, settings)
-        if route.admin and not (user is not None and user.is_admin):
-            raise Forbidden(f"Only an admin can call {route.path}")
+        if route.admin and (user is None or not user.is_admin):
+            raise Forbidden(ADMIN_ONLY)
         return Call(_parse_body(route, raw, settings), user, settings, req, session)
     except _EarlyReply as early:
         return early.response
@@ -559,10 +559,8 @@ def endpoint(
     `auth` says who may call it; `db=False` gives a synchronous handler no transaction;
     `durable_client=True` (async handlers, on a `df.Blueprint`) puts a Durable client in
     `call.durable`; `replies` documents other successful replies (status → (schema,
-    description)), which the handler returns as its own `HttpResponse`; `admin=True` lets
-    only admins call it (403 for anyone else, before the body is read)."""
-    if admin and auth is not Auth.TOKEN:
-        raise TypeError(f"{path}: admin routes take a user's token")
+    description)), which the handler returns as its own `HttpResponse`; `admin=True`
+    lets only admin users call it (checked with the credentials, before the body)."""
 
     def register(handler: Callable[[Call[Any]], Any]) -> Callable[[Call[Any]], Any]:
         is_async = inspect.iscoroutinefunction(handler)
@@ -582,13 +580,15 @@ def endpoint(
             status=status,
             auth=auth,
             errors=_with_readings_limit(
-                body, {**(errors or {}), **({403: "Only an admin can call it"} if admin else {})}
+                body, {**({403: ADMIN_ONLY} if admin else {}), **(errors or {})}
             ),
             media_type=media_type,
             db=db and not is_async,
             replies=replies or {},
             admin=admin,
         )
+        if admin and auth is Auth.NONE:
+            raise TypeError(f"{path}: an admin-only route needs credentials")
         ROUTES.append(route)
 
         # A fresh function, not functools.wraps: the worker reads its signature to bind
