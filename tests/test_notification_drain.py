@@ -6,6 +6,7 @@ passed in (`now`): nothing sleeps to move time."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -487,3 +488,39 @@ def test_the_drainer_uses_the_partial_index(outbox: Outbox) -> None:
     assert "ix_notification_delivery_due" in plan
     with outbox.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(NotificationDelivery)) == 0
+
+
+def test_no_secret_in_any_log_line(
+    engine: sa.Engine,
+    receiver: WebhookReceiver,
+    acs: tuple[AcsEmailServer, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every logger at DEBUG (httpx, httpcore, azure-core's request log) while a signed
+    webhook, a failing one and an email are sent: neither the channel's secret nor the
+    Communication Services key shows."""
+    server, key = acs
+    receiver.replies = [500]
+    outbox = email_outbox(engine, server.endpoint, key)
+    outbox.channel(url=receiver.url, secret=SECRET)
+    outbox.channel("mail", kind="email", recipients=["ops@example.org"])
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
+    try:
+        outbox.enqueue("ops", "mail")
+        first = outbox.drain(T0)
+        second = outbox.drain(T0 + timedelta(minutes=1))
+    finally:
+        root.setLevel(level)
+    assert (first.delivered, first.retrying, second.delivered) == (1, 1, 1)
+    assert "emails:send" in caplog.text  # the SDK's request log was captured
+    for secret in (SECRET, key):
+        assert secret not in caplog.text
+    with outbox.session() as session:
+        # What a traceback would print of a claimed delivery: its channel, not its secret.
+        claimed = repr(channels.start_test(session, name="ops", now=T0, lease_seconds=LEASE))
+        listed = str(channels.list_channels(session)) + str(outbox.deliveries())
+    assert "ChannelTarget(name='ops'" in claimed
+    assert SECRET not in claimed + listed

@@ -198,6 +198,17 @@ def test_test_channel_to_a_refused_address_sends_nothing(admin: Api) -> None:
     assert outcome["error"].startswith("Refused to call 169.254.169.254")
 
 
+def test_an_email_test_without_communication_services_says_so(admin: Api) -> None:
+    admin.ok(
+        "/notification/insert-channel",
+        {"name": "mail", "kind": "email", "recipients": ["ops@example.org"]},
+        201,
+    )
+    outcome = admin.ok("/notification/test-channel", {"name": "mail"})
+    assert (outcome["delivered"], outcome["status_code"]) == (False, None)
+    assert outcome["error"].startswith("email is not configured: set DT_ACS_ENDPOINT")
+
+
 def test_list_deliveries_filters(admin: Api, receiver: WebhookReceiver) -> None:
     receiver.replies = [500]
     admin.ok("/notification/insert-channel", webhook("a", receiver.url), 201)
