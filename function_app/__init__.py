@@ -11,6 +11,7 @@ import azure.functions as func
 
 from dtbase_core.config import check_deployable, get_settings
 from function_app import (
+    alerts,
     auth,
     fallback,
     forecasting,
@@ -38,6 +39,7 @@ for blueprint in (
     services,
     ingress,
     forecasting,
+    alerts,
     health,
     openapi,
     fallback,

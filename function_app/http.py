@@ -53,6 +53,7 @@ from dtbase_core.errors import (
     ERROR_CODE_HEADER,
     AlreadyExists,
     DomainError,
+    Forbidden,
     Invalid,
     Unauthorized,
 )
@@ -78,6 +79,7 @@ CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
 CONFLICT_ATTEMPTS = 4
 CONFLICT_BACKOFF = 0.05
 CONFLICT_DETAIL = "conflicting concurrent write, retry"
+ADMIN_ONLY = "Only an admin can do this"
 
 
 class Auth(StrEnum):
@@ -113,6 +115,7 @@ class Route:
     db: bool = True  # a synchronous handler gets a transaction (`call.session`)
     # Other successful replies, each with its schema and description (a 202 "running").
     replies: dict[int, tuple[Any, str]] = field(default_factory=dict)
+    admin: bool = False  # only an admin user may call it (403 for anyone else)
 
 
 ROUTES: list[Route] = []
@@ -455,6 +458,8 @@ def prepare(
         raw = _read_json(req) if route.method != "GET" else _NO_BODY
         settings = get_settings()
         user = _authenticate(route, req, session, settings)
+        if route.admin and (user is None or not user.is_admin):
+            raise Forbidden(ADMIN_ONLY)
         return Call(_parse_body(route, raw, settings), user, settings, req, session)
     except _EarlyReply as early:
         return early.response
@@ -546,6 +551,7 @@ def endpoint(
     db: bool = True,
     durable_client: bool = False,
     replies: dict[int, tuple[Any, str]] | None = None,
+    admin: bool = False,
 ) -> Callable[[Callable[[Call[Any]], Any]], Callable[[Call[Any]], Any]]:
     """Register `handler(call) -> JSON-able | HttpResponse` (or an `async def` returning
     one) as the function for `method path`.
@@ -553,7 +559,8 @@ def endpoint(
     `auth` says who may call it; `db=False` gives a synchronous handler no transaction;
     `durable_client=True` (async handlers, on a `df.Blueprint`) puts a Durable client in
     `call.durable`; `replies` documents other successful replies (status → (schema,
-    description)), which the handler returns as its own `HttpResponse`."""
+    description)), which the handler returns as its own `HttpResponse`; `admin=True`
+    lets only admin users call it (checked with the credentials, before the body)."""
 
     def register(handler: Callable[[Call[Any]], Any]) -> Callable[[Call[Any]], Any]:
         is_async = inspect.iscoroutinefunction(handler)
@@ -572,11 +579,16 @@ def endpoint(
             response=response,
             status=status,
             auth=auth,
-            errors=_with_readings_limit(body, errors or {}),
+            errors=_with_readings_limit(
+                body, {**({403: ADMIN_ONLY} if admin else {}), **(errors or {})}
+            ),
             media_type=media_type,
             db=db and not is_async,
             replies=replies or {},
+            admin=admin,
         )
+        if admin and auth is Auth.NONE:
+            raise TypeError(f"{path}: an admin-only route needs credentials")
         ROUTES.append(route)
 
         # A fresh function, not functools.wraps: the worker reads its signature to bind

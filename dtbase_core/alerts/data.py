@@ -1,0 +1,307 @@
+"""What the evaluator and the backtest read: the series a rule watches, readings past a
+watermark (one indexed range scan per series, never the history before it), the reading
+at or before an instant (one backwards index step per series: the latest-readings path
+of dtbase_core/readings.py), and the bounds of model runs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from dtbase_core.orm import (
+    AlertRule,
+    Datatype,
+    Model,
+    ModelMeasure,
+    ModelProduct,
+    ModelRun,
+    Sensor,
+    SensorMeasure,
+    SensorType,
+    SensorTypeMeasure,
+    model_value_tables,
+    reading_tables,
+)
+
+# Each datatype's values as numbers (booleans 0/1; strings have none: only `no_data`
+# looks at them, by their timestamps).
+_AS_NUMBER = {
+    Datatype.FLOAT: "r.value",
+    Datatype.INTEGER: "r.value::float8",
+    Datatype.BOOLEAN: "r.value::int::float8",
+    Datatype.STRING: "null::float8",
+}
+
+
+@dataclass(frozen=True)
+class Watched:
+    """One series a rule watches."""
+
+    rule_id: int
+    sensor_id: int
+    unique_identifier: str
+    measure_id: int
+    datatype: Datatype
+
+
+def watched_series(
+    session: Session,
+    *,
+    rule_ids: Sequence[int] | None = None,
+    scope: tuple[str | None, str | None, str, str | None] | None = None,
+) -> list[Watched]:
+    """The (sensor, measure) pairs of the rules `rule_ids`, or of one unsaved rule's
+    `scope` (unique_identifier, type_name, measure_name, units): a type's sensors as they
+    are now, so a sensor added later is watched from the next evaluation on."""
+    if scope is not None:
+        uid, type_name, measure_name, units = scope
+        rules = sa.select(
+            sa.literal(0).label("id"),
+            sa.literal(uid, sa.String).label("unique_identifier"),
+            sa.literal(type_name, sa.String).label("type_name"),
+            sa.literal(measure_name, sa.String).label("measure_name"),
+            sa.literal(units, sa.String).label("units"),
+        ).subquery()
+    else:
+        rules = (
+            sa.select(
+                AlertRule.id,
+                AlertRule.unique_identifier,
+                AlertRule.type_name,
+                AlertRule.measure_name,
+                AlertRule.units,
+            )
+            .where(AlertRule.id.in_(rule_ids or []))
+            .subquery()
+        )
+    by_sensor = sa.select(rules.c.id, Sensor.id.label("sensor_id")).join(
+        Sensor, Sensor.unique_identifier == rules.c.unique_identifier
+    )
+    by_type = (
+        sa.select(rules.c.id, Sensor.id.label("sensor_id"))
+        .join(SensorType, SensorType.name == rules.c.type_name)
+        .join(Sensor, Sensor.type_id == SensorType.id)
+    )
+    pairs = sa.union_all(by_sensor, by_type).subquery()
+    query = (
+        sa.select(
+            pairs.c.id,
+            Sensor.id,
+            Sensor.unique_identifier,
+            SensorMeasure.id,
+            SensorMeasure.datatype,
+        )
+        .select_from(pairs)
+        .join(rules, rules.c.id == pairs.c.id)
+        .join(Sensor, Sensor.id == pairs.c.sensor_id)
+        .join(SensorTypeMeasure, SensorTypeMeasure.type_id == Sensor.type_id)
+        .join(
+            SensorMeasure,
+            sa.and_(
+                SensorMeasure.id == SensorTypeMeasure.measure_id,
+                SensorMeasure.name == rules.c.measure_name,
+                sa.or_(rules.c.units.is_(None), SensorMeasure.units == rules.c.units),
+            ),
+        )
+        .order_by(pairs.c.id, Sensor.id, SensorMeasure.id)
+    )
+    return [Watched(*row) for row in session.execute(query)]
+
+
+Reading = tuple[datetime, float | None]
+SeriesKey = tuple[int, int]  # sensor_id, measure_id
+
+
+def _by_datatype(
+    keys: Iterable[tuple[SeriesKey, Datatype, datetime]],
+) -> dict[Datatype, dict[SeriesKey, datetime]]:
+    grouped: dict[Datatype, dict[SeriesKey, datetime]] = defaultdict(dict)
+    for key, datatype, at in keys:
+        known = grouped[datatype].get(key)
+        grouped[datatype][key] = at if known is None else min(known, at)
+    return grouped
+
+
+def readings_after(
+    session: Session,
+    keys: Iterable[tuple[SeriesKey, Datatype, datetime]],
+    *,
+    until: datetime,
+    limit: int,
+) -> dict[SeriesKey, list[Reading]]:
+    """Each series' readings after its instant and up to `until`, oldest first, at most
+    `limit` of them: one statement per datatype, one index range scan per series."""
+    found: dict[SeriesKey, list[Reading]] = defaultdict(list)
+    for datatype, after in _by_datatype(keys).items():
+        table = reading_tables[datatype].name
+        rows = session.execute(
+            sa.text(
+                f"""
+                select k.sensor_id, k.measure_id, r.timestamp, {_AS_NUMBER[datatype]}
+                from unnest(cast(:sids as int[]), cast(:mids as int[]),
+                            cast(:after as timestamptz[])) as k(sensor_id, measure_id, after)
+                cross join lateral (
+                    select timestamp, value from {table} r
+                    where r.sensor_id = k.sensor_id and r.measure_id = k.measure_id
+                      and r.timestamp > k.after and r.timestamp <= :until
+                    order by r.timestamp limit :limit
+                ) r
+                order by k.sensor_id, k.measure_id, r.timestamp
+                """
+            ),
+            {
+                "sids": [k[0] for k in after],
+                "mids": [k[1] for k in after],
+                "after": list(after.values()),
+                "until": until,
+                "limit": limit,
+            },
+        )
+        for sensor_id, measure_id, at, value in rows:
+            found[(sensor_id, measure_id)].append((at, value))
+    return found
+
+
+def reading_at_or_before(
+    session: Session, keys: Iterable[tuple[SeriesKey, Datatype, datetime]]
+) -> dict[SeriesKey, Reading]:
+    """Each series' latest reading at or before its instant (a backwards index step)."""
+    found: dict[SeriesKey, Reading] = {}
+    for datatype, before in _by_datatype(keys).items():
+        table = reading_tables[datatype].name
+        rows = session.execute(
+            sa.text(
+                f"""
+                select k.sensor_id, k.measure_id, r.timestamp, {_AS_NUMBER[datatype]}
+                from unnest(cast(:sids as int[]), cast(:mids as int[]),
+                            cast(:before as timestamptz[])) as k(sensor_id, measure_id, before)
+                cross join lateral (
+                    select timestamp, value from {table} r
+                    where r.sensor_id = k.sensor_id and r.measure_id = k.measure_id
+                      and r.timestamp <= k.before
+                    order by r.timestamp desc limit 1
+                ) r
+                """
+            ),
+            {
+                "sids": [k[0] for k in before],
+                "mids": [k[1] for k in before],
+                "before": list(before.values()),
+            },
+        )
+        for sensor_id, measure_id, at, value in rows:
+            found[(sensor_id, measure_id)] = (at, value)
+    return found
+
+
+# --- forecasts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Band:
+    """One model run's lower and upper bounds over the instants it forecasts."""
+
+    created: datetime
+    micros: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def at(self, when: datetime) -> tuple[float, float] | None:
+        us = _micros(when)
+        if not len(self.micros) or us < self.micros[0] or us > self.micros[-1]:
+            return None
+        lower = float(np.interp(us, self.micros, self.lower))
+        upper = float(np.interp(us, self.micros, self.upper))
+        return lower, upper
+
+
+def _micros(when: datetime) -> int:
+    return (when - datetime(1970, 1, 1, tzinfo=when.tzinfo)) // timedelta(microseconds=1)
+
+
+def _bound_kind(name: str) -> str | None:
+    """ "lower" / "upper" for a product holding a bound: `lower`, `Lower Bound`, or the
+    ARIMA's `Lower Bound <measure>` (and the same for upper)."""
+    lowered = name.lower()
+    for kind in ("lower", "upper"):
+        if lowered in (kind, f"{kind} bound") or lowered.startswith(f"{kind} bound "):
+            return kind
+    return None
+
+
+def forecast_bands(
+    session: Session,
+    *,
+    sensor_id: int,
+    measure_id: int,
+    model_name: str | None,
+    created_from: datetime | None,
+    created_to: datetime,
+    latest_only: bool,
+) -> list[Band]:
+    """The bounds of the runs forecasting the series created in the range (the latest
+    one only, with `latest_only`), oldest first. A run without both bounds is left out."""
+    runs = sa.select(ModelRun.id, ModelRun.time_created).where(
+        ModelRun.sensor_id == sensor_id,
+        ModelRun.sensor_measure_id == measure_id,
+        ModelRun.time_created <= created_to,
+    )
+    if created_from is not None:
+        runs = runs.where(ModelRun.time_created >= created_from)
+    if model_name is not None:
+        runs = runs.join(Model, Model.id == ModelRun.model_id).where(Model.name == model_name)
+    runs = runs.order_by(ModelRun.time_created.desc()).limit(1 if latest_only else 500)
+    found = session.execute(runs).all()
+    bands = []
+    for run_id, created in reversed(found):
+        products = session.execute(
+            sa.select(ModelProduct.id, ModelMeasure.name, ModelMeasure.datatype)
+            .join(ModelMeasure, ModelMeasure.id == ModelProduct.measure_id)
+            .where(ModelProduct.run_id == run_id)
+        ).all()
+        series: dict[str, dict[int, float]] = {}
+        for product_id, name, datatype in products:
+            kind = _bound_kind(name)
+            if kind is None or datatype not in (Datatype.FLOAT, Datatype.INTEGER):
+                continue
+            table = model_value_tables[datatype]
+            values = session.execute(
+                sa.select(table.c.timestamp, table.c.value).where(table.c.product_id == product_id)
+            )
+            series[kind] = {_micros(at): float(value) for at, value in values}
+        if "lower" not in series or "upper" not in series:
+            continue
+        common = sorted(series["lower"].keys() & series["upper"].keys())
+        bands.append(
+            Band(
+                created,
+                np.array(common, dtype=np.int64),
+                np.array([series["lower"][us] for us in common]),
+                np.array([series["upper"][us] for us in common]),
+            )
+        )
+    return bands
+
+
+def bounds_of(
+    bands: list[Band], *, as_of_creation: bool
+) -> Callable[[datetime], tuple[float, float] | None]:
+    """The bounds at an instant: from the newest band covering it (with `as_of_creation`,
+    the newest created by then, as a backtest must: a later run was not known yet)."""
+
+    def bounds(when: datetime) -> tuple[float, float] | None:
+        for band in reversed(bands):
+            if as_of_creation and band.created > when:
+                continue
+            found = band.at(when)
+            if found is not None:
+                return found
+        return None
+
+    return bounds

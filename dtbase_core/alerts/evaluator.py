@@ -1,0 +1,231 @@
+"""One evaluation of every enabled rule (docs/architecture.md, Alerts).
+
+Its cost follows what is new, not the history: each (rule, sensor) keeps a watermark (the
+last reading it evaluated) in `alert_series`, and a tick reads only the readings past it,
+one index range scan per series and one statement per datatype. A series seen for the
+first time starts from `INITIAL_LOOKBACK` ago, with the reading before that (one
+backwards index step) as its previous one. Readings stored later with a timestamp at or
+before a series' watermark are not evaluated (the watermark is on reading time).
+
+Hosts sharing a database evaluate one at a time: every evaluation, and every change to
+rules and alerts, takes one transaction-scoped advisory lock first, so a second evaluator
+waits, then sees the first one's watermarks and states and repeats nothing; a transition
+is stored, and notified, once. The timer also claims its tick (`alert_tick`, keyed by the
+minute), so each tick is evaluated by one host only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pydantic
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.orm import Session
+
+from dtbase_core.alerts import data, lifecycle, machine
+from dtbase_core.alerts.params import PARAMS, ForecastParams, ThresholdParams
+from dtbase_core.orm import Alert, AlertRule, AlertSeries, AlertTick
+
+# How far back a series seen for the first time starts (plus a threshold's for_seconds).
+INITIAL_LOOKBACK = timedelta(hours=1)
+# The most readings one series gives one evaluation; the rest wait for the next one.
+MAX_READINGS_PER_SERIES = 10_000
+
+
+def lock(session: Session) -> None:
+    """Serialise evaluations and changes to rules and alerts, across hosts, until commit."""
+    lifecycle.lock(session)
+
+
+def evaluate_tick(session: Session, *, now: datetime) -> dict[str, Any] | None:
+    """The timer's evaluation: None when another host has claimed this minute already."""
+    tick = now.replace(second=0, microsecond=0)
+    claimed = session.execute(
+        pg.insert(AlertTick)
+        .values(tick=tick, evaluated_at=now, transitions=0)
+        .on_conflict_do_nothing()
+        .returning(AlertTick.tick)
+    ).first()
+    if claimed is None:
+        return None
+    result = evaluate(session, now=now)
+    session.execute(
+        sa.update(AlertTick)
+        .where(AlertTick.tick == tick)
+        .values(transitions=len(result["transitions"]))
+    )
+    return result
+
+
+@dataclass
+class _Rule:
+    row: AlertRule
+    params: Any
+
+
+def _rules(session: Session) -> dict[int, _Rule]:
+    found = {}
+    for rule in session.scalars(sa.select(AlertRule).where(AlertRule.enabled)):
+        try:
+            params = PARAMS[rule.kind].model_validate(rule.params)
+        except pydantic.ValidationError:  # saved by a newer version: not this one's to judge
+            continue
+        found[rule.id] = _Rule(rule, params)
+    return found
+
+
+def _lookback(params: Any) -> timedelta:
+    if isinstance(params, ThresholdParams):
+        return INITIAL_LOOKBACK + timedelta(seconds=params.for_seconds)
+    return INITIAL_LOOKBACK
+
+
+def evaluate(session: Session, *, now: datetime) -> dict[str, Any]:
+    """Evaluate every enabled rule over the readings up to `now`; the transitions made."""
+    lock(session)
+    rules = _rules(session)
+    watched = data.watched_series(session, rule_ids=list(rules))
+    states = {
+        (s.rule_id, s.sensor_id): s
+        for s in session.scalars(sa.select(AlertSeries).where(AlertSeries.rule_id.in_(list(rules))))
+    }
+    _start_new(session, rules, watched, states, now)
+    keys = [
+        ((w.sensor_id, w.measure_id), w.datatype, states[(w.rule_id, w.sensor_id)].watermark)
+        for w in watched
+    ]
+    readings = data.readings_after(session, keys, until=now, limit=MAX_READINGS_PER_SERIES)
+    transitions: list[dict[str, Any]] = []
+    for w in watched:
+        rule = rules[w.rule_id]
+        series = states[(w.rule_id, w.sensor_id)]
+        new = [r for r in readings.get((w.sensor_id, w.measure_id), ()) if r[0] > series.watermark]
+        state = _machine_state(series)
+        bounds = _bounds(session, rule, w, now) if isinstance(rule.params, ForecastParams) else None
+        for at, value in new:
+            if value is None and rule.row.kind != "no_data":
+                continue  # a string reading: only its time counts
+            machine.step(rule.params, state, at, value, bounds)
+        machine.tick(rule.params, state, now)
+        if new:
+            series.watermark = new[-1][0]
+        _store_state(series, state)
+        if state.events:
+            transitions += _apply(session, rule.row, w, series, state.events, now)
+    session.flush()
+    return {"evaluated": len(watched), "transitions": transitions}
+
+
+def _start_new(
+    session: Session,
+    rules: dict[int, _Rule],
+    watched: Sequence[data.Watched],
+    states: dict[tuple[int, int], AlertSeries],
+    now: datetime,
+) -> None:
+    """A state for each series seen for the first time, with its previous reading."""
+    fresh = [w for w in watched if (w.rule_id, w.sensor_id) not in states]
+    if not fresh:
+        return
+    starts = {w: now - _lookback(rules[w.rule_id].params) for w in fresh}
+    before = data.reading_at_or_before(
+        session, [((w.sensor_id, w.measure_id), w.datatype, starts[w]) for w in fresh]
+    )
+    for w in fresh:
+        previous = before.get((w.sensor_id, w.measure_id))
+        series = AlertSeries(
+            rule_id=w.rule_id,
+            sensor_id=w.sensor_id,
+            measure_id=w.measure_id,
+            watermark=starts[w],
+            last_timestamp=previous[0] if previous else None,
+            last_value=previous[1] if previous else None,
+            phase="ok",
+            since=None,
+            streak=0,
+            watched_since=now,
+        )
+        session.add(series)
+        states[(w.rule_id, w.sensor_id)] = series
+
+
+def _bounds(session: Session, rule: _Rule, w: data.Watched, now: datetime) -> machine.Bounds:
+    bands = data.forecast_bands(
+        session,
+        sensor_id=w.sensor_id,
+        measure_id=w.measure_id,
+        model_name=rule.params.model_name,
+        created_from=None,
+        created_to=now,
+        latest_only=True,
+    )
+    return data.bounds_of(bands, as_of_creation=False)
+
+
+def _machine_state(series: AlertSeries) -> machine.State:
+    return machine.State(
+        phase=series.phase,
+        since=series.since,
+        streak=series.streak,
+        last_timestamp=series.last_timestamp,
+        last_value=series.last_value,
+        watched_since=series.watched_since,
+    )
+
+
+def _store_state(series: AlertSeries, state: machine.State) -> None:
+    # Assigned only when changed, so that an unchanged series costs no UPDATE.
+    for name in ("phase", "since", "streak", "last_timestamp", "last_value"):
+        if getattr(series, name) != getattr(state, name):
+            setattr(series, name, getattr(state, name))
+
+
+def _apply(
+    session: Session,
+    rule: AlertRule,
+    w: data.Watched,
+    series: AlertSeries,
+    events: list[machine.Event],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The machine's events as alert transitions (stored and notified)."""
+    made = []
+    alert = session.get(Alert, series.alert_id) if series.alert_id is not None else None
+    if alert is not None and alert.state not in ("pending", "firing", "acknowledged"):
+        alert = None
+    for event in events:
+        if event.to == "resolved" and alert is None:
+            continue
+        if event.to == "firing" and alert is not None and alert.state != "pending":
+            continue
+        if alert is None:
+            alert = Alert(
+                rule_id=rule.id,
+                rule_name=rule.name,
+                sensor_id=w.sensor_id,
+                unique_identifier=w.unique_identifier,
+                measure_name=rule.measure_name,
+                severity=rule.severity,
+                started_at=event.at,
+                message=event.message,
+            )
+        made.append(
+            lifecycle.transition(
+                session,
+                rule=rule,
+                alert=alert,
+                to=event.to,
+                at=event.at,
+                now=now,
+                value=event.value,
+                message=event.message,
+            )
+        )
+        if alert.state == "resolved":
+            alert = None
+    series.alert_id = alert.id if alert is not None else None
+    return made
