@@ -48,9 +48,7 @@ def backtest(
                 sensor_id=w.sensor_id,
                 measure_id=w.measure_id,
                 model_name=spec.params.model_name,
-                created_from=None,
                 created_to=dt_to,
-                latest_only=False,
             )
             bounds = data.bounds_of(bands, as_of_creation=True)
         series = readings.get((w.sensor_id, w.measure_id), [])

@@ -53,10 +53,9 @@ class Watched:
 def watched_series(
     session: Session,
     *,
-    rule_ids: Sequence[int] | None = None,
     scope: tuple[str | None, str | None, str, str | None] | None = None,
 ) -> list[Watched]:
-    """The (sensor, measure) pairs of the rules `rule_ids`, or of one unsaved rule's
+    """The (sensor, measure) pairs of the enabled rules, or of one unsaved rule's
     `scope` (unique_identifier, type_name, measure_name, units): a type's sensors as they
     are now, so a sensor added later is watched from the next evaluation on."""
     if scope is not None:
@@ -77,40 +76,37 @@ def watched_series(
                 AlertRule.measure_name,
                 AlertRule.units,
             )
-            .where(AlertRule.id.in_(rule_ids or []))
+            .where(AlertRule.enabled)
             .subquery()
         )
-    by_sensor = sa.select(rules.c.id, Sensor.id.label("sensor_id")).join(
-        Sensor, Sensor.unique_identifier == rules.c.unique_identifier
-    )
-    by_type = (
-        sa.select(rules.c.id, Sensor.id.label("sensor_id"))
-        .join(SensorType, SensorType.name == rules.c.type_name)
-        .join(Sensor, Sensor.type_id == SensorType.id)
-    )
-    pairs = sa.union_all(by_sensor, by_type).subquery()
-    query = (
-        sa.select(
-            pairs.c.id,
+    # Each scope in its own branch, every join on the same rows: joining the rules back
+    # to the pairs they give made PostgreSQL compare every rule with every pair.
+    branches = []
+    for by_type in (False, True):
+        branch = sa.select(
+            rules.c.id,
             Sensor.id,
             Sensor.unique_identifier,
             SensorMeasure.id,
             SensorMeasure.datatype,
+        ).select_from(rules)
+        if by_type:
+            branch = branch.join(SensorType, SensorType.name == rules.c.type_name).join(
+                Sensor, Sensor.type_id == SensorType.id
+            )
+        else:
+            branch = branch.join(Sensor, Sensor.unique_identifier == rules.c.unique_identifier)
+        branches.append(
+            branch.join(SensorTypeMeasure, SensorTypeMeasure.type_id == Sensor.type_id).join(
+                SensorMeasure,
+                sa.and_(
+                    SensorMeasure.id == SensorTypeMeasure.measure_id,
+                    SensorMeasure.name == rules.c.measure_name,
+                    sa.or_(rules.c.units.is_(None), SensorMeasure.units == rules.c.units),
+                ),
+            )
         )
-        .select_from(pairs)
-        .join(rules, rules.c.id == pairs.c.id)
-        .join(Sensor, Sensor.id == pairs.c.sensor_id)
-        .join(SensorTypeMeasure, SensorTypeMeasure.type_id == Sensor.type_id)
-        .join(
-            SensorMeasure,
-            sa.and_(
-                SensorMeasure.id == SensorTypeMeasure.measure_id,
-                SensorMeasure.name == rules.c.measure_name,
-                sa.or_(rules.c.units.is_(None), SensorMeasure.units == rules.c.units),
-            ),
-        )
-        .order_by(pairs.c.id, Sensor.id, SensorMeasure.id)
-    )
+    query = sa.union_all(*branches).order_by(sa.text("1, 2, 4"))
     return [Watched(*row) for row in session.execute(query)]
 
 
@@ -241,50 +237,91 @@ def forecast_bands(
     sensor_id: int,
     measure_id: int,
     model_name: str | None,
-    created_from: datetime | None,
     created_to: datetime,
-    latest_only: bool,
 ) -> list[Band]:
-    """The bounds of the runs forecasting the series created in the range (the latest
-    one only, with `latest_only`), oldest first. A run without both bounds is left out."""
+    """The bounds of every run forecasting the series created by `created_to` (the
+    newest 500), oldest first. A run without both bounds is left out."""
     runs = sa.select(ModelRun.id, ModelRun.time_created).where(
         ModelRun.sensor_id == sensor_id,
         ModelRun.sensor_measure_id == measure_id,
         ModelRun.time_created <= created_to,
     )
-    if created_from is not None:
-        runs = runs.where(ModelRun.time_created >= created_from)
     if model_name is not None:
         runs = runs.join(Model, Model.id == ModelRun.model_id).where(Model.name == model_name)
-    runs = runs.order_by(ModelRun.time_created.desc()).limit(1 if latest_only else 500)
-    found = session.execute(runs).all()
-    bands = []
-    for run_id, created in reversed(found):
-        products = session.execute(
-            sa.select(ModelProduct.id, ModelMeasure.name, ModelMeasure.datatype)
+    found = session.execute(runs.order_by(ModelRun.time_created.desc()).limit(500)).all()
+    bands = _bands(session, {run_id: created for run_id, created in found})
+    return [bands[run_id] for run_id, _ in reversed(found) if run_id in bands]
+
+
+def latest_bands(
+    session: Session, series: Sequence[tuple[int, int, str | None]], *, created_to: datetime
+) -> dict[tuple[int, int, str | None], Band]:
+    """For each (sensor_id, measure_id, model name or None): the bounds of the latest run
+    forecasting it created by `created_to`, in two statements for all of them."""
+    wanted = list(dict.fromkeys(series))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        sa.text(
+            """
+            select k.sensor_id, k.measure_id, k.model_name, r.id, r.time_created
+            from unnest(cast(:sids as int[]), cast(:mids as int[]), cast(:names as text[]))
+                 as k(sensor_id, measure_id, model_name)
+            cross join lateral (
+                select run.id, run.time_created from model_run run
+                join model on model.id = run.model_id
+                where run.sensor_id = k.sensor_id and run.sensor_measure_id = k.measure_id
+                  and run.time_created <= :created_to
+                  and (k.model_name is null or model.name = k.model_name)
+                order by run.time_created desc limit 1
+            ) r
+            """
+        ),
+        {
+            "sids": [w[0] for w in wanted],
+            "mids": [w[1] for w in wanted],
+            "names": [w[2] for w in wanted],
+            "created_to": created_to,
+        },
+    ).all()
+    bands = _bands(session, {row[3]: row[4] for row in rows})
+    return {(row[0], row[1], row[2]): bands[row[3]] for row in rows if row[3] in bands}
+
+
+def _bands(session: Session, runs: dict[int, datetime]) -> dict[int, Band]:
+    """The lower and upper bounds of `runs` (id: creation), read in one statement per
+    value datatype; a run without both is left out."""
+    if not runs:
+        return {}
+    values: dict[int, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for datatype in (Datatype.FLOAT, Datatype.INTEGER):
+        table = model_value_tables[datatype]
+        rows = session.execute(
+            sa.select(ModelProduct.run_id, ModelMeasure.name, table.c.timestamp, table.c.value)
             .join(ModelMeasure, ModelMeasure.id == ModelProduct.measure_id)
-            .where(ModelProduct.run_id == run_id)
-        ).all()
-        series: dict[str, dict[int, float]] = {}
-        for product_id, name, datatype in products:
+            .join(table, table.c.product_id == ModelProduct.id)
+            .where(
+                ModelProduct.run_id.in_(list(runs)),
+                sa.or_(
+                    sa.func.lower(ModelMeasure.name).like("lower%"),
+                    sa.func.lower(ModelMeasure.name).like("upper%"),
+                ),
+            )
+        )
+        for run_id, name, at, value in rows:
             kind = _bound_kind(name)
-            if kind is None or datatype not in (Datatype.FLOAT, Datatype.INTEGER):
-                continue
-            table = model_value_tables[datatype]
-            values = session.execute(
-                sa.select(table.c.timestamp, table.c.value).where(table.c.product_id == product_id)
-            )
-            series[kind] = {_micros(at): float(value) for at, value in values}
-        if "lower" not in series or "upper" not in series:
+            if kind is not None:
+                values[run_id][kind][_micros(at)] = float(value)
+    bands = {}
+    for run_id, bounds in values.items():
+        if "lower" not in bounds or "upper" not in bounds:
             continue
-        common = sorted(series["lower"].keys() & series["upper"].keys())
-        bands.append(
-            Band(
-                created,
-                np.array(common, dtype=np.int64),
-                np.array([series["lower"][us] for us in common]),
-                np.array([series["upper"][us] for us in common]),
-            )
+        common = sorted(bounds["lower"].keys() & bounds["upper"].keys())
+        bands[run_id] = Band(
+            runs[run_id],
+            np.array(common, dtype=np.int64),
+            np.array([bounds["lower"][us] for us in common]),
+            np.array([bounds["upper"][us] for us in common]),
         )
     return bands
 

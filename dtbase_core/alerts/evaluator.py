@@ -84,28 +84,68 @@ def _lookback(params: Any) -> timedelta:
     return INITIAL_LOOKBACK
 
 
+# The columns of alert_series the machine reads and writes, besides the key.
+_STATE = ("watermark", "last_timestamp", "last_value", "phase", "since", "streak", "alert_id")
+
+
+@dataclass
+class _Series:
+    """One alert_series row, as plain values (1,000 ORM objects cost more than the rest
+    of a tick); `stored` is what the row held, to write back only what changed."""
+
+    rule_id: int
+    sensor_id: int
+    measure_id: int
+    watermark: datetime
+    last_timestamp: datetime | None
+    last_value: float | None
+    phase: str
+    since: datetime | None
+    streak: int
+    watched_since: datetime
+    alert_id: int | None
+    stored: tuple[Any, ...] | None = None
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _STATE)
+
+
 def evaluate(session: Session, *, now: datetime) -> dict[str, Any]:
     """Evaluate every enabled rule over the readings up to `now`; the transitions made."""
     lock(session)
     rules = _rules(session)
-    watched = data.watched_series(session, rule_ids=list(rules))
-    states = {
-        (s.rule_id, s.sensor_id): s
-        for s in session.scalars(sa.select(AlertSeries).where(AlertSeries.rule_id.in_(list(rules))))
-    }
+    watched = [w for w in data.watched_series(session) if w.rule_id in rules]
+    columns = list(AlertSeries.__table__.columns)
+    states: dict[tuple[int, int], _Series] = {}
+    for row in session.execute(sa.select(*columns)):
+        series = _Series(**row._mapping)
+        series.stored = series.values()
+        states[(series.rule_id, series.sensor_id)] = series
     _start_new(session, rules, watched, states, now)
     keys = [
         ((w.sensor_id, w.measure_id), w.datatype, states[(w.rule_id, w.sensor_id)].watermark)
         for w in watched
     ]
     readings = data.readings_after(session, keys, until=now, limit=MAX_READINGS_PER_SERIES)
+    bands = data.latest_bands(
+        session,
+        [
+            (w.sensor_id, w.measure_id, rules[w.rule_id].params.model_name)
+            for w in watched
+            if isinstance(rules[w.rule_id].params, ForecastParams)
+        ],
+        created_to=now,
+    )
     transitions: list[dict[str, Any]] = []
     for w in watched:
         rule = rules[w.rule_id]
         series = states[(w.rule_id, w.sensor_id)]
         new = [r for r in readings.get((w.sensor_id, w.measure_id), ()) if r[0] > series.watermark]
         state = _machine_state(series)
-        bounds = _bounds(session, rule, w, now) if isinstance(rule.params, ForecastParams) else None
+        bounds = None
+        if isinstance(rule.params, ForecastParams):
+            band = bands.get((w.sensor_id, w.measure_id, rule.params.model_name))
+            bounds = data.bounds_of([band] if band else [], as_of_creation=False)
         for at, value in new:
             if value is None and rule.row.kind != "no_data":
                 continue  # a string reading: only its time counts
@@ -113,10 +153,11 @@ def evaluate(session: Session, *, now: datetime) -> dict[str, Any]:
         machine.tick(rule.params, state, now)
         if new:
             series.watermark = new[-1][0]
-        _store_state(series, state)
+        for name in ("phase", "since", "streak", "last_timestamp", "last_value"):
+            setattr(series, name, getattr(state, name))
         if state.events:
             transitions += _apply(session, rule.row, w, series, state.events, now)
-    session.flush()
+    _store(session, [states[(w.rule_id, w.sensor_id)] for w in watched])
     return {"evaluated": len(watched), "transitions": transitions}
 
 
@@ -124,7 +165,7 @@ def _start_new(
     session: Session,
     rules: dict[int, _Rule],
     watched: Sequence[data.Watched],
-    states: dict[tuple[int, int], AlertSeries],
+    states: dict[tuple[int, int], _Series],
     now: datetime,
 ) -> None:
     """A state for each series seen for the first time, with its previous reading."""
@@ -137,7 +178,7 @@ def _start_new(
     )
     for w in fresh:
         previous = before.get((w.sensor_id, w.measure_id))
-        series = AlertSeries(
+        states[(w.rule_id, w.sensor_id)] = _Series(
             rule_id=w.rule_id,
             sensor_id=w.sensor_id,
             measure_id=w.measure_id,
@@ -148,25 +189,46 @@ def _start_new(
             since=None,
             streak=0,
             watched_since=now,
+            alert_id=None,
         )
-        session.add(series)
-        states[(w.rule_id, w.sensor_id)] = series
 
 
-def _bounds(session: Session, rule: _Rule, w: data.Watched, now: datetime) -> machine.Bounds:
-    bands = data.forecast_bands(
-        session,
-        sensor_id=w.sensor_id,
-        measure_id=w.measure_id,
-        model_name=rule.params.model_name,
-        created_from=None,
-        created_to=now,
-        latest_only=True,
-    )
-    return data.bounds_of(bands, as_of_creation=False)
+def _store(session: Session, series: list[_Series]) -> None:
+    """New states in one INSERT, changed ones in one UPDATE (thousands of rows each)."""
+    session.flush()  # the alerts the states point at
+    fresh = [s for s in series if s.stored is None]
+    changed = [s for s in series if s.stored is not None and s.values() != s.stored]
+    names = [c.name for c in AlertSeries.__table__.columns]
+    for at in range(0, len(fresh), 2000):
+        session.execute(
+            sa.insert(AlertSeries),
+            [{name: getattr(s, name) for name in names} for s in fresh[at : at + 2000]],
+        )
+    if changed:
+        arrays = {
+            "rule_id": ("int[]", [s.rule_id for s in changed]),
+            "sensor_id": ("int[]", [s.sensor_id for s in changed]),
+            "watermark": ("timestamptz[]", [s.watermark for s in changed]),
+            "last_timestamp": ("timestamptz[]", [s.last_timestamp for s in changed]),
+            "last_value": ("float8[]", [s.last_value for s in changed]),
+            "phase": ("text[]", [s.phase for s in changed]),
+            "since": ("timestamptz[]", [s.since for s in changed]),
+            "streak": ("int[]", [s.streak for s in changed]),
+            "alert_id": ("int[]", [s.alert_id for s in changed]),
+        }
+        unnest = ", ".join(f"cast(:{name} as {kind})" for name, (kind, _) in arrays.items())
+        sets = ", ".join(f"{name} = v.{name}" for name in _STATE)
+        session.execute(
+            sa.text(
+                f"update alert_series s set {sets} "
+                f"from unnest({unnest}) as v({', '.join(arrays)}) "
+                "where s.rule_id = v.rule_id and s.sensor_id = v.sensor_id"
+            ),
+            {name: values for name, (_, values) in arrays.items()},
+        )
 
 
-def _machine_state(series: AlertSeries) -> machine.State:
+def _machine_state(series: _Series) -> machine.State:
     return machine.State(
         phase=series.phase,
         since=series.since,
@@ -177,18 +239,11 @@ def _machine_state(series: AlertSeries) -> machine.State:
     )
 
 
-def _store_state(series: AlertSeries, state: machine.State) -> None:
-    # Assigned only when changed, so that an unchanged series costs no UPDATE.
-    for name in ("phase", "since", "streak", "last_timestamp", "last_value"):
-        if getattr(series, name) != getattr(state, name):
-            setattr(series, name, getattr(state, name))
-
-
 def _apply(
     session: Session,
     rule: AlertRule,
     w: data.Watched,
-    series: AlertSeries,
+    series: _Series,
     events: list[machine.Event],
     now: datetime,
 ) -> list[dict[str, Any]]:
