@@ -14,6 +14,7 @@ export const NAV_ITEMS = [
   { page: "models", href: "/models.html", label: "Models" },
   { page: "forecasts", href: "/forecasts.html", label: "Forecasts" },
   { page: "services", href: "/services.html", label: "Services" },
+  { page: "alerts", href: "/alerts.html", label: "Alerts" },
   { page: "users", href: "/users.html", label: "Users" },
 ];
 

@@ -21,6 +21,7 @@ PAGES = [
     "models.html",
     "forecasts.html",
     "services.html",
+    "alerts.html",
     "users.html",
 ]
 

@@ -24,6 +24,7 @@ PAGES = {
     "models.html": "Models",
     "forecasts.html": "Forecasts",
     "services.html": "Services",
+    "alerts.html": "Alerts",
     "users.html": "Users",
 }
 
