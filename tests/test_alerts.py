@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -240,3 +241,36 @@ def test_two_hosts_evaluating_at_once_notify_each_transition_once(
     assert deliveries(clean_db) == [("ops", "firing")] * 20
     assert len(admin.ok("/alert/list-alerts", {"state": "firing"})) == 20
     clients[1].close()
+
+
+def test_the_timer_function_evaluates_each_tick_once(
+    admin: Api, clean_db: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The timer's function, called as the local scheduler (or Azure) calls it."""
+    import azure.functions.timer as timer
+
+    from dtbase_core.config import reset_settings
+    from dtbase_core.db import dispose_engine
+    from function_app.alerts import alert_evaluation_timer
+
+    assert alert_evaluation_timer._function.get_trigger().schedule == "%DT_ALERT_SCHEDULE%"
+    setup_twin(admin, clean_db)
+    admin.ok("/alert/insert-alert-rule", RULE, 201)
+    post_readings(admin, "t-1", [35.0], datetime.now(UTC) - timedelta(seconds=20))
+    monkeypatch.setenv("DT_DATABASE_URL", clean_db.url)
+    monkeypatch.setenv("DT_JWT_SECRET_KEY", "x" * 40)
+    reset_settings()
+    dispose_engine()
+    try:
+        alert_evaluation_timer(timer.TimerRequest(past_due=False))
+        alert_evaluation_timer(timer.TimerRequest(past_due=False))
+    finally:
+        monkeypatch.undo()
+        reset_settings()
+        dispose_engine()
+    with Session(clean_db.engine) as session:
+        ticks = session.execute(sa.text("select transitions from alert_tick order by tick")).all()
+    # Both calls in one minute: one evaluation; across a minute's end: two, the second idle.
+    assert [t[0] for t in ticks] in ([1], [1, 0])
+    assert [a["state"] for a in admin.ok("/alert/list-alerts")] == ["firing"]
+    assert deliveries(clean_db) == [("ops", "firing")]

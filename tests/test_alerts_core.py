@@ -195,7 +195,7 @@ def test_rate_of_change(engine: sa.Engine) -> None:
     post(engine, "s1", [(0, 20.0), (360, 20.5)])  # 5 per hour
     assert evaluate(engine, 400) == []
     post(engine, "s1", [(720, 22.5)])  # 20 per hour
-    assert evaluate(engine, 800) == [("s1", None, "firing")]
+    assert evaluate(engine, 790) == [("s1", None, "firing")]
     post(engine, "s1", [(1080, 22.6)])
     assert evaluate(engine, 1100) == [("s1", "firing", "resolved")]
 
@@ -442,3 +442,68 @@ def test_backtest_intervals_and_writes_nothing(engine: sa.Engine) -> None:
 def _row_counts(session: Session) -> dict[str, int]:
     tables = ("alert", "alert_series", "alert_transition", "alert_tick", "notification_delivery")
     return {t: session.scalar(sa.text(f"select count(*) from {t}")) for t in tables}
+
+
+def test_deleting_a_sensor_resolves_its_open_alerts(engine: sa.Engine) -> None:
+    add_rule(engine, unique_identifier=None, type_name="thermo")
+    post(engine, "s1", [(10, 35.0)])
+    post(engine, "s2", [(10, 35.0)])
+    assert len(evaluate(engine, 20)) == 2
+    with Session(engine) as session, session.begin():
+        sensors.delete_sensor(session, unique_identifier="s2")
+    assert evaluate(engine, 30) == [("s2", "firing", "resolved")]
+    states = {(a["unique_identifier"], a["state"], a["message"]) for a in alerts(engine)}
+    assert states == {("s1", "firing", "35 above 30"), ("s2", "resolved", "sensor deleted")}
+    assert evaluate(engine, 40) == []
+
+
+def test_a_backlog_is_read_over_several_ticks_without_a_false_silence(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(evaluator, "MAX_READINGS_PER_SERIES", 5)
+    add_rule(engine, name="quiet", kind="no_data", params={"no_data_seconds": 120})
+    post(engine, "s1", [(60 * i, 20.0) for i in range(12)])  # one a minute, no gap
+    # At 11:30 the tick reads five readings (to 4:00), then five more, then the rest: the
+    # minutes after each batch's last reading are not taken for silence.
+    assert [evaluate(engine, 690) for _ in range(3)] == [[], [], []]
+    with Session(engine) as session:
+        watermark = session.scalar(sa.select(AlertSeries.watermark))
+    assert watermark == at(660)
+    assert evaluate(engine, 770) == []  # 11:00 + 120 s is 13:00: not yet
+    assert evaluate(engine, 790) == [("s1", None, "firing")]
+
+
+def test_a_measure_name_in_several_units_needs_units(engine: sa.Engine) -> None:
+    with Session(engine) as session, session.begin():
+        sensors.insert_sensor_type(
+            session,
+            name="imperial",
+            description=None,
+            measures=[{"name": "temperature", "units": "F", "datatype": "float"}],
+        )
+    with Session(engine) as session, pytest.raises(Invalid) as caught:
+        rules.check_rule(
+            session,
+            {
+                "name": "r",
+                "kind": "threshold",
+                "measure_name": "temperature",
+                "unique_identifier": "s1",
+                "params": {"above": 1},
+            },
+        )
+    assert caught.value.loc == ("body", "units")
+    assert "'C', 'F'" in caught.value.detail
+    with Session(engine) as session:
+        spec = rules.check_rule(
+            session,
+            {
+                "name": "r",
+                "kind": "threshold",
+                "measure_name": "temperature",
+                "units": "C",
+                "unique_identifier": "s1",
+                "params": {"above": 1},
+            },
+        )
+    assert spec.units == "C"

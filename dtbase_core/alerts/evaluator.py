@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from dtbase_core.alerts import data, lifecycle, machine
 from dtbase_core.alerts.params import PARAMS, ForecastParams, ThresholdParams
 from dtbase_core.orm import Alert, AlertRule, AlertSeries, AlertTick
+from dtbase_core.orm.alerts import OPEN_STATES
 
 # How far back a series seen for the first time starts (plus a threshold's for_seconds).
 INITIAL_LOOKBACK = timedelta(hours=1)
@@ -114,7 +115,10 @@ def evaluate(session: Session, *, now: datetime) -> dict[str, Any]:
     """Evaluate every enabled rule over the readings up to `now`; the transitions made."""
     lock(session)
     rules = _rules(session)
-    watched = [w for w in data.watched_series(session) if w.rule_id in rules]
+    # One series per (rule, sensor): a type holding two measures of the rule's name (in
+    # other units, added after the rule was saved) gives the first one.
+    found = {(w.rule_id, w.sensor_id): w for w in reversed(data.watched_series(session))}
+    watched = [w for key, w in reversed(found.items()) if w.rule_id in rules]
     columns = list(AlertSeries.__table__.columns)
     states: dict[tuple[int, int], _Series] = {}
     for row in session.execute(sa.select(*columns)):
@@ -150,7 +154,10 @@ def evaluate(session: Session, *, now: datetime) -> dict[str, Any]:
             if value is None and rule.row.kind != "no_data":
                 continue  # a string reading: only its time counts
             machine.step(rule.params, state, at, value, bounds)
-        machine.tick(rule.params, state, now)
+        # A series with more new readings than one tick takes is evaluated up to the last
+        # one read, not to now: the readings after it are not a silence.
+        caught_up = len(readings.get((w.sensor_id, w.measure_id), ())) < MAX_READINGS_PER_SERIES
+        machine.tick(rule.params, state, now if caught_up or not new else new[-1][0])
         if new:
             series.watermark = new[-1][0]
         for name in ("phase", "since", "streak", "last_timestamp", "last_value"):
@@ -158,7 +165,33 @@ def evaluate(session: Session, *, now: datetime) -> dict[str, Any]:
         if state.events:
             transitions += _apply(session, rule.row, w, series, state.events, now)
     _store(session, [states[(w.rule_id, w.sensor_id)] for w in watched])
+    transitions += _end_orphans(session, now)
     return {"evaluated": len(watched), "transitions": transitions}
+
+
+def _end_orphans(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """Resolve the open alerts of sensors deleted since: nothing else would end them."""
+    made = []
+    orphans = session.scalars(
+        sa.select(Alert)
+        .where(Alert.state.in_(OPEN_STATES), Alert.sensor_id.is_(None), Alert.rule_id.is_not(None))
+        .order_by(Alert.id)
+    ).all()
+    for alert in orphans:
+        rule = session.get(AlertRule, alert.rule_id)
+        assert rule is not None  # rule_id is set null only when the rule is gone
+        made.append(
+            lifecycle.transition(
+                session,
+                rule=rule,
+                alert=alert,
+                to="resolved",
+                at=now,
+                now=now,
+                message="sensor deleted",
+            )
+        )
+    return made
 
 
 def _start_new(
@@ -250,7 +283,7 @@ def _apply(
     """The machine's events as alert transitions (stored and notified)."""
     made = []
     alert = session.get(Alert, series.alert_id) if series.alert_id is not None else None
-    if alert is not None and alert.state not in ("pending", "firing", "acknowledged"):
+    if alert is not None and alert.state not in OPEN_STATES:
         alert = None
     for event in events:
         if event.to == "resolved" and alert is None:

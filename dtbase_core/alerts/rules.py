@@ -42,12 +42,21 @@ def check_rule(session: Session, body: Mapping[str, Any]) -> RuleSpec:
             ("body", "unique_identifier"),
         )
     params = parse_params(body["kind"], body.get("params") or {})
-    measure = sa.select(SensorMeasure.datatype).where(SensorMeasure.name == body["measure_name"])
+    measure = sa.select(SensorMeasure.units, SensorMeasure.datatype).where(
+        SensorMeasure.name == body["measure_name"]
+    )
     if body.get("units") is not None:
         measure = measure.where(SensorMeasure.units == body["units"])
-    datatypes = set(session.scalars(measure))
-    if not datatypes:
+    found = session.execute(measure).all()
+    if not found:
         raise NotFound(f"Sensor measure '{body['measure_name']}' does not exist")
+    if len(found) > 1:
+        units = ", ".join(sorted(repr(u) for u, _ in found))
+        raise Invalid(
+            f"several measures are called '{body['measure_name']}' ({units}): give units",
+            ("body", "units"),
+        )
+    datatypes = {datatype for _, datatype in found}
     if body["kind"] != "no_data" and datatypes == {Datatype.STRING}:
         raise Invalid(
             f"'{body['measure_name']}' holds strings: only a no_data rule can watch it",
