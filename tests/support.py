@@ -147,10 +147,12 @@ def host_environment(
             "DT_JWT_SECRET_KEY": JWT_SECRET,
             "DT_DEFAULT_USER_PASS": ADMIN_PASSWORD,
             "PYTHONUNBUFFERED": "1",
-            # The app's own timers (weather ingress, daily forecast) stay quiet in tests:
-            # NCRONTAB cannot say "never", so midnight on the first of January.
+            # The app's own timers (weather ingress, daily forecast, alert evaluation) stay
+            # quiet in tests, which evaluate alerts when they choose: NCRONTAB cannot say
+            # "never", so midnight on the first of January.
             "DT_INGRESS_SCHEDULE": QUIET_SCHEDULE,
             "DT_FORECAST_SCHEDULE": QUIET_SCHEDULE,
+            "DT_ALERT_SCHEDULE": QUIET_SCHEDULE,
         }
     )
     if database_url:

@@ -507,3 +507,48 @@ def test_a_measure_name_in_several_units_needs_units(engine: sa.Engine) -> None:
             },
         )
     assert spec.units == "C"
+
+
+def test_backtest_over_rollups_matches_the_readings(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A threshold's backtest reads only the hours whose rollup could change something:
+    the intervals are those of every reading fed through the machine."""
+    import random
+
+    rng = random.Random(7)
+    for uid in ("s1", "s2"):
+        value, points = 20.0, []
+        for minute in range(3 * 24 * 60):  # three days, one reading a minute
+            value = 20 + 0.99 * (value - 20) + rng.gauss(0, 0.4)  # about 20 ± 3
+            points.append((60 * minute, round(value, 2)))
+        post(engine, uid, points)
+    rule = {
+        "name": "try",
+        "kind": "threshold",
+        "measure_name": "temperature",
+        "type_name": "thermo",
+    }
+    fed: list[int] = []
+    real = backtest.data.readings_in_hours
+    monkeypatch.setattr(
+        backtest.data,
+        "readings_in_hours",
+        lambda *a, **k: fed.append(sum(map(len, (found := real(*a, **k)).values()))) or found,
+    )
+    # With the share of the readings each reads at most (what this data gives, rounded up).
+    for params, share in (
+        ({"above": 24}, 0.3),
+        ({"above": 24, "clear_above": 22, "for_seconds": 600}, 0.7),
+        ({"above": 25, "below": 15, "clear_above": 24, "clear_below": 16}, 0.45),
+    ):
+        with Session(engine) as session:
+            spec = rules.check_rule(session, {**rule, "params": params})
+            window = {"dt_from": at(1234), "dt_to": at(3 * 86400 - 4321)}
+            fast = backtest.backtest(session, spec=spec, **window)
+            with monkeypatch.context() as raw:
+                raw.setattr(backtest, "NUMERIC", ())  # no rollups: every reading
+                slow = backtest.backtest(session, spec=spec, **window)
+        assert fast == slow, params
+        assert fast["fired"] > 0, params
+        assert fed[-1] < share * fast["readings"], (params, fed[-1], fast["readings"])

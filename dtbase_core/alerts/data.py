@@ -196,6 +196,96 @@ def reading_at_or_before(
     return found
 
 
+def quiet_hours(
+    session: Session,
+    keys: Iterable[SeriesKey],
+    *,
+    after: datetime,
+    until: datetime,
+    quiet: Callable[[float, float], bool],
+) -> tuple[dict[SeriesKey, list[tuple[datetime, Reading, int]]], dict[SeriesKey, list[datetime]]]:
+    """From the hourly rollups of numeric series, over (after, until]: the hours that lie
+    wholly in the range and whose [min, max] is `quiet`, each as (hour, its first reading,
+    its count of readings), and the other hours that hold readings (to read in full)."""
+    keys = list(dict.fromkeys(keys))
+    quiet_found: dict[SeriesKey, list[tuple[datetime, Reading, int]]] = defaultdict(list)
+    busy: dict[SeriesKey, list[datetime]] = defaultdict(list)
+    if not keys:
+        return quiet_found, busy
+    rows = session.execute(
+        sa.text(
+            """
+            select k.sensor_id, k.measure_id, h.hour, h.count, h.min, h.max,
+                   h.first_timestamp, h.first_value
+            from unnest(cast(:sids as int[]), cast(:mids as int[])) as k(sensor_id, measure_id)
+            cross join lateral (
+                select * from sensor_reading_hourly h
+                where h.sensor_id = k.sensor_id and h.measure_id = k.measure_id
+                  and h.hour > :first_hour and h.hour <= :until
+                order by h.hour
+            ) h
+            """
+        ),
+        {
+            "sids": [k[0] for k in keys],
+            "mids": [k[1] for k in keys],
+            "first_hour": after - timedelta(hours=1),
+            "until": until,
+        },
+    )
+    for sensor_id, measure_id, hour, count, low, high, first_at, first_value in rows:
+        key = (sensor_id, measure_id)
+        inside = hour > after and hour + timedelta(hours=1) <= until
+        if inside and quiet(low, high):
+            quiet_found[key].append((hour, (first_at, first_value), count))
+        else:
+            busy[key].append(hour)
+    return quiet_found, busy
+
+
+def readings_in_hours(
+    session: Session,
+    hours: dict[SeriesKey, list[datetime]],
+    datatype_of: dict[SeriesKey, Datatype],
+    *,
+    after: datetime,
+    until: datetime,
+) -> dict[SeriesKey, list[Reading]]:
+    """The readings of the given hours of each series within (after, until], oldest first."""
+    found: dict[SeriesKey, list[Reading]] = defaultdict(list)
+    by_datatype: dict[Datatype, list[tuple[SeriesKey, datetime]]] = defaultdict(list)
+    for key, starts in hours.items():
+        by_datatype[datatype_of[key]] += [(key, start) for start in starts]
+    for datatype, pairs in by_datatype.items():
+        table = reading_tables[datatype].name
+        rows = session.execute(
+            sa.text(
+                f"""
+                select k.sensor_id, k.measure_id, r.timestamp, {_AS_NUMBER[datatype]}
+                from unnest(cast(:sids as int[]), cast(:mids as int[]),
+                            cast(:hours as timestamptz[])) as k(sensor_id, measure_id, hour)
+                cross join lateral (
+                    select timestamp, value from {table} r
+                    where r.sensor_id = k.sensor_id and r.measure_id = k.measure_id
+                      and r.timestamp >= k.hour and r.timestamp < k.hour + interval '1 hour'
+                      and r.timestamp > :after and r.timestamp <= :until
+                ) r
+                order by k.sensor_id, k.measure_id, r.timestamp
+                """
+            ),
+            {
+                "sids": [p[0][0] for p in pairs],
+                "mids": [p[0][1] for p in pairs],
+                "hours": [p[1] for p in pairs],
+                "after": after,
+                "until": until,
+            },
+        )
+        for sensor_id, measure_id, at, value in rows:
+            found[(sensor_id, measure_id)].append((at, value))
+    return found
+
+
 # --- forecasts -----------------------------------------------------------------------------
 
 
