@@ -17,7 +17,7 @@ from dtbase_core import models, readings, sensors
 from dtbase_core.alerts import backtest, evaluator, lifecycle, rules
 from dtbase_core.errors import Conflict, Invalid, NotFound
 from dtbase_core.migrations import upgrade
-from dtbase_core.orm import Alert, AlertSeries, AlertTransition
+from dtbase_core.orm import Alert, AlertSeries, AlertTick, AlertTransition
 from dtbase_core.orm.notifications import NotificationChannel, NotificationDelivery
 from dtbase_core.schemas.models import ProductIn, SensorMeasureRef
 from tests import support
@@ -333,6 +333,12 @@ def test_a_tick_is_evaluated_once(engine: sa.Engine) -> None:
         second = evaluator.evaluate_tick(session, now=at(65))  # the same minute
     assert first is not None and len(first["transitions"]) == 1
     assert second is None
+    with Session(engine) as session, session.begin():
+        later = evaluator.evaluate_tick(session, now=at(62 + 86400 + 60))
+    assert later is not None and later["transitions"] == []
+    with Session(engine) as session:
+        ticks = session.scalars(sa.select(AlertTick.tick).order_by(AlertTick.tick)).all()
+    assert ticks == [at(86400 + 120)]  # the day-old tick is gone
 
 
 def test_changing_or_deleting_a_rule_resolves_its_alerts_and_keeps_history(

@@ -35,6 +35,7 @@ from dtbase_core.orm.alerts import OPEN_STATES
 INITIAL_LOOKBACK = timedelta(hours=1)
 # The most readings one series gives one evaluation; the rest wait for the next one.
 MAX_READINGS_PER_SERIES = 10_000
+TICKS_KEPT = timedelta(days=1)
 
 
 def lock(session: Session) -> None:
@@ -53,6 +54,8 @@ def evaluate_tick(session: Session, *, now: datetime) -> dict[str, Any] | None:
     ).first()
     if claimed is None:
         return None
+    # A claimed tick only has to outlive its minute; a day of them is kept to look at.
+    session.execute(sa.delete(AlertTick).where(AlertTick.tick < tick - TICKS_KEPT))
     result = evaluate(session, now=now)
     session.execute(
         sa.update(AlertTick)

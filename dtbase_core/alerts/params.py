@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dtbase_core.errors import Invalid
 
@@ -19,12 +19,14 @@ MAX_SECONDS = 7 * 24 * 3600
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a level is a number (not "30" or true), a count an integer.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def _finite(value: float | None, field: str) -> None:
+def _finite(value: float | None) -> float | None:
     if value is not None and not math.isfinite(value):
-        raise ValueError(f"{field} must be a finite number")
+        raise ValueError("must be a finite number")
+    return value
 
 
 class ThresholdParams(_Params):
@@ -37,10 +39,10 @@ class ThresholdParams(_Params):
     clear_below: float | None = None
     for_seconds: int = Field(0, ge=0, le=MAX_SECONDS)
 
+    _finite_levels = field_validator("above", "below", "clear_above", "clear_below")(_finite)
+
     @model_validator(mode="after")
     def _levels(self) -> ThresholdParams:
-        for name in ("above", "below", "clear_above", "clear_below"):
-            _finite(getattr(self, name), name)
         if self.above is None and self.below is None:
             raise ValueError("give above, below or both")
         if self.clear_above is not None:
@@ -77,10 +79,7 @@ class RateParams(_Params):
 
     max_change_per_hour: float = Field(gt=0)
 
-    @model_validator(mode="after")
-    def _finite_limit(self) -> RateParams:
-        _finite(self.max_change_per_hour, "max_change_per_hour")
-        return self
+    _finite_limit = field_validator("max_change_per_hour")(_finite)
 
 
 class ForecastParams(_Params):
