@@ -21,13 +21,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_USER_EMAIL = "default_user@localhost"
 
 # Timer schedules (NCRONTAB, seconds first). The timer functions name them as
-# "%DT_INGRESS_SCHEDULE%" / "%DT_FORECAST_SCHEDULE%"; the Functions host resolves those from
-# app settings and fails indexing when one is unset, so the infra program sets both. The
+# "%DT_INGRESS_SCHEDULE%", "%DT_FORECAST_SCHEDULE%", ...; the Functions host resolves those
+# from app settings and fails indexing when one is unset, so the infra program sets each. The
 # local host resolves an unset one to its default here.
 SCHEDULE_DEFAULTS = {
     "DT_INGRESS_SCHEDULE": "0 0 * * * *",  # hourly, on the hour
     "DT_FORECAST_SCHEDULE": "0 0 3 * * *",  # daily at 03:00 UTC
     "DT_NOTIFY_SCHEDULE": "*/15 * * * * *",  # the notification outbox, every 15 seconds
+    "DT_ALERT_SCHEDULE": "0 * * * * *",  # alert evaluation: every minute
 }
 # London, as DTBase's example ingress.
 DEFAULT_WEATHER_LATITUDE = 51.53

@@ -11,6 +11,7 @@ import azure.functions as func
 
 from dtbase_core.config import check_deployable, get_settings
 from function_app import (
+    alerts,
     auth,
     fallback,
     forecasting,
@@ -40,6 +41,7 @@ for blueprint in (
     ingress,
     forecasting,
     notifications,
+    alerts,
     health,
     openapi,
     fallback,

@@ -147,11 +147,13 @@ def host_environment(
             "DT_JWT_SECRET_KEY": JWT_SECRET,
             "DT_DEFAULT_USER_PASS": ADMIN_PASSWORD,
             "PYTHONUNBUFFERED": "1",
-            # The app's own timers (weather ingress, daily forecast, notification outbox)
-            # stay quiet in tests: NCRONTAB cannot say "never", so midnight on 1 January.
+            # The app's own timers (weather ingress, daily forecast, notification outbox,
+            # alert evaluation) stay quiet in tests, which run them when they choose:
+            # NCRONTAB cannot say "never", so midnight on the first of January.
             "DT_INGRESS_SCHEDULE": QUIET_SCHEDULE,
             "DT_FORECAST_SCHEDULE": QUIET_SCHEDULE,
             "DT_NOTIFY_SCHEDULE": QUIET_SCHEDULE,
+            "DT_ALERT_SCHEDULE": QUIET_SCHEDULE,
         }
     )
     if database_url:

@@ -1,5 +1,6 @@
 """ORM tables, one module per area. Importing this package registers them all."""
 
+from dtbase_core.orm.alerts import Alert, AlertRule, AlertSeries, AlertTick, AlertTransition
 from dtbase_core.orm.base import Base, Datatype, HttpMethod
 from dtbase_core.orm.locations import (
     Location,
@@ -34,6 +35,11 @@ from dtbase_core.orm.services import Service, ServiceParameterSet, ServiceRunLog
 from dtbase_core.orm.users import LoginThrottle, User
 
 __all__ = [
+    "Alert",
+    "AlertRule",
+    "AlertSeries",
+    "AlertTick",
+    "AlertTransition",
     "Base",
     "Datatype",
     "HttpMethod",

@@ -127,6 +127,7 @@ def app_settings(
         "DT_INGRESS_SCHEDULE": settings.ingress_schedule,
         "DT_FORECAST_SCHEDULE": settings.forecast_schedule,
         "DT_NOTIFY_SCHEDULE": settings.notify_schedule,
+        "DT_ALERT_SCHEDULE": settings.alert_schedule,
         "DT_OPENWEATHERMAP_LAT": settings.openweathermap_lat,
         "DT_OPENWEATHERMAP_LON": settings.openweathermap_lon,
     }

@@ -1,6 +1,7 @@
 // Time-series charts on uPlot (vendored in /vendor/uplot, MIT licence): several series on
 // one time axis, drag to zoom, wheel to zoom, buttons to zoom and pan by keyboard,
-// double-click or "Reset" to see everything, and an optional shaded band between two series.
+// double-click or "Reset" to see everything, an optional shaded band between two series,
+// and optional shaded time intervals (an alert rule's backtest).
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { el } from "./dom.js";
@@ -69,6 +70,7 @@ function seriesRange(data) {
  * @param {{title: string, yLabel?: string, note?: string,
  *          series: Array<{label: string, points: Array<[number, number|null]>, color?: string, dash?: number[], width?: number, fill?: string, points_only?: boolean}>,
  *          band?: {upper: number, lower: number, fill: string},
+ *          shade?: Array<[number, number]>, shadeFill?: string,
  *          group?: ChartGroup, height?: number,
  *          onRangeChange?: (min: number, max: number, chart) => void}} spec points are [unix seconds, value];
  *          `onRangeChange` is called (debounced) after a zoom or pan, e.g. to fetch finer data.
@@ -91,6 +93,7 @@ export function timeSeriesChart(container, spec) {
     plotBox,
     spec.note ? el("figcaption", { class: "chart-note", text: spec.note }) : null,
   );
+  if (spec.shade) card.dataset.shaded = String(spec.shade.length);
   container.append(card);
 
   const tables = spec.series.map((s) => [s.points.map((p) => p[0]), s.points.map((p) => p[1])]);
@@ -129,6 +132,21 @@ export function timeSeriesChart(container, spec) {
     legend: { live: true },
     plugins: [wheelZoomPlugin()],
     hooks: {
+      // Shaded intervals [from, to] (unix seconds) behind the lines, across the plot's height.
+      drawClear: [
+        (u) => {
+          if (!spec.shade || !spec.shade.length) return;
+          const { left, top, width, height } = u.bbox;
+          u.ctx.save();
+          u.ctx.fillStyle = spec.shadeFill || "rgba(209, 73, 91, 0.2)";
+          for (const [from, to] of spec.shade) {
+            const x0 = Math.max(left, u.valToPos(from, "x", true));
+            const x1 = Math.min(left + width, u.valToPos(to, "x", true));
+            if (x1 > x0) u.ctx.fillRect(x0, top, Math.max(1, x1 - x0), height);
+          }
+          u.ctx.restore();
+        },
+      ],
       setScale: [
         (u, key) => {
           if (key !== "x") return;

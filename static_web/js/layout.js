@@ -15,6 +15,7 @@ export const NAV_ITEMS = [
   { page: "forecasts", href: "/forecasts.html", label: "Forecasts" },
   { page: "services", href: "/services.html", label: "Services" },
   { page: "channels", href: "/channels.html", label: "Channels" },
+  { page: "alerts", href: "/alerts.html", label: "Alerts" },
   { page: "users", href: "/users.html", label: "Users" },
 ];
 

@@ -22,6 +22,7 @@ PAGES = [
     "forecasts.html",
     "services.html",
     "channels.html",
+    "alerts.html",
     "users.html",
 ]
 

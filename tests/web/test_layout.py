@@ -25,6 +25,7 @@ PAGES = {
     "forecasts.html": "Forecasts",
     "services.html": "Services",
     "channels.html": "Channels",
+    "alerts.html": "Alerts",
     "users.html": "Users",
 }
 

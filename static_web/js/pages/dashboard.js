@@ -1,4 +1,5 @@
-// Dashboard: counts, the latest reading of every sensor, recent service and model runs.
+// Dashboard: counts (firing alerts first), the latest reading of every sensor, recent
+// service and model runs.
 
 import { get, post } from "../api.js";
 import { startPage } from "../layout.js";
@@ -26,11 +27,12 @@ function stat(label, value, href) {
 
 async function loadCounts(region) {
   const since = new Date(Date.now() - RECENT_DAYS * 86400e3);
-  const [types, schemas, models, serviceRuns] = await Promise.all([
+  const [types, schemas, models, serviceRuns, firing] = await Promise.all([
     listSensorTypes(),
     listLocationSchemas(),
     listModels(),
     post("/service/list-runs", {}),
+    post("/alert/list-alerts", { state: "firing" }),
   ]);
   const [sensors, locationLists, runs] = await Promise.all([
     listSensorsWithTypes(types),
@@ -38,8 +40,11 @@ async function loadCounts(region) {
     listAllModelRuns(since, new Date(), models),
   ]);
   const locations = locationLists.reduce((sum, list) => sum + list.length, 0);
+  const alerts = stat("Firing alerts", firing.length, "/alerts.html");
+  if (firing.length) alerts.classList.add("alerting");
   replace(
     region,
+    alerts,
     stat("Sensors", sensors.length, "/sensors.html"),
     stat("Sensor types", types.length, "/sensors.html"),
     stat("Locations", locations, "/locations.html"),
