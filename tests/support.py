@@ -151,6 +151,9 @@ def host_environment(
             # NCRONTAB cannot say "never", so midnight on the first of January.
             "DT_INGRESS_SCHEDULE": QUIET_SCHEDULE,
             "DT_FORECAST_SCHEDULE": QUIET_SCHEDULE,
+            # Tests that list services expect their own only; tests of the app's own
+            # services turn this back on (tests/test_schedules_http.py).
+            "DT_REGISTER_OWN_SERVICES": "false",
         }
     )
     if database_url:
