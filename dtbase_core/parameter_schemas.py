@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
-from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.exceptions import SchemaError, ValidationError, best_match
 
 from dtbase_core.errors import Invalid
 
@@ -68,6 +68,9 @@ def validate(
         whose = f"{source}, against {whose}"
 
     def item(error: ValidationError) -> tuple[Loc, str]:
+        # For an anyOf / oneOf, the branch that fits the value best ("91 is greater than
+        # the maximum of 90", not "91 is not valid under any of the given schemas").
+        error = best_match([error]) or error
         path = list(error.absolute_path)
         where = loc if source else (*loc, *path)
         return where, f"{_path('parameters', path)}: {error.message} ({whose})"
