@@ -32,9 +32,7 @@ def test_valid_parameters_pass_and_no_schema_takes_anything() -> None:
 
 def test_an_invalid_value_names_its_path_and_the_service() -> None:
     with pytest.raises(Invalid) as bad:
-        parameter_schemas.validate(
-            DAYS, {"days": -3, "site": {"name": 7}}, service_name="weather"
-        )
+        parameter_schemas.validate(DAYS, {"days": -3, "site": {"name": 7}}, service_name="weather")
     assert bad.value.items == [
         (
             ("body", "parameters", "days"),
