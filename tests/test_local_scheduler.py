@@ -111,6 +111,7 @@ def test_the_app_s_settings_have_their_documented_defaults() -> None:
     assert DEFAULT_SETTINGS == {
         "DT_INGRESS_SCHEDULE": "0 0 * * * *",
         "DT_FORECAST_SCHEDULE": "0 0 3 * * *",
+        "DT_SCHEDULE_DISPATCH": "0 * * * * *",
     }
     assert resolve_schedule("%DT_INGRESS_SCHEDULE%", {}) == "0 0 * * * *"
     assert resolve_schedule("%DT_FORECAST_SCHEDULE%", {"DT_FORECAST_SCHEDULE": ""}) == (

@@ -123,6 +123,7 @@ def app_settings(
         "DT_TRUSTED_PROXY_HOPS": "1",
         "DT_INGRESS_SCHEDULE": settings.ingress_schedule,
         "DT_FORECAST_SCHEDULE": settings.forecast_schedule,
+        "DT_SCHEDULE_DISPATCH": settings.schedule_dispatch,
         "DT_OPENWEATHERMAP_LAT": settings.openweathermap_lat,
         "DT_OPENWEATHERMAP_LON": settings.openweathermap_lon,
     }

@@ -55,6 +55,8 @@ class StackSettings:
     db_name: str = "dtbase"
     ingress_schedule: str = "0 0 * * * *"
     forecast_schedule: str = "0 0 3 * * *"
+    # How often the dispatcher of user schedules runs (DT_SCHEDULE_DISPATCH).
+    schedule_dispatch: str = "0 * * * * *"
     # Extra browser origins allowed to call the API; the Static Web App's own is always added.
     cors_origins: tuple[str, ...] = ()
     log_retention_days: int = 30
@@ -189,6 +191,7 @@ def load_settings() -> StackSettings:
         db_backup_retention_days=number("dbBackupRetentionDays", 7),
         ingress_schedule=text("ingressSchedule", str(defaults["ingress_schedule"].default)),
         forecast_schedule=text("forecastSchedule", str(defaults["forecast_schedule"].default)),
+        schedule_dispatch=text("scheduleDispatch", str(defaults["schedule_dispatch"].default)),
         cors_origins=tuple(config.get_object("corsOrigins") or ()),
         log_retention_days=number("logRetentionDays", 30),
         static_site_location=text("staticSiteLocation", "westeurope"),

@@ -114,6 +114,7 @@ def test_template_and_azure_set_the_same_app_settings(template: dict, flex_stack
     assert {n for n in local if n.startswith("DT_")} == {n for n in deployed if n.startswith("DT_")}
     assert template["Values"]["DT_INGRESS_SCHEDULE"] == "0 0 * * * *"
     assert template["Values"]["DT_FORECAST_SCHEDULE"] == "0 0 3 * * *"
+    assert template["Values"]["DT_SCHEDULE_DISPATCH"] == "0 * * * * *"
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")

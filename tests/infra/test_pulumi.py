@@ -161,6 +161,7 @@ def test_app_settings_hold_the_app_configuration(flex_stack: Recorded):
     assert settings["PYTHON_SCRIPT_FILE_NAME"] == "function_app_entry.py"
     assert settings["DT_INGRESS_SCHEDULE"] == "0 0 * * * *"
     assert settings["DT_FORECAST_SCHEDULE"] == "0 0 3 * * *"
+    assert settings["DT_SCHEDULE_DISPATCH"] == "0 * * * * *"
     # No guessed host name: the app reads its own from the platform's WEBSITE_HOSTNAME.
     assert "DT_BACKEND_URL" not in settings
     assert settings["DT_CORS_ORIGINS"] == "https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net"
