@@ -60,9 +60,7 @@ def test_schedule_a_service_and_see_its_next_fire_times(
     expected = Cron("0 30 2 * * *").next_times(datetime.now(UTC), 3)
     form.get_by_role("button", name="Save schedule").click()
     first = expected[0].strftime("%Y-%m-%d %H:%M:%S")
-    expect(form.locator(".form-status")).to_have_text(
-        f"Schedule “nightly” created. Next: {first}."
-    )
+    expect(form.locator(".form-status")).to_have_text(f"Schedule “nightly” created. Next: {first}.")
     row = page.locator("#schedules table tbody tr")
     expect(row).to_have_count(1)
     times = row.first.locator(".next-fire-times time")
