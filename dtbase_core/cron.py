@@ -32,9 +32,11 @@ class Cron:
                 f"{expression!r} is not an NCRONTAB expression: it needs six fields ({FIELDS})"
             )
         try:
-            self._sim(datetime.now(UTC))
+            next(self._sim(datetime.now(UTC)))
         except CronSimError as exc:
             raise CronError(f"{expression!r} is not an NCRONTAB expression: {exc}") from exc
+        except StopIteration:  # such as 30 February
+            raise CronError(f"{expression!r} never fires: no date matches it") from None
 
     def _sim(self, start: datetime, reverse: bool = False) -> CronSim:
         sim = CronSim(self.expression, start.astimezone(UTC), reverse=reverse)
@@ -46,9 +48,9 @@ class Cron:
         return next(self._sim(moment))
 
     def next_times(self, moment: datetime, count: int) -> list[datetime]:
-        """The first `count` occurrences strictly after `moment`."""
+        """The first `count` occurrences strictly after `moment` (fewer if no more come)."""
         sim = self._sim(moment)
-        return [next(sim) for _ in range(count)]
+        return [when for _, when in zip(range(count), sim, strict=False)]
 
     def latest_at_or_before(self, moment: datetime) -> datetime | None:
         """The last occurrence at or before `moment` (None if there is none, as for a

@@ -195,7 +195,12 @@ def delete_schedule(session: Session, *, service_name: str, name: str) -> None:
 
 
 def next_fire_times(expression: str, now: datetime, count: int = NEXT_FIRE_TIMES) -> list[datetime]:
-    return Cron(expression).next_times(now, count)
+    """The next `count` occurrences after `now`; none for an expression that no longer
+    parses (checked when stored, but a parser may grow stricter)."""
+    try:
+        return Cron(expression).next_times(now, count)
+    except CronError:
+        return []
 
 
 def list_schedules(

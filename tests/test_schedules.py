@@ -88,9 +88,13 @@ def test_cron_is_six_field_ncrontab() -> None:
     # NCrontab: the day must match day-of-month AND day-of-week (1 March 2031 is a
     # Saturday; the first Monday the 1st after it is 1 September 2031).
     assert Cron("0 0 0 1 * MON").next_after(T0) == datetime(2031, 9, 1, tzinfo=UTC)
-    for bad in ("* * * * *", "0 0 25 * * *", "x * * * * *", "0 0 0 31 2 * 1"):
+    for bad in ("* * * * *", "0 0 25 * * *", "x * * * * *", "0 0 0 31 2 * 1", "0 0 0 30 2 *"):
         with pytest.raises(CronError, match="NCRONTAB"):
             Cron(bad)
+    # Valid fields that no date satisfies (the 5th Sunday of a 7th of January or February).
+    with pytest.raises(CronError, match="never fires"):
+        Cron("0 0 0 7 1,2 SUN#5")
+    assert len(Cron("0 0 0 29 2 *").next_times(T0, 3)) == 3  # leap days only
 
 
 # --- schedules ------------------------------------------------------------------------
