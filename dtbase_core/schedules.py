@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,6 +54,9 @@ NEXT_FIRE_TIMES = 3
 # Status code of a scheduled run refused before any call: its parameters no longer
 # satisfy the service's schema (the set or the schema changed since it was scheduled).
 INVALID_PARAMETERS = 422
+# Occurrence rows older than this are deleted as their schedule is dispatched: only recent
+# ones can still be raced for, and the run log keeps the history.
+KEEP_OCCURRENCES = timedelta(days=7)
 
 
 def parse_cron(expression: str) -> Cron:
@@ -347,6 +350,12 @@ def dispatch(session: Session, *, now: datetime) -> list[Started]:
         )
         if not _claim(session, row.id, occurrence):
             continue  # another dispatcher started it
+        session.execute(
+            sa.delete(ServiceScheduleOccurrence).where(
+                ServiceScheduleOccurrence.schedule_id == row.id,
+                ServiceScheduleOccurrence.occurrence < occurrence - KEEP_OCCURRENCES,
+            )
+        )
         savepoint = session.begin_nested()
         try:
             target, run_id = services.start_run(

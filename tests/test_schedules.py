@@ -185,6 +185,22 @@ def test_after_downtime_a_schedule_runs_once_for_its_latest_occurrence(db: TestD
     assert _dispatch(db, back + timedelta(seconds=20)) == []
     assert [s.schedule for s in _dispatch(db, back + MINUTE)] == ["minutely"]
     assert _count(db, ServiceRunLog) == 3
+    # A week later: the occurrence rows of a week ago go (the run log keeps them).
+    later = back + schedules.KEEP_OCCURRENCES + timedelta(minutes=2)
+    assert len(_dispatch(db, later)) == 2
+    with _session(db) as session:
+        kept = session.scalars(
+            sa.select(ServiceScheduleOccurrence.occurrence).order_by(
+                ServiceScheduleOccurrence.occurrence
+            )
+        ).all()
+    # The minutely schedule's two rows of 1 March went; the hourly's is just a week old.
+    assert kept == [
+        datetime(2031, 3, 1, 17, 0, tzinfo=UTC),
+        datetime(2031, 3, 8, 17, 0, tzinfo=UTC),
+        datetime(2031, 3, 8, 17, 2, tzinfo=UTC),
+    ]
+    assert _count(db, ServiceRunLog) == 5
 
 
 def test_disabled_schedules_do_not_fire_and_start_afresh_when_enabled(db: TestDatabase) -> None:
