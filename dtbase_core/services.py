@@ -214,22 +214,23 @@ def delete_parameter_set(session: Session, *, service_name: str, name: str) -> N
 def edit_parameter_set(
     session: Session, *, service_name: str, name: str, parameters: dict[str, Any]
 ) -> None:
-    """Replace the set's whole parameter object; it must satisfy the service's schema."""
-    schema = session.scalar(
-        sa.select(Service.parameters_schema).where(Service.name == service_name)
-    )
-    parameter_schemas.validate(schema, parameters, service_name=service_name)
-    updated = session.scalar(
-        sa.update(ServiceParameterSet)
-        .where(
-            ServiceParameterSet.service_id == _service_id(service_name),
-            ServiceParameterSet.name == name,
-        )
-        .values(parameters=parameters)
-        .returning(ServiceParameterSet.id)
-    )
-    if updated is None:
+    """Replace the set's whole parameter object; it must satisfy the service's schema (an
+    unknown set is a 400 first)."""
+    found = session.execute(
+        sa.select(ServiceParameterSet.id, Service.parameters_schema)
+        .join(Service, Service.id == ServiceParameterSet.service_id)
+        .where(Service.name == service_name, ServiceParameterSet.name == name)
+        .with_for_update(of=ServiceParameterSet)
+    ).first()
+    if found is None:
         raise NotFound(SET_MISSING)
+    set_id, schema = found
+    parameter_schemas.validate(schema, parameters, service_name=service_name)
+    session.execute(
+        sa.update(ServiceParameterSet)
+        .where(ServiceParameterSet.id == set_id)
+        .values(parameters=parameters)
+    )
 
 
 def list_parameter_sets(

@@ -140,6 +140,12 @@ def test_parameter_schemas_validate_sets_and_runs(admin: Api, receiver: Receiver
     )
     assert reply.status_code == 422
     assert _detail(reply)[0][1].startswith("'7' is not of type 'integer'")
+    # An unknown set is that, before its parameters are looked at.
+    reply = admin.post(
+        "/service/edit-parameter-set",
+        {"service_name": "counted", "name": "nope", "parameters": {"days": "7"}},
+    )
+    assert (reply.status_code, reply.json()) == (400, {"detail": "Parameter set does not exist."})
     assert [s["parameters"] for s in admin.ok("/service/list-parameter-sets", None, 200)] == [
         {"days": -3},
         {"days": 7},
