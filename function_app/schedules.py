@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 bp = df.Blueprint()
 
-MISSING = f"{services.SERVICE_MISSING}, {services.SET_MISSING} or {schedules.SCHEDULE_MISSING}"
+MISSING = f"{services.SERVICE_MISSING} / {services.SET_MISSING} / {schedules.SCHEDULE_MISSING}"
 
 
 @endpoint(
@@ -41,22 +41,24 @@ MISSING = f"{services.SERVICE_MISSING}, {services.SET_MISSING} or {schedules.SCH
     body=ScheduleIn,
     status=201,
     errors={
-        400: f"{services.SERVICE_MISSING} or {services.SET_MISSING}",
+        400: f"{services.SERVICE_MISSING} / {services.SET_MISSING}",
         409: schedules.SCHEDULE_EXISTS,
         422: "A bad cron expression, or a parameter set its service's schema refuses",
     },
 )
 def insert_schedule(call: Call[ScheduleIn]) -> Any:
-    """Schedule a service, with a parameter set or none, on an NCRONTAB expression
-    (six fields, seconds first, UTC)."""
+    """Schedule a service on an NCRONTAB expression (six fields, seconds first, UTC).
+
+    With one of its parameter sets, or none."""
     schedules.insert_schedule(call.session, **call.body.model_dump())
     return {"detail": "Schedule created successfully."}
 
 
 @endpoint(bp, "service/list-schedules", method="GET", response=list[ScheduleOut])
 def list_schedules(call: Call[None]) -> Any:
-    """Every schedule (`?service_name=` for one service's) with its next three fire times
-    and its latest run."""
+    """Every schedule with its next three fire times and its latest run.
+
+    `?service_name=` lists one service's."""
     service_name = call.request.params.get("service_name") or None
     return schedules.list_schedules(call.session, service_name=service_name)
 
