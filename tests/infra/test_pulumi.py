@@ -446,3 +446,22 @@ def test_program_entry_point_exports_both_urls():
     source = (INFRA / "__main__.py").read_text()
     assert 'pulumi.export("siteUrl"' in source and 'pulumi.export("apiUrl"' in source
     assert Path(INFRA / "Pulumi.yaml").read_text().startswith("name: dtbase-azure")
+
+
+def test_every_timer_setting_the_app_names_is_deployed_with_its_default(flex_stack: Recorded):
+    """The Functions host will not index a timer whose `%SETTING%` is unset: every setting
+    the app's timers name is an app setting, deployed with SCHEDULE_DEFAULTS' value."""
+    import re
+
+    from dtbase_core.config import SCHEDULE_DEFAULTS
+    from function_app import app
+
+    named = set()
+    for function in app.get_functions():
+        trigger = function.get_trigger()
+        if trigger.get_binding_name() == "timerTrigger":
+            named |= set(re.findall(r"%([^%]+)%", str(trigger.schedule)))
+    assert "DT_SCHEDULE_DISPATCH" in named
+    assert named == set(SCHEDULE_DEFAULTS)
+    settings = app_settings(flex_stack)
+    assert {name: settings[name] for name in named} == SCHEDULE_DEFAULTS
