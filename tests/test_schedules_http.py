@@ -5,55 +5,22 @@ scheduled run end to end, and the app's own services registered at start-up."""
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from dtbase_core.cron import Cron
-from tests.support import Api, LocalHost
+from tests.support import Api, LocalHost, Receiver
 
 SCHEMA = {
     "type": "object",
     "properties": {"days": {"type": "integer", "minimum": 1}},
     "required": ["days"],
 }
-
-
-class Receiver(ThreadingHTTPServer):
-    """A service on 127.0.0.1 that answers each POST with what it received."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        receiver = self
-        self.bodies: list[Any] = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"null")
-                receiver.bodies.append(body)
-                payload = json.dumps({"received": body}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/run"
 
 
 @pytest.fixture

@@ -1,9 +1,12 @@
 """Scheduling a service in the browser: a service with a parameters schema, a parameter
 set the schema refuses (its errors beside the editor), then a schedule with its next three
-fire times; a bad expression named; disabling and deleting it."""
+fire times; a bad expression named; disabling and deleting it. And a schedule's last run,
+started by a host's dispatcher."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 from playwright.sync_api import Page, expect
@@ -94,3 +97,54 @@ def test_schedule_a_service_and_see_its_next_fire_times(
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     expect(page.locator("#schedules")).to_contain_text("Not scheduled")
     assert admin.get("/service/list-schedules").json() == []
+
+
+def test_a_schedule_shows_its_last_run(page: Page, host_factory, console) -> None:
+    """A host dispatching every two seconds runs a schedule due every second; the page
+    shows the run it started as the schedule's last run, and the run in the log."""
+    from tests.support import Api, Receiver
+    from tests.web.conftest import sign_in
+
+    receiver = Receiver()
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    host = host_factory(env={"DT_SCHEDULE_DISPATCH": "*/2 * * * * *"}, own_database=True)
+    api = Api(host.api, host.admin_email, host.admin_password)
+    try:
+        api.ok(
+            "/service/insert-service",
+            {"name": "often", "url": receiver.url, "http_method": "POST"},
+            201,
+        )
+        api.ok(
+            "/service/insert-schedule",
+            {"service_name": "often", "name": "each second", "cron": "* * * * * *"},
+            201,
+        )
+        deadline = time.monotonic() + 60
+        while True:  # until the dispatcher has started a run and it has completed
+            (listed,) = api.get("/service/list-schedules").json()
+            if listed["last_run"] and listed["last_run"]["status"] == "completed":
+                break
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.25)
+        api.ok(
+            "/service/update-schedule",
+            {"service_name": "often", "name": "each second", "enabled": False},
+        )
+        (listed,) = api.get("/service/list-schedules").json()
+        last = listed["last_run"]
+
+        sign_in(
+            page, host.url, host.admin_email, host.admin_password, "/services.html?service=often"
+        )
+        row = page.locator("#schedules table tbody tr")
+        expect(row).to_have_count(1)
+        expect(row.first.locator(".last-run")).to_contain_text(f"run #{last['run_id']}")
+        expect(row.first.locator(".last-run .badge")).to_have_text("completed 200")
+        expect(row.first).to_contain_text("— (disabled)")
+        expect(page.locator("#run-log table tbody tr").first).to_contain_text("200")
+    finally:
+        api.close()
+        receiver.shutdown()
+        receiver.server_close()
