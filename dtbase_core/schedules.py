@@ -337,54 +337,73 @@ def dispatch(session: Session, *, now: datetime) -> list[Started]:
     started = []
     for row in due:
         try:
-            occurrence = Cron(row.cron).latest_at_or_before(now)
-        except CronError:  # stored before a stricter parser: never due, and said so
-            log.warning("schedule %s/%s: bad expression %r", row.service_name, row.name, row.cron)
+            # A savepoint each: a schedule whose dispatch fails for its own reasons (logged)
+            # is tried again at the next dispatch, and the others go ahead now.
+            with session.begin_nested():
+                run = _dispatch_one(session, row, now)
+        except sa.exc.DBAPIError:
+            raise  # the database's own (a conflict, a lost connection): the whole dispatch
+        except Exception:
+            log.exception("schedule %s/%s: dispatch failed", row.service_name, row.name)
             continue
-        if occurrence is None or occurrence <= row.watermark:
-            continue
-        session.execute(
-            sa.update(ServiceSchedule)
-            .where(ServiceSchedule.id == row.id)
-            .values(watermark=sa.func.greatest(ServiceSchedule.watermark, occurrence))
-        )
-        if not _claim(session, row.id, occurrence):
-            continue  # another dispatcher started it
-        session.execute(
-            sa.delete(ServiceScheduleOccurrence).where(
-                ServiceScheduleOccurrence.schedule_id == row.id,
-                ServiceScheduleOccurrence.occurrence < occurrence - KEEP_OCCURRENCES,
-            )
-        )
-        savepoint = session.begin_nested()
-        try:
-            target, run_id = services.start_run(
-                session,
-                service_name=row.service_name,
-                parameter_set_name=row.set_name,
-                schedule_id=row.id,
-            )
-        except Invalid as exc:
-            savepoint.rollback()
-            run_id = _refused(session, row, exc, now)
-            target = None
-        else:
-            savepoint.commit()
-        session.execute(
-            sa.update(ServiceScheduleOccurrence)
-            .where(
-                ServiceScheduleOccurrence.schedule_id == row.id,
-                ServiceScheduleOccurrence.occurrence == occurrence,
-            )
-            .values(run_id=run_id)
-        )
-        if target is not None:
-            started.append(Started(row.name, row.service_name, occurrence, run_id, target))
-        log.info(
-            "schedule %s/%s: occurrence %s, run %d",
-            row.service_name,
-            row.name,
-            occurrence.isoformat(),
-            run_id,
-        )
+        if run is not None:
+            started.append(run)
     return started
+
+
+def _dispatch_one(session: Session, row: Any, now: datetime) -> Started | None:
+    """Start the schedule's due occurrence, if any; the run to orchestrate (None when none
+    is due, another dispatcher started it, or its parameters were refused)."""
+    try:
+        occurrence = Cron(row.cron).latest_at_or_before(now)
+    except CronError:  # stored before a stricter parser: never due, and said so
+        log.warning("schedule %s/%s: bad expression %r", row.service_name, row.name, row.cron)
+        return None
+    if occurrence is None or occurrence <= row.watermark:
+        return None
+    session.execute(
+        sa.update(ServiceSchedule)
+        .where(ServiceSchedule.id == row.id)
+        .values(watermark=sa.func.greatest(ServiceSchedule.watermark, occurrence))
+    )
+    if not _claim(session, row.id, occurrence):
+        return None  # another dispatcher started it
+    session.execute(
+        sa.delete(ServiceScheduleOccurrence).where(
+            ServiceScheduleOccurrence.schedule_id == row.id,
+            ServiceScheduleOccurrence.occurrence < occurrence - KEEP_OCCURRENCES,
+        )
+    )
+    target: services.RunTarget | None
+    savepoint = session.begin_nested()
+    try:
+        target, run_id = services.start_run(
+            session,
+            service_name=row.service_name,
+            parameter_set_name=row.set_name,
+            schedule_id=row.id,
+        )
+    except Invalid as exc:
+        savepoint.rollback()
+        run_id = _refused(session, row, exc, now)
+        target = None
+    else:
+        savepoint.commit()
+    session.execute(
+        sa.update(ServiceScheduleOccurrence)
+        .where(
+            ServiceScheduleOccurrence.schedule_id == row.id,
+            ServiceScheduleOccurrence.occurrence == occurrence,
+        )
+        .values(run_id=run_id)
+    )
+    log.info(
+        "schedule %s/%s: occurrence %s, run %d",
+        row.service_name,
+        row.name,
+        occurrence.isoformat(),
+        run_id,
+    )
+    if target is None:
+        return None
+    return Started(row.name, row.service_name, occurrence, run_id, target)

@@ -334,3 +334,26 @@ def test_a_set_the_schema_now_refuses_is_a_failed_run_not_a_call(db: TestDatabas
     assert "parameters.days: -3 is less than the minimum of 1" in run["detail"]
     assert listed[0]["last_run"]["status"] == "failed"
     assert _count(db, ServiceScheduleOccurrence) == 1
+
+
+def test_a_schedule_that_fails_to_dispatch_does_not_hold_up_the_others(
+    db: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its claim and watermark are undone, so the next dispatch tries it again."""
+    _service(db)
+    _service(db, "other")
+    _schedule(db, "broken", "0 * * * * *")
+    _schedule(db, "fine", "0 * * * * *", service="other")
+    real = services.start_run
+
+    def start_run(session: Session, **kw):
+        if kw["service_name"] == "svc":
+            raise RuntimeError("something unforeseen")
+        return real(session, **kw)
+
+    monkeypatch.setattr(services, "start_run", start_run)
+    assert [s.schedule for s in _dispatch(db, T0 + MINUTE)] == ["fine"]
+    assert _count(db, ServiceScheduleOccurrence) == 1
+    monkeypatch.setattr(services, "start_run", real)
+    assert [s.schedule for s in _dispatch(db, T0 + MINUTE)] == ["broken"]
+    assert _count(db, ServiceRunLog) == 2
