@@ -101,4 +101,11 @@ async def schedule_dispatch_timer(
     started = await in_transaction(lambda session: schedules.dispatch(session, now=now))
     limit = get_settings().services.service_run_max_seconds
     for run in started:
-        await start_orchestration(client, run.run_id, run.target, limit)
+        failed = await start_orchestration(client, run.run_id, run.target, limit)
+        log.info(
+            "schedule %s/%s: run %d %s",
+            run.service_name,
+            run.schedule,
+            run.run_id,
+            "could not be started" if failed else "started",
+        )
