@@ -29,6 +29,9 @@ SCHEDULE_DEFAULTS = {
     "DT_FORECAST_SCHEDULE": "0 0 3 * * *",  # daily at 03:00 UTC
     "DT_NOTIFY_SCHEDULE": "*/15 * * * * *",  # the notification outbox, every 15 seconds
     "DT_ALERT_SCHEDULE": "0 * * * * *",  # alert evaluation: every minute
+    # The dispatcher of user schedules (dtbase_core/schedules.py): a schedule fires at
+    # the first dispatch at or after its occurrence.
+    "DT_SCHEDULE_DISPATCH": "0 * * * * *",  # every minute
 }
 # London, as DTBase's example ingress.
 DEFAULT_WEATHER_LATITUDE = 51.53
@@ -203,6 +206,9 @@ class ServicesSettings(BaseSettings):
     # The scheduled forecast's configuration (JSON of the /forecast/arima body), checked
     # here at start-up rather than when the timer first fires.
     forecast_config_json: str | None = Field(None, validation_alias="DT_FORECAST_CONFIG")
+    # Register the weather ingress and the ARIMA forecast as services at start-up
+    # (dtbase_core/own_services.py).
+    register_own_services: bool = True
 
     _words = field_validator("allowed_hosts", mode="before")(_split_words)
 

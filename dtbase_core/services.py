@@ -44,10 +44,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from dtbase_core import outbound, redact
+from dtbase_core import outbound, parameter_schemas, redact
 from dtbase_core.config import Settings
-from dtbase_core.errors import AlreadyExists, Invalid, Missing, NotFound
-from dtbase_core.orm import Service, ServiceParameterSet, ServiceRunLog
+from dtbase_core.errors import AlreadyExists, Conflict, Invalid, Missing, NotFound
+from dtbase_core.orm import Service, ServiceParameterSet, ServiceRunLog, ServiceSchedule
 from dtbase_core.orm.base import HttpMethod
 from dtbase_core.orm.services import RunStatus
 from dtbase_core.timeutil import utcnow
@@ -97,15 +97,25 @@ def insert_service(
     url: str,
     http_method: HttpMethod,
     use_service_key: bool = False,
+    parameters_schema: dict[str, Any] | None = None,
     key_hosts: frozenset[str] = frozenset(),
 ) -> None:
-    """`key_hosts`: where the service key may go (`Outbound.key_hosts`)."""
+    """`key_hosts`: where the service key may go (`Outbound.key_hosts`); `parameters_schema`
+    must be a valid JSON Schema (dtbase_core/parameter_schemas.py)."""
     check_url(url)
     if use_service_key:
         check_key_host(url, key_hosts)
+    if parameters_schema is not None:
+        parameter_schemas.check_schema(parameters_schema)
     inserted = session.execute(
         insert(Service)
-        .values(name=name, url=url, http_method=http_method, use_service_key=use_service_key)
+        .values(
+            name=name,
+            url=url,
+            http_method=http_method,
+            use_service_key=use_service_key,
+            parameters_schema=parameters_schema,
+        )
         .on_conflict_do_nothing(index_elements=[Service.name])
         .returning(Service.id)
     ).scalar()
@@ -114,18 +124,25 @@ def insert_service(
 
 
 def list_services(session: Session) -> list[dict[str, Any]]:
-    """Keys in URLs masked; `use_service_key` only where it is true, so that a DTBase
-    client comparing the listing with what it inserted still finds its rows."""
+    """Keys in URLs masked; `use_service_key` only where it is true and
+    `parameters_schema` only where there is one, so that a DTBase client comparing the
+    listing with what it inserted still finds its rows."""
     rows = session.execute(
-        sa.select(Service.name, Service.url, Service.http_method, Service.use_service_key).order_by(
-            Service.id
-        )
+        sa.select(
+            Service.name,
+            Service.url,
+            Service.http_method,
+            Service.use_service_key,
+            Service.parameters_schema,
+        ).order_by(Service.id)
     )
     listed = []
     for r in rows:
         item = {"name": r.name, "url": redact.mask_text(r.url), "http_method": r.http_method.value}
         if r.use_service_key:
             item["use_service_key"] = True
+        if r.parameters_schema is not None:
+            item["parameters_schema"] = r.parameters_schema
         listed.append(item)
     return listed
 
@@ -144,9 +161,14 @@ def _service_id(name: str) -> sa.ScalarSelect[int]:
 def insert_parameter_set(
     session: Session, *, service_name: str, name: str, parameters: dict[str, Any]
 ) -> None:
-    service_id = session.scalar(sa.select(Service.id).where(Service.name == service_name))
-    if service_id is None:
+    """The parameters must satisfy the service's schema, if it has one (422 naming where)."""
+    found = session.execute(
+        sa.select(Service.id, Service.parameters_schema).where(Service.name == service_name)
+    ).first()
+    if found is None:
         raise NotFound(SERVICE_MISSING)
+    service_id, schema = found
+    parameter_schemas.validate(schema, parameters, service_name=service_name)
     inserted = session.execute(
         insert(ServiceParameterSet)
         .values(service_id=service_id, name=name, parameters=parameters)
@@ -160,7 +182,23 @@ def insert_parameter_set(
 
 
 def delete_parameter_set(session: Session, *, service_name: str, name: str) -> None:
-    """Its runs stay in the log with no set (ON DELETE SET NULL; docs/api.md, Service runs)."""
+    """Its runs stay in the log with no set (ON DELETE SET NULL; docs/api.md, Service runs).
+    A set a schedule runs is a 409 naming the schedule."""
+    scheduled = session.scalars(
+        sa.select(ServiceSchedule.name)
+        .join(ServiceParameterSet, ServiceParameterSet.id == ServiceSchedule.parameter_set_id)
+        .where(
+            ServiceParameterSet.service_id == _service_id(service_name),
+            ServiceParameterSet.name == name,
+        )
+        .order_by(ServiceSchedule.id)
+    ).all()
+    if scheduled:
+        names = ", ".join(repr(s) for s in scheduled)
+        raise Conflict(
+            f"Parameter set '{name}' is used by schedule {names}: delete the schedule or "
+            "give it another set first."
+        )
     deleted = session.scalar(
         sa.delete(ServiceParameterSet)
         .where(
@@ -176,18 +214,23 @@ def delete_parameter_set(session: Session, *, service_name: str, name: str) -> N
 def edit_parameter_set(
     session: Session, *, service_name: str, name: str, parameters: dict[str, Any]
 ) -> None:
-    """Replace the set's whole parameter object."""
-    updated = session.scalar(
-        sa.update(ServiceParameterSet)
-        .where(
-            ServiceParameterSet.service_id == _service_id(service_name),
-            ServiceParameterSet.name == name,
-        )
-        .values(parameters=parameters)
-        .returning(ServiceParameterSet.id)
-    )
-    if updated is None:
+    """Replace the set's whole parameter object; it must satisfy the service's schema (an
+    unknown set is a 400 first)."""
+    found = session.execute(
+        sa.select(ServiceParameterSet.id, Service.parameters_schema)
+        .join(Service, Service.id == ServiceParameterSet.service_id)
+        .where(Service.name == service_name, ServiceParameterSet.name == name)
+        .with_for_update(of=ServiceParameterSet)
+    ).first()
+    if found is None:
         raise NotFound(SET_MISSING)
+    set_id, schema = found
+    parameter_schemas.validate(schema, parameters, service_name=service_name)
+    session.execute(
+        sa.update(ServiceParameterSet)
+        .where(ServiceParameterSet.id == set_id)
+        .values(parameters=parameters)
+    )
 
 
 def list_parameter_sets(
@@ -234,8 +277,15 @@ def find_run_target(
     parameters: Any = None,
 ) -> RunTarget:
     """Phase 1: the service and the optional set; explicit parameters win over the set's,
-    whose id is logged all the same (docs/api.md, Services)."""
-    columns = (Service.id, Service.url, Service.http_method, Service.use_service_key)
+    whose id is logged all the same (docs/api.md, Services). The parameters sent must
+    satisfy the service's schema, if it has one (422 naming where)."""
+    columns = (
+        Service.id,
+        Service.url,
+        Service.http_method,
+        Service.use_service_key,
+        Service.parameters_schema,
+    )
     if parameter_set_name is None:
         found = session.execute(
             sa.select(*columns, sa.null(), sa.null()).where(Service.name == service_name)
@@ -248,7 +298,17 @@ def find_run_target(
         ).first()
     if found is None:
         raise NotFound(RUN_TARGET_MISSING)
-    service_id, url, http_method, use_key, set_id, set_parameters = found
+    service_id, url, http_method, use_key, schema, set_id, set_parameters = found
+    if parameters is not None:
+        parameter_schemas.validate(schema, parameters, service_name=service_name)
+    elif set_id is not None:
+        parameter_schemas.validate(
+            schema,
+            set_parameters,
+            service_name=service_name,
+            loc=("body", "parameter_set_name"),
+            source=f"parameter set '{parameter_set_name}'",
+        )
     return RunTarget(
         service_id,
         url,
@@ -515,8 +575,10 @@ def start_run(
     service_name: str,
     parameter_set_name: str | None = None,
     parameters: Any = None,
+    schedule_id: int | None = None,
 ) -> tuple[RunTarget, int]:
-    """Phase 1: the target, and its run-log row (`running`); the row's id."""
+    """Phase 1: the target, and its run-log row (`running`); the row's id. `schedule_id`:
+    the schedule that starts it (dtbase_core/schedules.py)."""
     target = find_run_target(
         session,
         service_name=service_name,
@@ -534,6 +596,7 @@ def start_run(
             timestamp=utcnow(),
             status=RunStatus.RUNNING.value,
             detail=STILL_RUNNING,
+            schedule_id=schedule_id,
         )
         .returning(ServiceRunLog.id)
     )
@@ -586,6 +649,7 @@ def _run_columns() -> tuple[Any, ...]:
         ServiceRunLog.status,
         ServiceRunLog.detail,
         ServiceRunLog.finished_at,
+        ServiceSchedule.name.label("schedule_name"),
     )
 
 
@@ -594,6 +658,7 @@ def _runs_query() -> sa.Select[Any]:
         sa.select(*_run_columns())
         .join(Service, Service.id == ServiceRunLog.service_id)
         .outerjoin(ServiceParameterSet, ServiceParameterSet.id == ServiceRunLog.parameter_set_id)
+        .outerjoin(ServiceSchedule, ServiceSchedule.id == ServiceRunLog.schedule_id)
     )
 
 
@@ -607,7 +672,11 @@ def _run_detail(row: Any) -> str:
 
 
 def _listed(row: Any) -> dict[str, Any]:
-    return {**row._mapping, "detail": _run_detail(row)}
+    """`schedule_name` only for a scheduled run: DTBase's clients compare the rest."""
+    listed = {**row._mapping, "detail": _run_detail(row)}
+    if listed["schedule_name"] is None:
+        del listed["schedule_name"]
+    return listed
 
 
 def run_status(session: Session, *, run_id: int) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from psycopg import errors as pg_errors
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from dtbase_core import users
+from dtbase_core import own_services, users
 from dtbase_core.config import ConfigError, Settings, get_settings
 from dtbase_core.db import NoReply, Timeouts, session_scope
 from dtbase_core.errors import (
@@ -422,7 +422,9 @@ def _authenticate(
 
 
 class _Startup:
-    """Per-process start-up work done before the first request (the default user)."""
+    """Per-process start-up work done before the first request or timer that touches the
+    database (`in_transaction`): the default user, and the app's own services
+    (dtbase_core/own_services.py; docs/architecture.md, Start-up work)."""
 
     def __init__(self) -> None:
         self._done = False
@@ -438,6 +440,7 @@ class _Startup:
             if not self._done:
                 with session_scope() as session:
                     users.ensure_default_user(session, settings.default_user_password)
+                    own_services.register_safely(session, settings)
                 self._done = True
 
 

@@ -159,14 +159,8 @@ async def run_service(call: Call[RunServiceIn]) -> Any:
         lambda session: services.start_run(session, **body.model_dump())
     )
     client: df.DurableOrchestrationClient = call.durable
-    instance_id = service_runs.instance_id(run_id)
-    job = service_runs.RunJob(run_id, target, limits.service_run_max_seconds)
-    try:
-        await client.start_new(ORCHESTRATOR, instance_id, job.to_json())
-    except Exception:
-        log.exception("could not start %s for run %d", ORCHESTRATOR, run_id)
-        failed = services.RunResult(503, "The run could not be started", 503, None)
-        await _finish(run_id, failed)
+    failed = await start_orchestration(client, run_id, target, limits.service_run_max_seconds)
+    if failed is not None:
         return detail_response(503, failed.detail)
     result = await _watch(client, run_id, limits.service_timeout_seconds)
     if result is None:
@@ -179,6 +173,25 @@ async def run_service(call: Call[RunServiceIn]) -> Any:
         }
         return json_response(accepted, 202, {"Location": status_url, "Retry-After": RETRY_AFTER})
     return json_response(result.reply(), result.status)
+
+
+async def start_orchestration(
+    client: df.DurableOrchestrationClient,
+    run_id: int,
+    target: services.RunTarget,
+    max_seconds: float,
+) -> services.RunResult | None:
+    """Start the orchestration of a run logged `running` (by run-service or a schedule);
+    None once started, else the failure written into its row (503)."""
+    job = service_runs.RunJob(run_id, target, max_seconds)
+    try:
+        await client.start_new(ORCHESTRATOR, service_runs.instance_id(run_id), job.to_json())
+    except Exception:
+        log.exception("could not start %s for run %d", ORCHESTRATOR, run_id)
+        failed = services.RunResult(503, "The run could not be started", 503, None)
+        await _finish(run_id, failed)
+        return failed
+    return None
 
 
 async def _finish(run_id: int, result: services.RunResult) -> None:

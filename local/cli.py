@@ -1,7 +1,8 @@
 """`dtbase-local`: the whole twin on a laptop, without Azure Functions Core Tools.
 
 Starts (or reuses) the database, applies the migrations, makes sure the default user
-exists, then serves the function app and the static web app on one port, runs its
+exists and registers the app's own services (at DT_BACKEND_URL, by default this host's
+address), then serves the function app and the static web app on one port, runs its
 Durable orchestrations and activities (local/durable/) and fires its timer functions
 (local/scheduler.py).
 """
@@ -81,7 +82,7 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], object | None]:
         embedded = EmbeddedDatabase(data_dir)
         os.environ["DT_DATABASE_URL"] = embedded.url
 
-    from dtbase_core import users
+    from dtbase_core import own_services, users
     from dtbase_core.config import get_settings, reset_settings
     from dtbase_core.db import session_scope
 
@@ -91,6 +92,7 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], object | None]:
     migrate(settings.database_url)
     with session_scope() as session:
         users.ensure_default_user(session, settings.default_user_password)
+        own_services.register_safely(session, settings)
     return in_force, embedded
 
 
@@ -230,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     from local.scheduler import ScheduleError
     from local.secrets import SYSTEM_KEY
 
+    # The app's own address, for the services it registers (unless set): this host's.
+    loopback = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    os.environ.setdefault("DT_BACKEND_URL", f"http://{loopback}:{args.port}/api")
     try:
         secrets_in_force, embedded = prepare(args.data_dir)
     except ConfigError as exc:

@@ -28,9 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from cronsim import CronSim, CronSimError
-
 from dtbase_core.config import SCHEDULE_DEFAULTS
+from dtbase_core.cron import Cron, CronError
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +61,12 @@ def resolve_schedule(expression: str, environ: Mapping[str, str] | None = None) 
 
 
 class Schedule:
-    """A resolved timer schedule: NCRONTAB (six fields) or a TimeSpan."""
+    """A resolved timer schedule: NCRONTAB (six fields; dtbase_core/cron.py) or a TimeSpan."""
 
     def __init__(self, expression: str) -> None:
         self.expression = expression
         self.interval: timedelta | None = None
+        self._cron: Cron | None = None
         span = _TIMESPAN.match(expression)
         if span:
             days, hours, minutes, seconds = (int(g or 0) for g in span.groups())
@@ -74,28 +74,17 @@ class Schedule:
             if self.interval <= timedelta(0):
                 raise ScheduleError(f"schedule {expression!r}: the interval must be positive")
             return
-        if len(expression.split()) != 6:
-            raise ScheduleError(
-                f"schedule {expression!r}: an NCRONTAB expression has six fields "
-                "(second minute hour day month day-of-week)"
-            )
         try:
-            self._cron(datetime.now(UTC))
-        except CronSimError as exc:
-            raise ScheduleError(f"schedule {expression!r}: {exc}") from exc
-
-    def _cron(self, start: datetime) -> CronSim:
-        cron = CronSim(self.expression, start)
-        # NCrontab requires both day-of-month and day-of-week to match, where Vixie cron
-        # (cronsim's default) accepts either one.
-        cron.day_and = True
-        return cron
+            self._cron = Cron(expression)
+        except CronError as exc:
+            raise ScheduleError(f"schedule {exc}") from exc
 
     def next_after(self, moment: datetime) -> datetime:
         """The first occurrence strictly after `moment` (aware, UTC)."""
         if self.interval is not None:
             return moment + self.interval
-        return next(self._cron(moment.astimezone(UTC)))
+        assert self._cron is not None
+        return self._cron.next_after(moment)
 
 
 class Clock(Protocol):

@@ -3,6 +3,7 @@ authenticated HTTP client."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +156,9 @@ def host_environment(
             "DT_FORECAST_SCHEDULE": QUIET_SCHEDULE,
             "DT_NOTIFY_SCHEDULE": QUIET_SCHEDULE,
             "DT_ALERT_SCHEDULE": QUIET_SCHEDULE,
+            # Tests that list services expect their own only; tests of the app's own
+            # services turn this back on (tests/test_schedules_http.py).
+            "DT_REGISTER_OWN_SERVICES": "false",
         }
     )
     if database_url:
@@ -268,3 +273,34 @@ def replace_settings(
     if services:
         changes["services"] = settings.services.model_copy(update=services)
     return settings.model_copy(update=changes)
+
+
+class Receiver(ThreadingHTTPServer):
+    """A service on 127.0.0.1 that answers each POST with what it received."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        receiver = self
+        self.bodies: list[Any] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                receiver.bodies.append(body)
+                payload = json.dumps({"received": body}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/run"

@@ -113,6 +113,7 @@ def test_the_app_s_settings_have_their_documented_defaults() -> None:
         "DT_FORECAST_SCHEDULE": "0 0 3 * * *",
         "DT_NOTIFY_SCHEDULE": "*/15 * * * * *",
         "DT_ALERT_SCHEDULE": "0 * * * * *",
+        "DT_SCHEDULE_DISPATCH": "0 * * * * *",
     }
     assert resolve_schedule("%DT_INGRESS_SCHEDULE%", {}) == "0 0 * * * *"
     assert resolve_schedule("%DT_ALERT_SCHEDULE%", {}) == "0 * * * * *"

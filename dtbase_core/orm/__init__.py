@@ -31,7 +31,13 @@ from dtbase_core.orm.sensors import (
     reading_rollup,
     reading_tables,
 )
-from dtbase_core.orm.services import Service, ServiceParameterSet, ServiceRunLog
+from dtbase_core.orm.services import (
+    Service,
+    ServiceParameterSet,
+    ServiceRunLog,
+    ServiceSchedule,
+    ServiceScheduleOccurrence,
+)
 from dtbase_core.orm.users import LoginThrottle, User
 
 __all__ = [
@@ -64,6 +70,8 @@ __all__ = [
     "Service",
     "ServiceParameterSet",
     "ServiceRunLog",
+    "ServiceSchedule",
+    "ServiceScheduleOccurrence",
     "User",
     "location_value_tables",
     "model_value_tables",

@@ -22,6 +22,8 @@ class Service(Timestamped, Base):
     http_method: Mapped[HttpMethod] = mapped_column(HTTP_METHOD_ENUM)
     # Send the deployment's service key (DT_SERVICE_API_KEY) in `x-functions-key`.
     use_service_key: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # A JSON Schema that parameter sets and run parameters must satisfy; SQL NULL: none.
+    parameters_schema: Mapped[Any] = mapped_column(sa.JSON(none_as_null=True), nullable=True)
 
 
 class ServiceParameterSet(Timestamped, Base):
@@ -68,3 +70,47 @@ class ServiceRunLog(Timestamped, Base):
     # run-service's detail: "Service called successfully.", or why the run failed.
     detail: Mapped[str | None] = mapped_column(sa.Text)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The schedule that started the run, if one did (SET NULL: its runs outlive it).
+    schedule_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("service_schedule.id", ondelete="SET NULL"), index=True
+    )
+
+
+class ServiceSchedule(Timestamped, Base):
+    """Run a service with a parameter set (or none) on an NCRONTAB expression (seconds
+    first, UTC) while enabled (dtbase_core/schedules.py)."""
+
+    __tablename__ = "service_schedule"
+    __table_args__ = (sa.UniqueConstraint("service_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(sa.ForeignKey("service.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.Text)
+    # RESTRICT: a set a schedule runs cannot go from under it (delete-parameter-set: 409).
+    parameter_set_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("service_parameter_set.id", ondelete="RESTRICT"), index=True
+    )
+    cron: Mapped[str] = mapped_column(sa.Text)
+    enabled: Mapped[bool] = mapped_column()
+    # The latest occurrence the dispatcher has considered: occurrences up to it are done
+    # (run, or skipped as missed); set to "now" when the schedule is created, enabled or
+    # given a new expression, so that it never fires for a time before that.
+    watermark: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ServiceScheduleOccurrence(Base):
+    """One row per occurrence started: the insert that succeeds (ON CONFLICT DO NOTHING on
+    the primary key) is the one dispatcher, of however many, that starts it."""
+
+    __tablename__ = "service_schedule_occurrence"
+
+    schedule_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("service_schedule.id", ondelete="CASCADE"), primary_key=True
+    )
+    occurrence: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("service_run_log.id", ondelete="SET NULL"), index=True
+    )
+    time_created: Mapped[datetime] = mapped_column(
+        UtcDateTime, server_default=sa.func.now(), nullable=False
+    )

@@ -31,6 +31,9 @@ class ServiceIn(Body):
     # Send the deployment's service key (DT_SERVICE_API_KEY) in `x-functions-key`: only to
     # the API's own host (DT_BACKEND_URL's) or a host in DT_SERVICE_ALLOWED_HOSTS.
     use_service_key: StrictBool = False
+    # A JSON Schema for the service's parameters (docs/api.md, Parameter schemas); checked
+    # to be one, then parameter sets and run parameters are checked against it.
+    parameters_schema: dict[str, Any] | None = None
 
 
 class ServiceOut(BaseModel):
@@ -40,6 +43,8 @@ class ServiceOut(BaseModel):
     http_method: HttpMethod
     # Listed only when true, so that DTBase's clients still find the rows they inserted.
     use_service_key: bool = False
+    # Listed only when the service has one, likewise.
+    parameters_schema: dict[str, Any] | None = None
 
 
 class ServiceNameIn(Body):
@@ -133,3 +138,5 @@ class ServiceRunOut(BaseModel):
     status: RunState
     detail: str
     finished_at: datetime | None
+    # The schedule that started the run (dtbase_core/schedules.py); null for others.
+    schedule_name: str | None = None

@@ -128,6 +128,7 @@ def app_settings(
         "DT_FORECAST_SCHEDULE": settings.forecast_schedule,
         "DT_NOTIFY_SCHEDULE": settings.notify_schedule,
         "DT_ALERT_SCHEDULE": settings.alert_schedule,
+        "DT_SCHEDULE_DISPATCH": settings.schedule_dispatch,
         "DT_OPENWEATHERMAP_LAT": settings.openweathermap_lat,
         "DT_OPENWEATHERMAP_LON": settings.openweathermap_lon,
     }

@@ -175,6 +175,7 @@ def test_app_settings_hold_the_app_configuration(flex_stack: Recorded):
     assert settings["DT_FORECAST_SCHEDULE"] == "0 0 3 * * *"
     assert settings["DT_NOTIFY_SCHEDULE"] == "*/15 * * * * *"
     assert settings["DT_ALERT_SCHEDULE"] == "0 * * * * *"
+    assert settings["DT_SCHEDULE_DISPATCH"] == "0 * * * * *"
     # No guessed host name: the app reads its own from the platform's WEBSITE_HOSTNAME.
     assert "DT_BACKEND_URL" not in settings
     assert settings["DT_CORS_ORIGINS"] == "https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net"
@@ -500,3 +501,20 @@ def test_email_can_be_left_out():
     assert "acs-access-key" not in {s["secretName"] for s in stack.all(SECRET)}
     # The outbox still drains (webhooks).
     assert settings["DT_NOTIFY_SCHEDULE"] == "*/15 * * * * *"
+def test_every_timer_setting_the_app_names_is_deployed_with_its_default(flex_stack: Recorded):
+    """The Functions host will not index a timer whose `%SETTING%` is unset: every setting
+    the app's timers name is an app setting, deployed with SCHEDULE_DEFAULTS' value."""
+    import re
+
+    from dtbase_core.config import SCHEDULE_DEFAULTS
+    from function_app import app
+
+    named = set()
+    for function in app.get_functions():
+        trigger = function.get_trigger()
+        if trigger.get_binding_name() == "timerTrigger":
+            named |= set(re.findall(r"%([^%]+)%", str(trigger.schedule)))
+    assert "DT_SCHEDULE_DISPATCH" in named
+    assert named == set(SCHEDULE_DEFAULTS)
+    settings = app_settings(flex_stack)
+    assert {name: settings[name] for name in named} == SCHEDULE_DEFAULTS

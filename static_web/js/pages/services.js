@@ -1,12 +1,14 @@
-// Services: list, add, delete; a service's parameter sets (JSON checked as you type), runs
-// with a set or ad-hoc parameters, and its run log, newest first.
+// Services: list, add (with an optional parameters schema), delete; a service's parameter
+// sets (JSON checked as you type, the schema's errors from the API shown beside them),
+// runs with a set or ad-hoc parameters, its schedules (next fire times, last run) and its
+// run log, newest first.
 
-import { get, post, getStatusUrl } from "../api.js";
+import { get, post, getStatusUrl, ApiError } from "../api.js";
 import { startPage } from "../layout.js";
-import { el, $, replace, table, clip, withLoading, errorBox, bindForm, confirmDialog, queryParams, setQueryParams } from "../dom.js";
+import { el, $, replace, table, clip, withLoading, errorBox, bindForm, confirmDialog, queryParams, setQueryParams, fillSelect } from "../dom.js";
 import { formatTime, timeZoneName, formatJson } from "../format.js";
 
-const state = { services: [], current: null, sets: [] };
+const state = { services: [], current: null, sets: [], schedules: [] };
 
 function renderServices() {
   replace(
@@ -16,6 +18,7 @@ function renderServices() {
       [
         { label: "Name", render: (s) => el("button", { type: "button", class: "link", "aria-label": `Open service ${s.name}`, onclick: () => openService(s.name) }, clip(s.name)) },
         { label: "Method", render: (s) => s.http_method },
+        { label: "Schema", render: (s) => (s.parameters_schema ? el("span", { class: "badge", text: "schema" }) : "—") },
         { label: "URL", render: (s) => clip(s.url, "span", { class: "mono" }) },
         {
           label: "Actions",
@@ -135,15 +138,121 @@ function renderRuns(runs) {
   );
 }
 
+// ------------------------------------------------------------------ schedules
+
+function renderSchedules() {
+  replace(
+    $("#schedules"),
+    table(
+      `Schedules of ${state.current} (times in ${timeZoneName()})`,
+      [
+        { label: "Name", render: (s) => s.name },
+        { label: "Parameter set", render: (s) => s.parameter_set_name ?? "none" },
+        { label: "Cron (UTC)", render: (s) => el("code", { text: s.cron }) },
+        { label: "Enabled", render: (s) => (s.enabled ? "yes" : "no") },
+        {
+          label: "Next fire times",
+          render: (s) =>
+            s.next_fire_times.length
+              ? el("ul", { class: "plain next-fire-times" }, ...s.next_fire_times.map((t) => el("li", {}, el("time", { datetime: t, text: formatTime(t) }))))
+              : "— (disabled)",
+        },
+        {
+          label: "Last run",
+          render: (s) =>
+            s.last_run
+              ? el(
+                  "span",
+                  { class: "last-run" },
+                  el("time", { datetime: s.last_run.timestamp, text: formatTime(s.last_run.timestamp) }),
+                  " ",
+                  el("span", {
+                    class: `badge ${s.last_run.status === "running" ? "" : s.last_run.status === "completed" && s.last_run.status_code < 400 ? "fresh" : "bad"}`,
+                    text: s.last_run.status === "running" ? "running" : `${s.last_run.status} ${s.last_run.status_code}`,
+                  }),
+                  ` run #${s.last_run.run_id}`,
+                )
+              : "not yet",
+        },
+        {
+          label: "Actions",
+          render: (s) =>
+            el(
+              "div",
+              { class: "actions" },
+              el("button", { type: "button", class: "secondary small", text: "Edit", "aria-label": `Edit schedule ${s.name}`, onclick: () => editSchedule(s) }),
+              el("button", {
+                type: "button",
+                class: "secondary small",
+                text: s.enabled ? "Disable" : "Enable",
+                "aria-label": `${s.enabled ? "Disable" : "Enable"} schedule ${s.name}`,
+                onclick: () => toggleSchedule(s),
+              }),
+              el("button", { type: "button", class: "danger small", text: "Delete", "aria-label": `Delete schedule ${s.name}`, onclick: () => deleteSchedule(s.name) }),
+            ),
+        },
+      ],
+      state.schedules,
+      { empty: "Not scheduled. Schedule it below.", className: "schedules" },
+    ),
+  );
+  fillSelect(
+    $("#schedule-set"),
+    [{ value: "", label: "(no parameters)" }, ...state.sets.map((p) => ({ value: p.name, label: p.name }))],
+  );
+}
+
+function editSchedule(schedule) {
+  const form = $("#schedule-form");
+  form.elements.name.value = schedule.name;
+  form.elements.parameter_set_name.value = schedule.parameter_set_name ?? "";
+  form.elements.cron.value = schedule.cron;
+  form.elements.enabled.checked = schedule.enabled;
+  form.elements.cron.focus();
+}
+
+async function toggleSchedule(schedule) {
+  try {
+    await post("/service/update-schedule", { service_name: state.current, name: schedule.name, enabled: !schedule.enabled });
+    await loadService();
+  } catch (error) {
+    $("#schedules").prepend(errorBox(error));
+  }
+}
+
+async function deleteSchedule(name) {
+  if (!(await confirmDialog(`Delete schedule “${name}”? The runs it started stay in the log.`))) return;
+  try {
+    await post("/service/delete-schedule", { service_name: state.current, name });
+    await loadService();
+  } catch (error) {
+    $("#schedules").prepend(errorBox(error));
+  }
+}
+
 async function loadService() {
   const name = state.current;
-  const [sets, runs] = await Promise.all([
+  const [sets, runs, schedules] = await Promise.all([
     post("/service/list-parameter-sets", { service_name: name }),
     post("/service/list-runs", { service_name: name }),
+    get(`/service/list-schedules?service_name=${encodeURIComponent(name)}`),
   ]);
   state.sets = sets;
+  state.schedules = schedules;
   renderSets();
+  renderSchedules();
   renderRuns(runs);
+}
+
+/** Show the schema's errors (422 items under `parameters`) beside the parameters editor. */
+function showSchemaErrors(error) {
+  if (!(error instanceof ApiError) || error.status !== 422 || !Array.isArray(error.fieldErrors)) return;
+  const messages = error.fieldErrors.filter((f) => f.field.startsWith("parameters")).map((f) => `${f.field}: ${f.message}`);
+  if (!messages.length) return;
+  const hint = $("#parameters-check");
+  hint.textContent = `The service's schema refuses these parameters: ${messages.join("; ")}`;
+  hint.classList.add("error");
+  $("#parameters").setAttribute("aria-invalid", "true");
 }
 
 async function openService(name) {
@@ -155,6 +264,9 @@ async function openService(name) {
   section.hidden = false;
   $("#service-heading").textContent = `Service ${name}`;
   $("#service-summary").textContent = `${service.http_method} ${service.url}`;
+  $("#schema-details").hidden = !service.parameters_schema;
+  $("#schema-view").textContent = service.parameters_schema ? formatJson(service.parameters_schema) : "";
+  $("#schedule-form").reset();
   $("#set-name").value = "";
   $("#parameters").value = "{}";
   validateEditor();
@@ -237,6 +349,14 @@ async function main() {
 
   bindForm($("#add-service-form"), async (form) => {
     const body = { name: form.elements.name.value.trim(), url: form.elements.url.value.trim(), http_method: form.elements.http_method.value };
+    const schemaText = form.elements.parameters_schema.value.trim();
+    if (schemaText) {
+      try {
+        body.parameters_schema = JSON.parse(schemaText);
+      } catch (error) {
+        throw new Error(`The parameters schema is not valid JSON: ${error.message}`);
+      }
+    }
     await post("/service/insert-service", body);
     form.reset();
     await loadServices();
@@ -252,7 +372,13 @@ async function main() {
       if (check.value === null) throw new Error("A parameter set must be a JSON object.");
       const exists = state.sets.some((s) => s.name === setName);
       const body = { service_name: state.current, name: setName, parameters: check.value };
-      const reply = await post(exists ? "/service/edit-parameter-set" : "/service/insert-parameter-set", body);
+      let reply;
+      try {
+        reply = await post(exists ? "/service/edit-parameter-set" : "/service/insert-parameter-set", body);
+      } catch (error) {
+        showSchemaErrors(error);
+        throw error;
+      }
       await loadService();
       return reply && reply.detail ? reply.detail : "Saved.";
     }
@@ -260,6 +386,23 @@ async function main() {
     const known = state.sets.some((s) => s.name === setName);
     await runService(known ? setName : null, check.value);
     return "";
+  });
+
+  bindForm($("#schedule-form"), async (form) => {
+    const name = form.elements.name.value.trim();
+    const body = {
+      service_name: state.current,
+      name,
+      parameter_set_name: form.elements.parameter_set_name.value || null,
+      cron: form.elements.cron.value.trim(),
+      enabled: form.elements.enabled.checked,
+    };
+    const exists = state.schedules.some((s) => s.name === name);
+    await post(exists ? "/service/update-schedule" : "/service/insert-schedule", body);
+    await loadService();
+    const saved = state.schedules.find((s) => s.name === name);
+    const next = saved && saved.next_fire_times.length ? ` Next: ${formatTime(saved.next_fire_times[0])}.` : "";
+    return `Schedule “${name}” ${exists ? "updated" : "created"}.${next}`;
   });
 
   await loadServices();
