@@ -15,6 +15,7 @@ import azure.functions as func
 from dtbase_core import security, users
 from dtbase_core.config import Settings
 from dtbase_core.errors import Unauthorized
+from dtbase_core.roles import Role
 from dtbase_core.schemas.users import AuthConfig, LoginIn, TokenPair
 from dtbase_core.throttle import TOO_MANY
 from dtbase_core.timeutil import utcnow
@@ -91,7 +92,7 @@ async def login(call: Call[LoginIn]) -> Any:
     )
 
 
-@endpoint(bp, "auth/refresh", response=TokenPair, auth=Auth.REFRESH_TOKEN)
+@endpoint(bp, "auth/refresh", response=TokenPair, auth=Auth.REFRESH_TOKEN, role=Role.VIEWER)
 def refresh(call: Call[None]) -> Any:
     """Exchange a refresh token (in the Authorization header) for a new pair."""
     return users.refresh(call.session, user=call.actor, settings=call.settings)

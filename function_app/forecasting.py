@@ -41,6 +41,7 @@ from dtbase_core.db import session_scope
 from dtbase_core.forecasting.config import ArimaConfig, default_config
 from dtbase_core.forecasting.orchestration import orchestrate
 from dtbase_core.forecasting.runs import forecast_series, run_guarded, set_up
+from dtbase_core.roles import Role
 from dtbase_core.schemas.forecasting import StartedOut, StatusOut
 from dtbase_core.service_base import Backend, CoreBackend
 from dtbase_core.timeutil import as_utc, iso_z
@@ -98,6 +99,7 @@ async def forecast_arima(call: Call[ArimaConfig]) -> Any:
     auth=Auth.TOKEN_OR_SERVICE_KEY,
     errors={404: "No such forecast"},
     durable_client=True,
+    role=Role.VIEWER,
 )
 async def forecast_status(call: Call[None]) -> Any:
     """A forecast's status, progress and output, by instance id; 202 while it runs."""

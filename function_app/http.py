@@ -5,8 +5,9 @@ Every HTTP function is declared with `@endpoint(...)`: it registers an anonymous
 function on a blueprint and records the route for the OpenAPI document and the 404/405
 fallback. A request goes through two steps:
 
-- `prepare(route, req, session)`: JSON syntax, then credentials (`Auth`), then the body's
-  fields (DTBase's order); it answers a `Call` for the handler, or the error reply.
+- `prepare(route, req, session)`: JSON syntax, then credentials (`Auth`) and the caller's
+  role against the least role the route declares (`Role`), then the body's fields
+  (DTBase's order); it answers a `Call` for the handler, or the error reply.
 - `respond(route, result)`: the handler's JSON-able result (or its own `HttpResponse`).
 
 A synchronous handler runs in a worker thread inside one transaction that also covered the
@@ -53,9 +54,11 @@ from dtbase_core.errors import (
     ERROR_CODE_HEADER,
     AlreadyExists,
     DomainError,
+    Forbidden,
     Invalid,
     Unauthorized,
 )
+from dtbase_core.roles import Role
 from dtbase_core.schemas.common import Message, ReadingsBody
 from dtbase_core.security import ACCESS, REFRESH, bearer_token
 from dtbase_core.throttle import TooManyAttempts
@@ -108,6 +111,8 @@ class Route:
     response: Any
     status: int
     auth: Auth
+    # The least role a signed-in caller needs; the service key passes (it is the app's own).
+    role: Role = Role.EDITOR
     errors: dict[int, str] = field(default_factory=dict)
     media_type: str = "application/json"
     db: bool = True  # a synchronous handler gets a transaction (`call.session`)
@@ -418,6 +423,18 @@ def _authenticate(
     return users.authenticate_token(session, token, _TOKEN_TYPE[route.auth], settings)
 
 
+def _authorize(route: Route, user: users.CurrentUser | None) -> None:
+    """A 403 unless the caller's role includes the route's. An admin route's 403 says what
+    its declaration says (DTBase's "Only an admin can create users")."""
+    if user is None or user.role.includes(route.role):
+        return
+    if route.role is Role.ADMIN:
+        raise Forbidden(route.errors[403])
+    raise Forbidden(
+        f"Your role '{user.role}' may only read: {route.path} needs the '{route.role}' role"
+    )
+
+
 class _Startup:
     """Per-process start-up work done before the first request (the default user)."""
 
@@ -455,6 +472,7 @@ def prepare(
         raw = _read_json(req) if route.method != "GET" else _NO_BODY
         settings = get_settings()
         user = _authenticate(route, req, session, settings)
+        _authorize(route, user)
         return Call(_parse_body(route, raw, settings), user, settings, req, session)
     except _EarlyReply as early:
         return early.response
@@ -541,6 +559,7 @@ def endpoint(
     response: Any = Message,
     status: int = 200,
     auth: Auth = Auth.TOKEN,
+    role: Role = Role.EDITOR,
     errors: dict[int, str] | None = None,
     media_type: str = "application/json",
     db: bool = True,
@@ -550,7 +569,9 @@ def endpoint(
     """Register `handler(call) -> JSON-able | HttpResponse` (or an `async def` returning
     one) as the function for `method path`.
 
-    `auth` says who may call it; `db=False` gives a synchronous handler no transaction;
+    `auth` says who may call it and `role` the least role a signed-in caller needs: editor
+    unless declared (reads declare `Role.VIEWER`, so a route declared without thought is
+    closed to viewers, not open); `db=False` gives a synchronous handler no transaction;
     `durable_client=True` (async handlers, on a `df.Blueprint`) puts a Durable client in
     `call.durable`; `replies` documents other successful replies (status → (schema,
     description)), which the handler returns as its own `HttpResponse`."""
@@ -572,7 +593,8 @@ def endpoint(
             response=response,
             status=status,
             auth=auth,
-            errors=_with_readings_limit(body, errors or {}),
+            role=role,
+            errors=_with_role_limit(path, auth, role, _with_readings_limit(body, errors or {})),
             media_type=media_type,
             db=db and not is_async,
             replies=replies or {},
@@ -594,6 +616,15 @@ def endpoint(
         return handler
 
     return register
+
+
+def _with_role_limit(path: str, auth: Auth, role: Role, errors: dict[int, str]) -> dict[int, str]:
+    """A route closed to some signed-in callers says so in its 403 (in the document too)."""
+    if auth is Auth.NONE or role is Role.VIEWER or 403 in errors:
+        return errors
+    if role is Role.ADMIN:
+        return {**errors, 403: f"Only an admin can use {path}"}
+    return {**errors, 403: f"Needs the '{role}' role"}
 
 
 def _with_readings_limit(body: type[BaseModel] | None, errors: dict[int, str]) -> dict[int, str]:

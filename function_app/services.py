@@ -23,6 +23,7 @@ import azure.durable_functions as df
 
 from dtbase_core import service_runs, services
 from dtbase_core.config import get_settings
+from dtbase_core.roles import Role
 from dtbase_core.schemas.services import (
     ParameterSetFilterIn,
     ParameterSetIn,
@@ -81,7 +82,7 @@ def insert_service(call: Call[ServiceIn]) -> Any:
     return {"detail": "Service created successfully."}
 
 
-@endpoint(bp, "service/list-services", method="GET", response=list[ServiceOut])
+@endpoint(bp, "service/list-services", method="GET", response=list[ServiceOut], role=Role.VIEWER)
 def list_services(call: Call[None]) -> Any:
     """Every service, in the order they were registered."""
     return services.list_services(call.session)
@@ -122,6 +123,7 @@ def delete_parameter_set(call: Call[ParameterSetKeyIn]) -> Any:
     body=ParameterSetFilterIn,
     body_required=False,
     response=list[ParameterSetOut],
+    role=Role.VIEWER,
 )
 def list_parameter_sets(call: Call[ParameterSetFilterIn]) -> Any:
     """Every parameter set, or one service's, in the order they were stored."""
@@ -233,6 +235,7 @@ async def _watch(
     replies={202: (RunStatusOut, "Still running: ask again after Retry-After (Location)")},
     errors={404: services.RUN_MISSING},
     durable_client=True,
+    role=Role.VIEWER,
 )
 async def run_status(call: Call[None]) -> Any:
     """A service run by its id: running (202), completed or failed (200).
@@ -295,7 +298,12 @@ async def service_run_record(job: dict[str, Any]) -> None:
 
 
 @endpoint(
-    bp, "service/list-runs", body=RunFilterIn, body_required=False, response=list[ServiceRunOut]
+    bp,
+    "service/list-runs",
+    body=RunFilterIn,
+    body_required=False,
+    response=list[ServiceRunOut],
+    role=Role.VIEWER,
 )
 def list_runs(call: Call[RunFilterIn]) -> Any:
     """The run log, oldest first; by service, and by parameter set within a service."""
