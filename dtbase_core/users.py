@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from dtbase_core import entra, security, throttle
 from dtbase_core.config import DEFAULT_USER_EMAIL, Settings
-from dtbase_core.errors import AlreadyExists, Forbidden, Invalid, NotFound, Unauthorized
+from dtbase_core.errors import AlreadyExists, Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from dtbase_core.orm import User
+from dtbase_core.roles import DEFAULT_ROLE, Role
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,11 @@ NO_ENTRA_SERVICE_USER = "No DTBase service user for this Entra application"
 class CurrentUser:
     id: int
     email: str
-    is_admin: bool
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
 
 
 def _find(session: Session, email: str) -> User | None:
@@ -65,7 +70,7 @@ def authenticate_token(
         raise Unauthorized("Could not validate credentials")
     if claims.token_type != expected_type:
         raise Unauthorized("Token of wrong type")
-    return CurrentUser(id=user.id, email=user.email, is_admin=user.is_admin)
+    return CurrentUser(id=user.id, email=user.email, role=Role(user.role))
 
 
 def _authenticate_entra(
@@ -76,8 +81,8 @@ def _authenticate_entra(
     if expected_type != security.ACCESS:
         raise Unauthorized("Token of wrong type")  # Entra tokens are renewed by Entra ID
     # An app role granted in Entra ID makes the caller an admin for this request.
-    is_admin = user.is_admin or settings.entra.admin_role in identity.roles
-    return CurrentUser(id=user.id, email=user.email, is_admin=is_admin)
+    role = Role.ADMIN if settings.entra.admin_role in identity.roles else Role(user.role)
+    return CurrentUser(id=user.id, email=user.email, role=role)
 
 
 def _entra_user(session: Session, identity: entra.EntraIdentity, settings: Settings) -> User:
@@ -120,7 +125,7 @@ def _entra_user(session: Session, identity: entra.EntraIdentity, settings: Setti
         .values(
             email=email,
             password_hash=NO_PASSWORD,
-            is_admin=False,
+            role=DEFAULT_ROLE.value,
             entra_tenant_id=identity.tenant_id,
             entra_object_id=identity.object_id,
         )
@@ -204,20 +209,13 @@ def list_users(session: Session, actor: CurrentUser) -> list[str]:
     return list(session.scalars(query))
 
 
-def _require_admin(actor: CurrentUser, action: str) -> None:
-    if not actor.is_admin:
-        raise Forbidden(f"Only an admin can {action}")
-
-
-def create_user(
-    session: Session, *, actor: CurrentUser, email: str, password: str, is_admin: bool = False
-) -> None:
-    _require_admin(actor, "create users")
+def create_user(session: Session, *, email: str, password: str, role: Role = DEFAULT_ROLE) -> None:
+    """A user who signs in with a password (the route is for admins: function_app/users.py)."""
     if not EMAIL_PATTERN.match(email):
         raise Invalid(f"Invalid email address: {email!r}", loc=("body", "email"))
     inserted = session.execute(
         insert(User)
-        .values(email=email, password_hash=security.hash_password(password), is_admin=is_admin)
+        .values(email=email, password_hash=security.hash_password(password), role=role.value)
         .on_conflict_do_nothing(index_elements=[User.email])
         .returning(User.id)
     ).scalar()
@@ -226,19 +224,16 @@ def create_user(
 
 
 def create_service_user(
-    session: Session, *, actor: CurrentUser, email: str, client_id: str, is_admin: bool = False
+    session: Session, *, email: str, client_id: str, role: Role = DEFAULT_ROLE
 ) -> None:
     """A user for an Entra ID application (client credentials): `email` names it in
     listings; it never signs in with a password."""
-    _require_admin(actor, "create service users")
     if not EMAIL_PATTERN.match(email):
         raise Invalid(f"Invalid email address: {email!r}", loc=("body", "email"))
     client_id = client_id.lower()
     inserted = session.execute(
         insert(User)
-        .values(
-            email=email, password_hash=NO_PASSWORD, is_admin=is_admin, entra_client_id=client_id
-        )
+        .values(email=email, password_hash=NO_PASSWORD, role=role.value, entra_client_id=client_id)
         .on_conflict_do_nothing()
         .returning(User.id)
     ).scalar()
@@ -248,16 +243,15 @@ def create_service_user(
         raise AlreadyExists(f"A service user for Entra client id {client_id} exists already")
 
 
-def delete_user(session: Session, *, actor: CurrentUser, email: str) -> None:
-    _require_admin(actor, "delete users")
+def delete_user(session: Session, *, email: str) -> None:
     deleted = session.scalar(sa.delete(User).where(User.email == email).returning(User.id))
     if deleted is None:
         raise NotFound("User doesn't exist")
 
 
 def change_password(session: Session, *, actor: CurrentUser, email: str, password: str) -> None:
-    if email != actor.email:
-        _require_admin(actor, "change another user's password")
+    if email != actor.email and not actor.is_admin:
+        raise Forbidden("Only an admin can change another user's password")
     updated = session.scalar(
         sa.update(User)
         .where(User.email == email)
@@ -285,8 +279,30 @@ def auth_config(settings: Settings) -> dict[str, object]:
     }
 
 
+def update_user_role(session: Session, *, email: str, role: Role) -> None:
+    """Give a user another role; the last admin keeps theirs, so someone can still manage
+    users. Their tokens stay valid: the role is read from the database on every request."""
+    user = session.scalar(sa.select(User).where(User.email == email).with_for_update())
+    if user is None:
+        raise NotFound("User doesn't exist")
+    if user.role == Role.ADMIN and role is not Role.ADMIN:
+        # Locks every admin row: two admins demoting each other at once cannot both pass.
+        admins = session.scalars(
+            sa.select(User.id).where(User.role == Role.ADMIN.value).with_for_update()
+        ).all()
+        if len(admins) <= 1:
+            raise Conflict(f"{email} is the last admin: make another admin first")
+    user.role = role.value
+
+
+def list_user_roles(session: Session) -> list[dict[str, str]]:
+    """Every user with their role, in the order they were created."""
+    rows = session.execute(sa.select(User.email, User.role).order_by(User.id))
+    return [{"email": email, "role": role} for email, role in rows]
+
+
 def me(actor: CurrentUser) -> dict[str, object]:
-    return {"email": actor.email, "is_admin": actor.is_admin}
+    return {"email": actor.email, "is_admin": actor.is_admin, "role": actor.role.value}
 
 
 def ensure_default_user(session: Session, password: str | None) -> None:
@@ -305,12 +321,12 @@ def ensure_default_user(session: Session, password: str | None) -> None:
             .values(
                 email=DEFAULT_USER_EMAIL,
                 password_hash=security.hash_password(password),
-                is_admin=True,
+                role=Role.ADMIN.value,
             )
             .on_conflict_do_nothing(index_elements=[User.email])
         )
         return
-    user.is_admin = True
+    user.role = Role.ADMIN.value
     if not security.verify_password(user.password_hash, password):
         user.password_hash = security.hash_password(password)
         user.token_version += 1

@@ -9,8 +9,10 @@ from typing import Any
 import azure.functions as func
 
 from dtbase_core.alerts import backtest, evaluator, lifecycle, rules
+from dtbase_core.apikeys import Scope
 from dtbase_core.config import get_settings
 from dtbase_core.db import session_scope
+from dtbase_core.roles import Role
 from dtbase_core.schemas.alerts import (
     AcknowledgeIn,
     AlertOut,
@@ -51,7 +53,14 @@ def insert_alert_rule(call: Call[AlertRuleIn]) -> Any:
     )
 
 
-@endpoint(bp, "alert/list-alert-rules", method="GET", response=list[AlertRuleOut])
+@endpoint(
+    bp,
+    "alert/list-alert-rules",
+    method="GET",
+    response=list[AlertRuleOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
 def list_alert_rules(call: Call[None]) -> Any:
     """Every alert rule, by name."""
     return rules.list_rules(call.session)
@@ -91,7 +100,15 @@ def silence_alert_rule(call: Call[SilenceIn]) -> Any:
     )
 
 
-@endpoint(bp, "alert/list-alerts", body=ListAlertsIn, body_required=False, response=list[AlertOut])
+@endpoint(
+    bp,
+    "alert/list-alerts",
+    body=ListAlertsIn,
+    body_required=False,
+    response=list[AlertOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
 def list_alerts(call: Call[ListAlertsIn]) -> Any:
     """Open alerts first (firing, acknowledged, pending; by severity), then past ones."""
     return lifecycle.list_alerts(call.session, **call.body.model_dump())
@@ -116,7 +133,7 @@ def acknowledge_alert(call: Call[AcknowledgeIn]) -> Any:
     )
 
 
-@endpoint(bp, "alert/evaluate-alerts", response=EvaluationOut, admin=True, body=None)
+@endpoint(bp, "alert/evaluate-alerts", response=EvaluationOut, role=Role.ADMIN, body=None)
 def evaluate_alerts(call: Call[None]) -> Any:
     """Evaluate every enabled rule now (the timer does it every DT_ALERT_SCHEDULE);
     replies with the transitions made."""
@@ -129,6 +146,8 @@ def evaluate_alerts(call: Call[None]) -> Any:
     body=BacktestIn,
     response=BacktestOut,
     errors=RULE_ERRORS,
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def backtest_alert_rule(call: Call[BacktestIn]) -> Any:
     """The intervals in which a rule would have fired between dt_from and dt_to, from the

@@ -37,10 +37,12 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from dtbase_core.apikeys import Scope
 from dtbase_core.db import session_scope
 from dtbase_core.forecasting.config import ArimaConfig, default_config
 from dtbase_core.forecasting.orchestration import orchestrate
 from dtbase_core.forecasting.runs import forecast_series, run_guarded, set_up
+from dtbase_core.roles import Role
 from dtbase_core.schemas.forecasting import StartedOut, StatusOut
 from dtbase_core.service_base import Backend, CoreBackend
 from dtbase_core.timeutil import as_utc, iso_z
@@ -63,6 +65,7 @@ RUNNING = frozenset({"Pending", "Running"})
     bp,
     "forecast/arima",
     body=ArimaConfig,
+    scope=Scope.SERVICES_RUN,
     body_required=False,
     response=StartedOut,
     status=202,
@@ -98,6 +101,8 @@ async def forecast_arima(call: Call[ArimaConfig]) -> Any:
     auth=Auth.TOKEN_OR_SERVICE_KEY,
     errors={404: "No such forecast"},
     durable_client=True,
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 async def forecast_status(call: Call[None]) -> Any:
     """A forecast's status, progress and output, by instance id; 202 while it runs."""

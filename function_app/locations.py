@@ -8,6 +8,8 @@ from typing import Any
 import azure.functions as func
 
 from dtbase_core import locations
+from dtbase_core.apikeys import Scope
+from dtbase_core.roles import Role
 from dtbase_core.schemas.locations import (
     CoordinatesIn,
     InsertLocationIn,
@@ -63,13 +65,27 @@ def insert_location_for_schema(call: Call[CoordinatesIn]) -> Any:
     return {"detail": "Location inserted"}
 
 
-@endpoint(bp, "location/list-locations", body=ListLocationsIn, response=list[LocationOut])
+@endpoint(
+    bp,
+    "location/list-locations",
+    body=ListLocationsIn,
+    response=list[LocationOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
 def list_locations(call: Call[ListLocationsIn]) -> Any:
     """A schema's locations, optionally only those matching some coordinates."""
     return locations.list_locations(call.session, **call.body.model_dump())
 
 
-@endpoint(bp, "location/list-location-schemas", method="GET", response=list[LocationSchemaOut])
+@endpoint(
+    bp,
+    "location/list-location-schemas",
+    method="GET",
+    response=list[LocationSchemaOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
 def list_location_schemas(call: Call[None]) -> Any:
     """Every location schema with its identifiers, in the order they were created."""
     return locations.list_location_schemas(call.session)
@@ -80,6 +96,8 @@ def list_location_schemas(call: Call[None]) -> Any:
     "location/list-location-identifiers",
     method="GET",
     response=list[LocationIdentifier],
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_location_identifiers(call: Call[None]) -> Any:
     """Every location identifier, in the order they were created."""
@@ -92,6 +110,8 @@ def list_location_identifiers(call: Call[None]) -> Any:
     body=SchemaNameIn,
     response=LocationSchemaOut,
     errors={400: "No such schema"},
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def get_schema_details(call: Call[SchemaNameIn]) -> Any:
     """One location schema with its identifiers."""

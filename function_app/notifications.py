@@ -15,11 +15,13 @@ from typing import Any
 
 import azure.functions as func
 
+from dtbase_core.apikeys import Scope
 from dtbase_core.config import get_settings
 from dtbase_core.db import session_scope
 from dtbase_core.notifications import channels
 from dtbase_core.notifications.drain import RetryPolicy, drain, drain_settings, record_outcome
 from dtbase_core.notifications.senders import Sender
+from dtbase_core.roles import Role
 from dtbase_core.schemas.notifications import (
     ChannelIn,
     ChannelNameIn,
@@ -47,7 +49,7 @@ def utcnow() -> datetime:
     "notification/insert-channel",
     body=ChannelIn,
     status=201,
-    admin=True,
+    role=Role.ADMIN,
     errors={
         409: "Notification channel already exists.",
         422: "A field does not fit the kind, or the template fails (named in detail)",
@@ -59,7 +61,14 @@ def insert_channel(call: Call[ChannelIn]) -> Any:
     return {"detail": "Notification channel created"}
 
 
-@endpoint(bp, "notification/list-channels", method="GET", response=list[ChannelOut])
+@endpoint(
+    bp,
+    "notification/list-channels",
+    method="GET",
+    response=list[ChannelOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
 def list_channels(call: Call[None]) -> Any:
     """Every channel, with `has_secret` instead of its secret."""
     return channels.list_channels(call.session)
@@ -69,7 +78,7 @@ def list_channels(call: Call[None]) -> Any:
     bp,
     "notification/delete-channel",
     body=ChannelNameIn,
-    admin=True,
+    role=Role.ADMIN,
     errors={400: channels.CHANNEL_MISSING},
 )
 def delete_channel(call: Call[ChannelNameIn]) -> Any:
@@ -83,7 +92,7 @@ def delete_channel(call: Call[ChannelNameIn]) -> Any:
     "notification/test-channel",
     body=ChannelNameIn,
     response=TestChannelOut,
-    admin=True,
+    role=Role.ADMIN,
     errors={400: channels.CHANNEL_MISSING},
 )
 async def test_channel(call: Call[ChannelNameIn]) -> Any:
@@ -113,6 +122,8 @@ async def test_channel(call: Call[ChannelNameIn]) -> Any:
     body=DeliveryFilterIn,
     body_required=False,
     response=list[DeliveryOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_deliveries(call: Call[DeliveryFilterIn]) -> Any:
     """Deliveries, newest first, with their attempts, last status code and error."""

@@ -78,6 +78,8 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
             "content": {"application/json": {"schema": components.schema_of(ValidationErrorReply)}},
         }
     if route.auth is not Auth.NONE:
+        # The least role a signed-in caller needs (viewer, editor or admin).
+        op["x-dtbase-role"] = route.role.value
         op["security"] = [{"bearer": []}]
         if route.auth is Auth.TOKEN_OR_SERVICE_KEY:
             op["security"].append({"serviceKey": []})

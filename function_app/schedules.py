@@ -17,7 +17,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from dtbase_core import schedules, services
+from dtbase_core.apikeys import Scope
 from dtbase_core.config import get_settings
+from dtbase_core.roles import Role
 from dtbase_core.schemas.schedules import (
     ScheduleIn,
     ScheduleKeyIn,
@@ -54,7 +56,14 @@ def insert_schedule(call: Call[ScheduleIn]) -> Any:
     return {"detail": "Schedule created successfully."}
 
 
-@endpoint(bp, "service/list-schedules", method="GET", response=list[ScheduleOut])
+@endpoint(
+    bp,
+    "service/list-schedules",
+    method="GET",
+    response=list[ScheduleOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
 def list_schedules(call: Call[None]) -> Any:
     """Every schedule with its next three fire times and its latest run.
 

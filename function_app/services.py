@@ -22,7 +22,9 @@ from typing import Any
 import azure.durable_functions as df
 
 from dtbase_core import service_runs, services
+from dtbase_core.apikeys import Scope
 from dtbase_core.config import get_settings
+from dtbase_core.roles import Role
 from dtbase_core.schemas.services import (
     ParameterSetFilterIn,
     ParameterSetIn,
@@ -81,7 +83,14 @@ def insert_service(call: Call[ServiceIn]) -> Any:
     return {"detail": "Service created successfully."}
 
 
-@endpoint(bp, "service/list-services", method="GET", response=list[ServiceOut])
+@endpoint(
+    bp,
+    "service/list-services",
+    method="GET",
+    response=list[ServiceOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
 def list_services(call: Call[None]) -> Any:
     """Every service, in the order they were registered."""
     return services.list_services(call.session)
@@ -122,6 +131,8 @@ def delete_parameter_set(call: Call[ParameterSetKeyIn]) -> Any:
     body=ParameterSetFilterIn,
     body_required=False,
     response=list[ParameterSetOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_parameter_sets(call: Call[ParameterSetFilterIn]) -> Any:
     """Every parameter set, or one service's, in the order they were stored."""
@@ -139,6 +150,7 @@ def edit_parameter_set(call: Call[ParameterSetIn]) -> Any:
     bp,
     "service/run-service",
     body=RunServiceIn,
+    scope=Scope.SERVICES_RUN,
     response=RunServiceOut,
     replies={202: (RunAcceptedOut, "Still running: follow the run at status_url (Location)")},
     errors={
@@ -246,6 +258,8 @@ async def _watch(
     replies={202: (RunStatusOut, "Still running: ask again after Retry-After (Location)")},
     errors={404: services.RUN_MISSING},
     durable_client=True,
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 async def run_status(call: Call[None]) -> Any:
     """A service run by its id: running (202), completed or failed (200).
@@ -308,7 +322,13 @@ async def service_run_record(job: dict[str, Any]) -> None:
 
 
 @endpoint(
-    bp, "service/list-runs", body=RunFilterIn, body_required=False, response=list[ServiceRunOut]
+    bp,
+    "service/list-runs",
+    body=RunFilterIn,
+    body_required=False,
+    response=list[ServiceRunOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_runs(call: Call[RunFilterIn]) -> Any:
     """The run log, oldest first; by service, and by parameter set within a service."""

@@ -68,7 +68,7 @@ class TestDatabase:
         return engine.connect()
 
     def truncate_all(self) -> None:
-        """Empty every table but keep the default user; ids restart at 1."""
+        """Empty every table but keep the default user (an admin); ids restart at 1."""
         for attempt in range(3):
             try:
                 self._truncate_all()
@@ -93,6 +93,11 @@ class TestDatabase:
                 conn.execute(sa.text(f"truncate {', '.join(tables)} restart identity cascade"))
             conn.execute(
                 sa.text("delete from user_account where email <> :e"), {"e": DEFAULT_USER_EMAIL}
+            )
+            # A test may have changed the default user's role.
+            conn.execute(
+                sa.text("update user_account set role = 'admin' where email = :e"),
+                {"e": DEFAULT_USER_EMAIL},
             )
 
     def close(self) -> None:

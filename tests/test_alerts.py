@@ -140,7 +140,10 @@ def test_evaluate_alerts_is_for_admins(admin: Api, live_host: LocalHost) -> None
     admin.ok("/user/create-user", {"email": "plain@example.com", "password": "pw"}, 201)
     plain = Api(live_host.api, "plain@example.com", "pw")
     reply = plain.post("/alert/evaluate-alerts")
-    assert (reply.status_code, reply.json()) == (403, {"detail": "Only an admin can do this"})
+    assert (reply.status_code, reply.json()) == (
+        403,
+        {"detail": "Only an admin can use alert/evaluate-alerts"},
+    )
     assert plain.post("/alert/list-alerts").status_code == 200
     plain.close()
 

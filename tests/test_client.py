@@ -70,7 +70,7 @@ def test_signs_in_as_the_service_user_once(client: DTBaseClient) -> None:
     assert isinstance(tokens, PasswordTokenSource)
     assert (tokens.logins, tokens.refreshes, tokens.email) == (1, 0, SERVICE_EMAIL)
     me = client.get("/user/me")
-    assert me == {"email": SERVICE_EMAIL, "is_admin": False}
+    assert me == {"email": SERVICE_EMAIL, "is_admin": False, "role": "editor"}
 
 
 def test_settings_without_a_service_user_are_refused() -> None:

@@ -166,7 +166,7 @@ def test_person_is_mapped_by_email_without_case(admin_api: Api, provider, bearer
     reply = bearer(provider.person_token("ada@example.ORG"))
     assert (reply.status_code, reply.json()) == (
         200,
-        {"email": "Ada@Example.org", "is_admin": False},
+        {"email": "Ada@Example.org", "is_admin": False, "role": "editor"},
     )
     # The token works on every endpoint, like a built-in one (a non-admin lists itself).
     assert bearer(provider.person_token("ada@example.org"), "/user/list-users").json() == [
@@ -201,7 +201,11 @@ def test_a_person_is_bound_by_tid_and_oid_then_matched_on_oid_only(
     renamed = provider.person_token(
         "ada.lovelace@example.org", claims={"email": "ada.lovelace@example.org", "oid": ada_oid}
     )
-    assert bearer(renamed).json() == {"email": "ada@example.org", "is_admin": False}
+    assert bearer(renamed).json() == {
+        "email": "ada@example.org",
+        "is_admin": False,
+        "role": "editor",
+    }
     # Nor does a bound person's new name take over another unbound user.
     admin_api.ok("/user/create-user", {"email": "ada.lovelace@example.org", "password": "pw"}, 201)
     assert bearer(renamed).json()["email"] == "ada@example.org"
@@ -239,7 +243,11 @@ def test_admin_comes_from_the_account_or_the_app_role(admin_api: Api, provider, 
     reply = bearer(plain, "/user/create-user", body)
     assert (reply.status_code, reply.json()) == (403, {"detail": "Only an admin can create users"})
     promoted = provider.person_token("plain@example.org", roles=["Reader", "DTBase.Admin"])
-    assert bearer(promoted).json() == {"email": "plain@example.org", "is_admin": True}
+    assert bearer(promoted).json() == {
+        "email": "plain@example.org",
+        "is_admin": True,
+        "role": "admin",
+    }
     assert bearer(promoted, "/user/create-user", body).status_code == 201
     assert bearer(promoted, "/user/list-users").json() == [
         "default_user@localhost",
@@ -273,14 +281,14 @@ def test_auto_provisioning_creates_a_non_admin(
     headers = {"Authorization": f"Bearer {token}"}
     reply = httpx.get(host.api + "/user/me", headers=headers)
     # Stored lower-case; admin for this request by the role, not in the account.
-    assert reply.json() == {"email": "newcomer@example.org", "is_admin": True}
+    assert reply.json() == {"email": "newcomer@example.org", "is_admin": True, "role": "admin"}
     assert httpx.get(host.api + "/user/me", headers=headers).status_code == 200
     with clean_db.engine.connect() as conn:
         rows = conn.execute(
-            sa.text("select email, is_admin from user_account where email <> :e"),
+            sa.text("select email, role from user_account where email <> :e"),
             {"e": "default_user@localhost"},
         ).all()
-    assert rows == [("newcomer@example.org", False)]
+    assert rows == [("newcomer@example.org", "editor")]
     # No password signs in as a provisioned person.
     login = httpx.post(
         host.api + "/auth/login",
@@ -304,6 +312,7 @@ def test_service_user_maps_an_application(admin_api: Api, provider, bearer) -> N
     assert bearer(provider.app_token(SERVICE_CLIENT_ID)).json() == {
         "email": "ingress@service.local",
         "is_admin": False,
+        "role": "editor",
     }
     # appid (v1 name of the claim) works too; the admin role makes it an admin.
     v1 = provider.app_token(
@@ -311,7 +320,11 @@ def test_service_user_maps_an_application(admin_api: Api, provider, bearer) -> N
         roles=["DTBase.Admin"],
         claims={"azp": None, "appid": SERVICE_CLIENT_ID},  # type: ignore[arg-type]
     )
-    assert bearer(v1).json() == {"email": "ingress@service.local", "is_admin": True}
+    assert bearer(v1).json() == {
+        "email": "ingress@service.local",
+        "is_admin": True,
+        "role": "admin",
+    }
     # Listed like any user; never signs in with a password.
     assert admin_api.get("/user/list-users").json() == [
         "default_user@localhost",
@@ -431,7 +444,11 @@ def test_unknown_key_id_is_refused(admin_api: Api, provider: EntraProvider, bear
 def test_built_in_tokens_work_as_before(admin_api: Api, bearer) -> None:
     """With Entra ID configured, built-in tokens keep their behaviour and messages
     (docs/api.md, Authentication)."""
-    assert admin_api.get("/user/me").json() == {"email": "default_user@localhost", "is_admin": True}
+    assert admin_api.get("/user/me").json() == {
+        "email": "default_user@localhost",
+        "is_admin": True,
+        "role": "admin",
+    }
     tokens = admin_api.login("default_user@localhost", ADMIN_PASSWORD)
     refused(bearer(tokens["refresh_token"]), "Token of wrong type")
     assert bearer(tokens["refresh_token"], "/auth/refresh", {}).status_code == 200
@@ -620,7 +637,11 @@ def test_client_credentials_with_a_secret(
     before = len(provider.token_requests)
     source = token_source(settings, "client_credentials")
     with DTBaseClient(entra_host.api, token_source=source) as client:
-        assert client.get("/user/me") == {"email": "ingress@service.local", "is_admin": False}
+        assert client.get("/user/me") == {
+            "email": "ingress@service.local",
+            "is_admin": False,
+            "role": "editor",
+        }
         client.ensure_model("entra-model")
         assert client.ensure_model("entra-model") is False
     assert source.acquisitions == 1  # one token, reused from MSAL's cache
@@ -659,7 +680,11 @@ def test_client_credentials_with_a_certificate(
         token_cache_path=str(tmp_path / "c.json"),
     )
     with DTBaseClient(entra_host.api, token_source=token_source(settings)) as client:
-        assert client.get("/user/me") == {"email": "forecaster@service.local", "is_admin": True}
+        assert client.get("/user/me") == {
+            "email": "forecaster@service.local",
+            "is_admin": True,
+            "role": "admin",
+        }
     assert "client_assertion" in provider.token_requests[-1]
     # A wrong secret is a clear error, not a crash.
     wrong = client_settings(
@@ -687,7 +712,11 @@ def test_device_code_signs_in_once_then_uses_the_cache(
     device_codes = provider.requests[f"/{TENANT}/oauth2/v2.0/devicecode"]
     source = token_source(settings, "device_code", prompt=shown.append)
     with DTBaseClient(entra_host.api, token_source=source) as client:
-        assert client.get("/user/me") == {"email": "scientist@example.org", "is_admin": False}
+        assert client.get("/user/me") == {
+            "email": "scientist@example.org",
+            "is_admin": False,
+            "role": "editor",
+        }
     assert len(shown) == 1 and "enter" in shown[0]
     assert provider.requests[f"/{TENANT}/oauth2/v2.0/devicecode"] == device_codes + 1
     # Next run: the cached account renews silently (refresh token), no new sign-in.
@@ -801,7 +830,11 @@ def test_interactive_sign_in_opens_the_browser(
     )
     source = token_source(settings, "interactive", username="desk@example.org")
     with DTBaseClient(entra_host.api, token_source=source) as client:
-        assert client.get("/user/me") == {"email": "desk@example.org", "is_admin": True}
+        assert client.get("/user/me") == {
+            "email": "desk@example.org",
+            "is_admin": True,
+            "role": "admin",
+        }
     grant = provider.token_requests[-1]
     assert grant["grant_type"] == ["authorization_code"] and grant["code_verifier"]
     # The next run renews from the cache without opening the browser.

@@ -33,7 +33,7 @@ def test_a_recreated_user_does_not_revive_old_tokens(admin: Api, live_host: Loca
     assert (reply.status_code, reply.json()) == (401, {"detail": "Could not validate credentials"})
     # The new account's own tokens work.
     new = Api(live_host.api, body["email"], body["password"])
-    assert new.get("/user/me").json() == {"email": body["email"], "is_admin": True}
+    assert new.get("/user/me").json() == {"email": body["email"], "is_admin": True, "role": "admin"}
     http.close()
     new.close()
 

@@ -131,7 +131,11 @@ def test_create_delete_change_password(admin: Api, live_host) -> None:
     assert admin.get("/user/list-users").json() == ["default_user@localhost", "a@example.com"]
 
     user = Api(live_host.api, "a@example.com", "pw1")
-    assert user.get("/user/me").json() == {"email": "a@example.com", "is_admin": False}
+    assert user.get("/user/me").json() == {
+        "email": "a@example.com",
+        "is_admin": False,
+        "role": "editor",
+    }
     old_token = user.token
     assert user.ok("/user/change-password", {"email": "a@example.com", "password": "pw2"}) == {
         "detail": "Password changed"

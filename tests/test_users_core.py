@@ -43,7 +43,9 @@ def test_created_as_admin_then_updated_only_when_the_password_changes(session: S
     users.ensure_default_user(session, "first")
     user = _default(session)
     assert (
-        user is not None and user.is_admin and security.verify_password(user.password_hash, "first")
+        user is not None
+        and user.role == "admin"
+        and security.verify_password(user.password_hash, "first")
     )
     kept_hash, kept_version = user.password_hash, user.token_version
     users.ensure_default_user(session, "first")

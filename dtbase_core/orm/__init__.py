@@ -1,6 +1,7 @@
 """ORM tables, one module per area. Importing this package registers them all."""
 
 from dtbase_core.orm.alerts import Alert, AlertRule, AlertSeries, AlertTick, AlertTransition
+from dtbase_core.orm.apikeys import ApiKey
 from dtbase_core.orm.base import Base, Datatype, HttpMethod
 from dtbase_core.orm.locations import (
     Location,
@@ -46,6 +47,7 @@ __all__ = [
     "AlertSeries",
     "AlertTick",
     "AlertTransition",
+    "ApiKey",
     "Base",
     "Datatype",
     "HttpMethod",

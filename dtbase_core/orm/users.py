@@ -1,4 +1,4 @@
-"""User accounts (as DTBase's `User`, with an admin flag, token invalidation and Entra ID
+"""User accounts (as DTBase's `User`, with a role, token invalidation and Entra ID
 binding: docs/api.md, Roles and tokens) and the sign-in throttle."""
 
 from __future__ import annotations
@@ -10,15 +10,18 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dtbase_core.orm.base import Base, Timestamped, UtcDateTime
+from dtbase_core.roles import DEFAULT_ROLE
 
 
 class User(Timestamped, Base):
     __tablename__ = "user_account"
+    __table_args__ = (sa.CheckConstraint("role in ('viewer', 'editor', 'admin')", name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.Text)
-    is_admin: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # A dtbase_core.roles.Role value.
+    role: Mapped[str] = mapped_column(sa.String(16), server_default=DEFAULT_ROLE.value)
     # Random per account and never reused: tokens carry it, so a user deleted and created
     # again with the same email does not get the old account's tokens back.
     token_key: Mapped[uuid.UUID] = mapped_column(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from dtbase_core.roles import DEFAULT_ROLE, Role
 from dtbase_core.schemas.common import Body
 
 Email = Annotated[str, Field(min_length=1, max_length=320)]
@@ -22,10 +23,25 @@ class TokenPair(BaseModel):
     refresh_token: str
 
 
-class CreateUserIn(Body):
+class WithRole(Body):
+    """`role` (default editor), or DTBase's `"is_admin": true` for admin; both may be
+    given only if they agree. `role` is always set once validated."""
+
+    role: Role | None = None
+    is_admin: bool = Field(default=False, exclude=True)
+
+    @model_validator(mode="after")
+    def _one_role(self) -> Self:
+        if self.is_admin and self.role not in (None, Role.ADMIN):
+            raise ValueError(f'"is_admin": true contradicts "role": "{self.role}"')
+        if self.role is None:
+            self.role = Role.ADMIN if self.is_admin else DEFAULT_ROLE
+        return self
+
+
+class CreateUserIn(WithRole):
     email: Email
     password: Password
-    is_admin: bool = False
 
 
 class EmailIn(Body):
@@ -37,9 +53,20 @@ class ChangePasswordIn(Body):
     password: Password
 
 
+class UserRoleIn(Body):
+    email: Email
+    role: Role
+
+
+class UserRoleOut(BaseModel):
+    email: str
+    role: Role
+
+
 class Me(BaseModel):
     email: str
     is_admin: bool
+    role: Role
 
 
 # An Entra ID application (client) id: a GUID.
@@ -48,10 +75,9 @@ ClientId = Annotated[
 ]
 
 
-class CreateServiceUserIn(Body):
+class CreateServiceUserIn(WithRole):
     email: Email
     client_id: ClientId
-    is_admin: bool = False
 
 
 class EntraConfig(BaseModel):

@@ -17,6 +17,8 @@ export const NAV_ITEMS = [
   { page: "channels", href: "/channels.html", label: "Channels" },
   { page: "alerts", href: "/alerts.html", label: "Alerts" },
   { page: "users", href: "/users.html", label: "Users" },
+  // Shown to admins only (the API refuses everyone else anyway).
+  { page: "apikeys", href: "/apikeys.html", label: "API keys", admin: true },
 ];
 
 function buildHeader(currentPage) {
@@ -34,7 +36,7 @@ function buildHeader(currentPage) {
     NAV_ITEMS.map((item) =>
       el(
         "li",
-        {},
+        item.admin ? { "data-admin-only": "", hidden: true } : {},
         el("a", {
           href: item.href,
           text: item.label,
@@ -55,6 +57,7 @@ function buildHeader(currentPage) {
     // A long address is cut with an ellipsis (CSS); the title shows all of it.
     el("span", { class: "user-email", id: "signed-in-email", text: currentEmail(), title: currentEmail() }),
     el("span", { class: "badge admin-badge", "data-admin-only": "", hidden: true, text: "admin" }),
+    el("span", { class: "badge viewer-badge", "data-viewer-only": "", hidden: true, text: "read only", title: "Your role is viewer: you can read everything and change nothing" }),
     el("button", { type: "button", id: "sign-out", class: "secondary small", text: "Sign out" }),
   );
   const activity = el("span", { id: "activity", class: "activity", role: "status", "aria-live": "polite" });
@@ -102,16 +105,29 @@ function watchApiActivity() {
   });
 }
 
-/** Show or hide controls marked `data-admin-only` (the API enforces roles anyway). */
-export function applyRole(isAdmin) {
+/**
+ * Show what the user's role may use (the API enforces roles anyway): controls marked
+ * `data-admin-only` (hidden attribute) and `data-editor-only` (hidden by CSS unless the
+ * body has `can-edit`, so that buttons drawn later are covered too).
+ * @param {"viewer"|"editor"|"admin"|null} role null while unknown: nothing that writes shows
+ */
+export function applyRole(role) {
+  const isAdmin = role === "admin";
   document.body.classList.toggle("is-admin", isAdmin);
+  document.body.classList.toggle("can-edit", isAdmin || role === "editor");
   for (const node of $$("[data-admin-only]")) node.hidden = !isAdmin;
   for (const node of $$("[data-non-admin-only]")) node.hidden = isAdmin;
+  for (const node of $$("[data-viewer-only]")) node.hidden = role !== "viewer";
+}
+
+/** A user's role; a reply cached by an older version has only `is_admin`. */
+function roleOf(user) {
+  return user.role ?? (user.is_admin ? "admin" : "editor");
 }
 
 /**
  * Start a signed-in page. Redirects a signed-out visitor to the sign-in page.
- * @returns {Promise<{email: string, is_admin: boolean}>} the user (is_admin false if unknown)
+ * @returns {Promise<{email: string, is_admin: boolean, role: string}>} the user (an editor if unknown)
  */
 export async function startPage(pageName) {
   if (!isSignedIn()) {
@@ -126,8 +142,10 @@ export async function startPage(pageName) {
     logout();
     location.assign("/login.html?reason=signed-out");
   });
-  applyRole(false);
-  let user = { email: currentEmail(), is_admin: false };
+  applyRole(null);
+  // Unknown (the API unreachable): the controls of an editor, so that forms still explain
+  // what went wrong; the API decides anyway.
+  let user = { email: currentEmail(), is_admin: false, role: "editor" };
   try {
     user = await me();
   } catch (error) {
@@ -135,7 +153,8 @@ export async function startPage(pageName) {
   }
   $("#signed-in-email").textContent = user.email;
   $("#signed-in-email").title = user.email;
-  applyRole(Boolean(user.is_admin));
+  user.role = roleOf(user);
+  applyRole(user.role);
   document.body.classList.remove("auth-pending");
   return user;
 }

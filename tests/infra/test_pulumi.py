@@ -501,6 +501,8 @@ def test_email_can_be_left_out():
     assert "acs-access-key" not in {s["secretName"] for s in stack.all(SECRET)}
     # The outbox still drains (webhooks).
     assert settings["DT_NOTIFY_SCHEDULE"] == "*/15 * * * * *"
+
+
 def test_every_timer_setting_the_app_names_is_deployed_with_its_default(flex_stack: Recorded):
     """The Functions host will not index a timer whose `%SETTING%` is unset: every setting
     the app's timers name is an app setting, deployed with SCHEDULE_DEFAULTS' value."""

@@ -30,7 +30,7 @@ def test_admin_creates_and_deletes_users_and_anyone_changes_password(
     form = page.locator("#create-user-form")
     form.get_by_label("Email").fill("bob@example.com")
     form.get_by_label("Password").fill("bob-password-1")
-    form.get_by_label("Administrator (can manage users)").check()
+    form.get_by_label("Role").select_option("admin")
     form.get_by_role("button", name="Create user").click()
     expect(form.locator(".form-status")).to_have_text(
         "User bob@example.com created as an administrator."

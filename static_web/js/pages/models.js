@@ -167,7 +167,7 @@ function renderRuns(runs) {
               "div",
               { class: "actions" },
               el("button", { type: "button", class: "small", text: "Show forecast", "aria-label": `Show run ${r.id}`, onclick: () => showRun(r) }),
-              el("button", { type: "button", class: "secondary small", text: "Delete", "aria-label": `Delete run ${r.id}`, onclick: () => deleteRun(r) }),
+              el("button", { type: "button", class: "secondary small", text: "Delete", "data-editor-only": "", "aria-label": `Delete run ${r.id}`, onclick: () => deleteRun(r) }),
             ),
         },
       ],

@@ -23,7 +23,7 @@ function renderServices() {
         {
           label: "Actions",
           render: (s) =>
-            el("button", { type: "button", class: "danger small", text: "Delete", "aria-label": `Delete service ${s.name}`, onclick: () => deleteService(s.name) }),
+            el("button", { type: "button", class: "danger small", text: "Delete", "data-editor-only": "", "aria-label": `Delete service ${s.name}`, onclick: () => deleteService(s.name) }),
         },
       ],
       state.services,
@@ -97,9 +97,9 @@ function renderSets() {
             el(
               "div",
               { class: "actions" },
-              el("button", { type: "button", class: "small", text: "Run", "aria-label": `Run with set ${p.name}`, onclick: () => runService(p.name, undefined) }),
-              el("button", { type: "button", class: "secondary small", text: "Edit", "aria-label": `Edit set ${p.name}`, onclick: () => editSet(p) }),
-              el("button", { type: "button", class: "danger small", text: "Delete", "aria-label": `Delete set ${p.name}`, onclick: () => deleteSet(p.name) }),
+              el("button", { type: "button", class: "small", text: "Run", "data-editor-only": "", "aria-label": `Run with set ${p.name}`, onclick: () => runService(p.name, undefined) }),
+              el("button", { type: "button", class: "secondary small", text: "Edit", "data-editor-only": "", "aria-label": `Edit set ${p.name}`, onclick: () => editSet(p) }),
+              el("button", { type: "button", class: "danger small", text: "Delete", "data-editor-only": "", "aria-label": `Delete set ${p.name}`, onclick: () => deleteSet(p.name) }),
             ),
         },
       ],

@@ -1,28 +1,58 @@
 // Users: everyone changes their own password and sees their own account (the API lists
-// only the caller to a non-admin); admins list, create and delete users.
+// only the caller to a non-admin); admins list users with their roles, create and delete
+// users and change their roles.
 
 import { get, post, logout } from "../api.js";
 import { startPage } from "../layout.js";
 import { el, $, replace, table, withLoading, errorBox, bindForm, confirmDialog } from "../dom.js";
 
-let me = { email: "", is_admin: false };
+let me = { email: "", is_admin: false, role: null };
+
+const ROLES = [
+  ["viewer", "Viewer (reads only)"],
+  ["editor", "Editor (reads and writes data)"],
+  ["admin", "Administrator (also manages users)"],
+];
+
+/** An admin's select of another user's role; a change is saved at once. */
+function roleSelect(user) {
+  const select = el("select", { "aria-label": `Role of ${user.email}` }, ...ROLES.map(([value, label]) => el("option", { value, text: label, selected: value === user.role })));
+  select.addEventListener("change", async () => {
+    select.disabled = true;
+    try {
+      await post("/user/update-user-role", { email: user.email, role: select.value });
+      user.role = select.value;
+    } catch (error) {
+      select.value = user.role;
+      $("#user-list").prepend(errorBox(error));
+    } finally {
+      select.disabled = false;
+    }
+  });
+  return select;
+}
 
 async function loadUsers() {
   const region = $("#user-list");
   try {
-    const users = await withLoading(region, get("/user/list-users"));
+    // An admin gets every user with their role; anyone else only their own email.
+    const users = me.is_admin
+      ? await withLoading(region, get("/user/list-user-roles"))
+      : (await withLoading(region, get("/user/list-users"))).map((email) => ({ email, role: me.role }));
+    const isMe = (u) => u.email === me.email;
     replace(
       region,
       table(
         `${users.length} user${users.length === 1 ? "" : "s"}`,
         [
-          { label: "Email", render: (email) => (email === me.email ? el("span", {}, email, " ", el("span", { class: "badge", text: "you" })) : email) },
+          { label: "Email", render: (u) => (isMe(u) ? el("span", {}, u.email, " ", el("span", { class: "badge", text: "you" })) : u.email) },
+          { label: "Role", render: (u) => (isMe(u) || !me.is_admin ? u.role ?? "" : roleSelect(u)) },
           {
             label: "Actions",
-            render: (email) =>
-              email === me.email || !me.is_admin
+            render: (u) =>
+              isMe(u) || !me.is_admin
                 ? ""
-                : el("button", { type: "button", class: "danger small", text: "Delete", "aria-label": `Delete user ${email}`, onclick: () => deleteUser(email) }),
+                : el("button", { type: "button", class: "danger small", text: "Delete", "aria-label": `Delete user ${u.email}`, onclick: () => deleteUser(u.email) }),
           },
         ],
         users,
@@ -63,11 +93,12 @@ async function main() {
     return;
   }
   bindForm($("#create-user-form"), async (form) => {
-    const body = { email: form.elements.email.value.trim(), password: form.elements.password.value, is_admin: form.elements.is_admin.checked };
+    const body = { email: form.elements.email.value.trim(), password: form.elements.password.value, role: form.elements.role.value };
     await post("/user/create-user", body);
     form.reset();
     await loadUsers();
-    return `User ${body.email} created${body.is_admin ? " as an administrator" : ""}.`;
+    const as = { admin: " as an administrator", viewer: " as a viewer (reads only)" }[body.role] ?? "";
+    return `User ${body.email} created${as}.`;
   });
   await loadUsers();
 }
