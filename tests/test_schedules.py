@@ -357,3 +357,21 @@ def test_a_schedule_that_fails_to_dispatch_does_not_hold_up_the_others(
     monkeypatch.setattr(services, "start_run", real)
     assert [s.schedule for s in _dispatch(db, T0 + MINUTE)] == ["broken"]
     assert _count(db, ServiceRunLog) == 2
+
+
+def test_a_new_expression_starts_from_when_it_was_given(db: TestDatabase) -> None:
+    """Changed from hourly to every minute at 12:30: nothing before 12:30 is run, and the
+    next run is 12:31's."""
+    _service(db)
+    _schedule(db, "s", "0 0 * * * *")
+    changed_at = T0 + timedelta(minutes=30)
+    with _session(db) as session, session.begin():
+        schedules.update_schedule(
+            session, service_name="svc", name="s", changes={"cron": "0  *  * * * *"}, now=changed_at
+        )
+        (listed,) = schedules.list_schedules(session, now=changed_at)
+    assert listed["cron"] == "0 * * * * *"  # stored with single spaces
+    assert _dispatch(db, changed_at + timedelta(seconds=10)) == []
+    assert [s.occurrence for s in _dispatch(db, changed_at + MINUTE)] == [
+        datetime(2031, 3, 1, 12, 31, tzinfo=UTC)
+    ]
