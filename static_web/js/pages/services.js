@@ -179,7 +179,7 @@ function renderSchedules() {
           render: (s) =>
             el(
               "div",
-              { class: "actions" },
+              { class: "actions", "data-editor-only": "" },
               el("button", { type: "button", class: "secondary small", text: "Edit", "aria-label": `Edit schedule ${s.name}`, onclick: () => editSchedule(s) }),
               el("button", {
                 type: "button",
