@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from dtbase_core.config import NotifySettings, Settings
 from dtbase_core.migrations import upgrade
 from dtbase_core.notifications import channels
+from dtbase_core.notifications.delivery import Outcome
 from dtbase_core.notifications.drain import (
     DrainSummary,
     RetryPolicy,
@@ -29,7 +30,7 @@ from dtbase_core.notifications.drain import (
     record_outcome,
 )
 from dtbase_core.notifications.outbox import enqueue
-from dtbase_core.notifications.senders import Outcome, Sender
+from dtbase_core.notifications.senders import Sender
 from dtbase_core.orm.notifications import NotificationChannel, NotificationDelivery
 from tests import support
 from tests.notify_standins import AcsEmailServer, WebhookReceiver, new_access_key

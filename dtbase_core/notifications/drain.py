@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dtbase_core.config import NotifySettings
-from dtbase_core.notifications.senders import ChannelTarget, Outcome, Sender
+from dtbase_core.notifications.delivery import ChannelTarget, Outcome
+from dtbase_core.notifications.senders import Sender
 from dtbase_core.orm.notifications import (
     DeliveryStatus,
     NotificationAttempt,
