@@ -29,3 +29,6 @@ class Outcome:
     # No retry can help (a refused address, a template that fails, email not configured):
     # the delivery is dead at once.
     permanent: bool = False
+    # The receiver's Retry-After (429, 503), in seconds: the next attempt waits at least
+    # that long (within the backoff's cap).
+    retry_after: float | None = None

@@ -26,6 +26,7 @@ from dtbase_core.notifications.delivery import (
     Outcome,
 )
 from dtbase_core.notifications.templates import TemplateFailed, email_content, webhook_body
+from dtbase_core.services import retry_after_seconds
 
 USER_AGENT = "DTBase-Notifications/1"
 # How much of a failed reply's body is kept in last_error.
@@ -83,6 +84,7 @@ class Sender:
             redact.mask_text(outcome.error) if outcome.error else None,
             elapsed,
             outcome.permanent,
+            outcome.retry_after,
         )
 
     async def _webhook(
@@ -140,6 +142,7 @@ class Sender:
             False,
             response.status_code,
             f"the receiver answered {response.status_code}" + (f": {excerpt}" if excerpt else ""),
+            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
         )
 
     def _email(self, channel: ChannelTarget, delivery_id: int, event: Mapping[str, Any]) -> Outcome:
