@@ -73,11 +73,14 @@ class WebhookReceiver(ThreadingHTTPServer):
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                if status >= 300 and receiver.retry_after is not None:
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.end_headers()
                 self.wfile.write(payload)
 
         super().__init__(("127.0.0.1", 0), Handler)
         self.secret = secret
+        self.retry_after: str | None = None  # sent with every failure
         self.replies = list(replies or [])
         self.delay = 0.0
         self.in_flight = 0

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from dtbase_core.config import NotifySettings, Settings
 from dtbase_core.migrations import upgrade
 from dtbase_core.notifications import channels
+from dtbase_core.notifications.delivery import Outcome
 from dtbase_core.notifications.drain import (
     DrainSummary,
     RetryPolicy,
@@ -29,7 +30,7 @@ from dtbase_core.notifications.drain import (
     record_outcome,
 )
 from dtbase_core.notifications.outbox import enqueue
-from dtbase_core.notifications.senders import Outcome, Sender
+from dtbase_core.notifications.senders import Sender
 from dtbase_core.orm.notifications import NotificationChannel, NotificationDelivery
 from tests import support
 from tests.notify_standins import AcsEmailServer, WebhookReceiver, new_access_key
@@ -208,6 +209,27 @@ def test_backoff_doubles_up_to_its_cap() -> None:
         3600,
         3600,
     ]
+
+
+def test_a_receiver_s_retry_after_is_honoured_within_the_cap(
+    outbox: Outbox, receiver: WebhookReceiver
+) -> None:
+    receiver.replies = [503, 429, 503]
+    receiver.retry_after = "600"
+    retry = RetryPolicy(max_attempts=5, first_seconds=30, max_seconds=900)
+    outbox.channel(url=receiver.url)
+    outbox.enqueue()
+    outbox.drain(T0, retry)
+    t1 = T0 + timedelta(seconds=600)  # the receiver's wait, longer than 30 s
+    assert outbox.deliveries()[0]["next_attempt_at"] == t1
+    assert outbox.drain(t1 - timedelta(seconds=1), retry).claimed == 0
+    receiver.retry_after = "5"
+    outbox.drain(t1, retry)
+    t2 = t1 + timedelta(seconds=60)  # shorter than the backoff: the backoff wins
+    assert outbox.deliveries()[0]["next_attempt_at"] == t2
+    receiver.retry_after = "86400"
+    outbox.drain(t2, retry)
+    assert outbox.deliveries()[0]["next_attempt_at"] == t2 + timedelta(seconds=900)  # capped
 
 
 def test_a_delivery_is_dead_after_its_last_attempt_and_kept(

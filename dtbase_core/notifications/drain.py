@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dtbase_core.config import NotifySettings
-from dtbase_core.notifications.senders import ChannelTarget, Outcome, Sender
+from dtbase_core.notifications.delivery import ChannelTarget, Outcome
+from dtbase_core.notifications.senders import Sender
 from dtbase_core.orm.notifications import (
     DeliveryStatus,
     NotificationAttempt,
@@ -51,10 +52,12 @@ class RetryPolicy:
     def from_settings(cls, notify: NotifySettings) -> RetryPolicy:
         return cls(notify.max_attempts, notify.retry_seconds, notify.retry_max_seconds)
 
-    def delay(self, attempts: int) -> timedelta:
-        """The wait after the `attempts`-th failed send: first, 2 x first, 4 x first... capped."""
+    def delay(self, attempts: int, retry_after: float | None = None) -> timedelta:
+        """The wait after the `attempts`-th failed send: first, 2 x first, 4 x first...
+        or the receiver's Retry-After if longer; capped."""
         exponent = min(max(attempts - 1, 0), 32)
-        return timedelta(seconds=min(self.first_seconds * 2**exponent, self.max_seconds))
+        seconds = max(self.first_seconds * 2**exponent, retry_after or 0.0)
+        return timedelta(seconds=min(seconds, self.max_seconds))
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def record_outcome(
             outcome.error,
         )
     else:
-        delivery.next_attempt_at = now + retry.delay(delivery.attempts)
+        delivery.next_attempt_at = now + retry.delay(delivery.attempts, outcome.retry_after)
     session.flush()
     return delivery.status
 

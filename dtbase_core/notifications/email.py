@@ -14,7 +14,7 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import AzureError, HttpResponseError
 
 from dtbase_core.config import NotifySettings
-from dtbase_core.notifications.senders import DELIVERY_HEADER, Outcome
+from dtbase_core.notifications.delivery import DELIVERY_HEADER, Outcome
 from dtbase_core.notifications.templates import EmailContent
 
 # Seconds between status polls when the service names no Retry-After.

@@ -12,43 +12,25 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from dtbase_core import outbound, redact
 from dtbase_core.config import NotifySettings, Settings
+from dtbase_core.notifications import email
+from dtbase_core.notifications.delivery import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    ChannelTarget,
+    Outcome,
+)
 from dtbase_core.notifications.templates import TemplateFailed, email_content, webhook_body
+from dtbase_core.services import retry_after_seconds
 
-DELIVERY_HEADER = "X-DTBase-Delivery"
-SIGNATURE_HEADER = "X-DTBase-Signature"
 USER_AGENT = "DTBase-Notifications/1"
 # How much of a failed reply's body is kept in last_error.
 REPLY_EXCERPT = 200
-
-
-@dataclass(frozen=True)
-class ChannelTarget:
-    """A channel as a send needs it (secret included: never logged or listed)."""
-
-    name: str
-    kind: str
-    url: str | None
-    recipients: list[str] | None
-    secret: str | None = field(repr=False)
-    template: str | None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    delivered: bool
-    status_code: int | None = None
-    error: str | None = None
-    duration_ms: int = 0
-    # No retry can help (a refused address, a template that fails, email not configured):
-    # the delivery is dead at once.
-    permanent: bool = False
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -102,6 +84,7 @@ class Sender:
             redact.mask_text(outcome.error) if outcome.error else None,
             elapsed,
             outcome.permanent,
+            outcome.retry_after,
         )
 
     async def _webhook(
@@ -159,11 +142,10 @@ class Sender:
             False,
             response.status_code,
             f"the receiver answered {response.status_code}" + (f": {excerpt}" if excerpt else ""),
+            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
         )
 
     def _email(self, channel: ChannelTarget, delivery_id: int, event: Mapping[str, Any]) -> Outcome:
-        from dtbase_core.notifications import email
-
         if not channel.recipients:
             return Outcome(False, error="the channel has no recipients", permanent=True)
         try:
