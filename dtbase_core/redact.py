@@ -10,9 +10,13 @@ request log is masked too (`install_log_filter`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
+from urllib.parse import urlsplit
 
 MASK = "***"
 # Query names whose values are secrets, compared case-insensitively.
@@ -36,11 +40,38 @@ URL_LOGGERS = (
 )
 
 
+# URLs whose path is itself a credential (a Slack or Teams webhook), while they are called
+# in this context: log lines show them as their origin and `/***` (`secret_url`).
+_SECRET_URLS: ContextVar[tuple[str, ...]] = ContextVar("secret_urls", default=())
+
+
 def mask_text(text: str) -> str:
-    """`text` with the value of every secret query parameter replaced by `***`."""
+    """`text` with the value of every secret query parameter replaced by `***`, and any
+    URL being called as a secret (`secret_url`) cut to its origin."""
+    for url in _SECRET_URLS.get():
+        text = text.replace(url, origin_only(url))
     if "=" not in text:
         return text
     return _SECRET_QUERY.sub(lambda m: m["head"] + (MASK if m["value"] else ""), text)
+
+
+def origin_only(url: str) -> str:
+    """`https://hooks.example.com/***`: the URL without its path and query."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.hostname:
+        return MASK
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/{MASK}"
+
+
+@contextlib.contextmanager
+def secret_url(*urls: str) -> Iterator[None]:
+    """Within this block (and the tasks it starts), log lines naming any of `urls` show
+    only its origin: webhook URLs carry their credential in the path."""
+    token = _SECRET_URLS.set(_SECRET_URLS.get() + tuple(u for u in urls if u))
+    try:
+        yield
+    finally:
+        _SECRET_URLS.reset(token)
 
 
 def is_secret_name(name: str) -> bool:

@@ -70,8 +70,10 @@ def insert_channel(call: Call[ChannelIn]) -> Any:
     scope=Scope.READ,
 )
 def list_channels(call: Call[None]) -> Any:
-    """Every channel, with `has_secret` instead of its secret."""
-    return channels.list_channels(call.session)
+    """Every channel, with `has_secret` instead of its secret; only admins see a URL's
+    path (a webhook's may be its credential)."""
+    admin = call.user is not None and call.user.is_admin
+    return channels.list_channels(call.session, full_urls=admin)
 
 
 @endpoint(

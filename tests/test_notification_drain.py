@@ -543,6 +543,24 @@ def test_no_secret_in_any_log_line(
     with outbox.session() as session:
         # What a traceback would print of a claimed delivery: its channel, not its secret.
         claimed = repr(channels.start_test(session, name="ops", now=T0, lease_seconds=LEASE))
-        listed = str(channels.list_channels(session)) + str(outbox.deliveries())
+        listed = str(channels.list_channels(session, full_urls=True)) + str(outbox.deliveries())
     assert "ChannelTarget(name='ops'" in claimed
     assert SECRET not in claimed + listed
+
+
+def test_a_webhook_url_is_logged_as_its_origin_only(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx logs each request's URL; a Slack-style URL carries its credential in the path."""
+    from dtbase_core import redact
+
+    redact.install_log_filter()
+    url = "https://hooks.example.com/services/T0/B0/secretpathtoken123456"
+    caplog.set_level(logging.INFO)
+    with redact.secret_url(url):
+        logging.getLogger("httpx").info("HTTP Request: POST %s 200 OK", url)
+        assert redact.mask_text(f"could not reach {url}") == (
+            "could not reach https://hooks.example.com/***"
+        )
+    logging.getLogger("httpx").info("after: %s", "https://other.example/path")
+    assert "secretpathtoken" not in caplog.text
+    assert "https://hooks.example.com/***" in caplog.text
+    assert "https://other.example/path" in caplog.text  # only while it is being called

@@ -80,15 +80,18 @@ def insert_channel(
     session.flush()
 
 
-def list_channels(session: Session) -> list[dict[str, Any]]:
+def list_channels(session: Session, *, full_urls: bool) -> list[dict[str, Any]]:
     """Every channel by name, with `has_secret` in place of its secret; secret query
-    values in a URL (`token`, `sig`, `key`...) show as `***`."""
+    values in a URL (`token`, `sig`, `key`...) show as `***`. Without `full_urls` (anyone
+    but an admin), a URL shows only its origin: a webhook's path may be its credential."""
     rows = session.scalars(sa.select(NotificationChannel).order_by(NotificationChannel.name))
     return [
         {
             "name": c.name,
             "kind": c.kind,
-            "url": redact.mask_text(c.url) if c.url else None,
+            "url": (redact.mask_text(c.url) if full_urls else redact.origin_only(c.url))
+            if c.url
+            else None,
             "recipients": c.recipients,
             "has_secret": bool(c.secret),
             "template": c.template,

@@ -111,6 +111,20 @@ class Sender:
             transport=self.transport,
             verify=await outbound.tls_context(),
         )
+        url = httpx.URL(channel.url)
+        # A webhook URL's path may be its credential (Slack, Teams): log lines and errors
+        # show only its origin.
+        with redact.secret_url(str(url), channel.url):
+            return await self._post(client, url, headers, body, timeout)
+
+    async def _post(
+        self,
+        client: httpx.AsyncClient,
+        url: httpx.URL,
+        headers: dict[str, str],
+        body: bytes,
+        timeout: float,
+    ) -> Outcome:
         try:
             async with client:
                 # One overall bound: a receiver trickling its reply cannot hold the drain.
@@ -118,7 +132,7 @@ class Sender:
                     outbound.send(
                         client,
                         "POST",
-                        httpx.URL(channel.url),
+                        url,
                         policy=self.policy,
                         headers=headers,
                         content=body,
@@ -127,13 +141,13 @@ class Sender:
                     timeout,
                 )
         except outbound.OutboundRefused as exc:
-            return Outcome(False, error=exc.detail, permanent=True)
+            return Outcome(False, error=redact.mask_text(exc.detail), permanent=True)
         except httpx.TooManyRedirects:
             return Outcome(False, error="the receiver redirected: webhooks are not redirected")
         except (TimeoutError, httpx.TimeoutException):
             return Outcome(False, error=f"no reply within {timeout:g} s")
         except (httpx.HTTPError, OSError) as exc:
-            reason = str(exc) or type(exc).__name__
+            reason = redact.mask_text(str(exc)) or type(exc).__name__
             return Outcome(False, error=f"could not reach the receiver: {reason}")
         if 200 <= response.status_code < 300:
             return Outcome(True, response.status_code)
