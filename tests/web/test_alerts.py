@@ -131,8 +131,12 @@ def test_silence_and_edit_a_rule(signed_in: Page, live_host, admin, console) -> 
     page.goto(live_host.url + "/alerts.html")
     rules = page.locator("#rule-list table")
     expect(rules).to_contain_text("every Thermo · temperature")
+    page.get_by_label("Silence for").select_option(label="1 day")
     page.get_by_role("button", name="Silence rule quiet").click()
     expect(rules).to_contain_text("silenced until")
+    [rule] = admin.get("/alert/list-alert-rules").json()
+    until = datetime.fromisoformat(rule["silenced_until"])
+    assert timedelta(hours=23) < until - datetime.now(UTC) <= timedelta(days=1)
     page.get_by_role("button", name="Unsilence rule quiet").click()
     expect(rules).to_contain_text("active")
 
