@@ -3,8 +3,10 @@ series' watermark, the backtest every reading of a past range, so both decide al
 
 Per series a rule is `ok`, `pending` (the condition holds, for less than `for_seconds`) or
 `firing`. `step` takes one reading in time order; `tick` is the passing of time with no
-reading (a `for_seconds` running out, no data for too long). Each returns the events it
-caused: ("pending" | "firing" | "resolved", at, value).
+reading (a `for_seconds` running out, no data for too long). Each appends the events it
+causes to `state.events`: `Event(to="pending" | "firing" | "resolved", at, value, message)`.
+A reading first lets time pass up to itself, so a gap in a backtest's readings counts as
+a silence exactly as the timer would have seen it.
 """
 
 from __future__ import annotations
