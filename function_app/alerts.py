@@ -133,10 +133,9 @@ def evaluate_alerts(call: Call[None]) -> Any:
 def backtest_alert_rule(call: Call[BacktestIn]) -> Any:
     """The intervals in which a rule would have fired between dt_from and dt_to, from the
     stored readings; saves nothing."""
-    body = call.body.model_dump()
-    spec = rules.check_rule(call.session, body)
-    return backtest.backtest(
-        call.session, spec=spec, dt_from=call.body.dt_from, dt_to=call.body.dt_to
+    body = call.body.model_dump(exclude={"dt_from", "dt_to"})
+    return backtest.backtest_rule(
+        call.session, body=body, dt_from=call.body.dt_from, dt_to=call.body.dt_to
     )
 
 
