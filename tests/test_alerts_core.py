@@ -204,9 +204,10 @@ def forecast(
     engine: sa.Engine, created: datetime, start: float, lower: float, upper: float
 ) -> None:
     with Session(engine) as session, session.begin():
-        models.insert_model(session, name="arima")
-        for name in ("Lower Bound temperature", "Upper Bound temperature", "Mean temperature"):
-            models.insert_model_measure(session, name=name, units="C", datatype="float")
+        if not models.list_models(session):  # the model and its measures, once
+            models.insert_model(session, name="arima")
+            for name in ("Lower Bound temperature", "Upper Bound temperature", "Mean temperature"):
+                models.insert_model_measure(session, name=name, units="C", datatype="float")
         times = [at(start + 600 * i) for i in range(7)]
         models.insert_model_run(
             session,
@@ -558,3 +559,28 @@ def test_backtest_over_rollups_matches_the_readings(
         assert fast == slow, params
         assert fast["fired"] > 0, params
         assert fed[-1] < share * fast["readings"], (params, fed[-1], fast["readings"])
+
+
+def test_backtest_of_a_forecast_rule_uses_the_runs_known_at_each_reading(
+    engine: sa.Engine,
+) -> None:
+    # A first run (created at -60 s) expects 18..22 from 0 s to 3,600 s; a second one,
+    # created at 1,800 s, expects 28..32 over the same span.
+    forecast(engine, at(-60), 0, 18.0, 22.0)
+    forecast(engine, at(1800), 0, 28.0, 32.0)
+    post(engine, "s1", [(600 + 60 * i, 30.0) for i in range(30)])  # 600 s .. 2,340 s
+    with Session(engine) as session:
+        result = backtest.backtest_rule(
+            session,
+            body={
+                "name": "off",
+                "kind": "forecast_deviation",
+                "measure_name": "temperature",
+                "unique_identifier": "s1",
+                "params": {"consecutive_points": 3},
+            },
+            dt_from=at(0),
+            dt_to=at(3000),
+        )
+    # 30 is outside the first run's bounds until the second run exists, then inside them.
+    assert [(i["start"], i["end"]) for i in result["intervals"]] == [(at(720), at(1800))]
