@@ -201,6 +201,8 @@ def test_backtest_over_http_writes_nothing(admin: Api, clean_db: TestDatabase) -
         ("t-1", "2026-01-05T00:00:50Z", "2026-01-05T00:01:00Z"),
     ]
     assert (result["series"], result["readings"]) == (2, 11)
+    widest = {**body, "dt_from": "0001-01-01T00:00:00Z", "dt_to": "9999-12-31T23:59:59.999999Z"}
+    assert admin.ok("/alert/backtest-alert-rule", widest)["fired"] == 3
     reply = admin.post("/alert/backtest-alert-rule", {**body, "dt_to": body["dt_from"]})
     assert reply.status_code == 422 and reply.json()["detail"][0]["loc"] == ["body", "dt_to"]
     with Session(clean_db.engine) as session:

@@ -584,3 +584,35 @@ def test_backtest_of_a_forecast_rule_uses_the_runs_known_at_each_reading(
         )
     # 30 is outside the first run's bounds until the second run exists, then inside them.
     assert [(i["start"], i["end"]) for i in result["intervals"]] == [(at(720), at(1800))]
+
+
+def test_the_last_instants_of_year_9999_are_no_error(engine: sa.Engine) -> None:
+    end = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    with Session(engine) as session, session.begin():
+        readings.insert_sensor_readings(
+            session,
+            measure_name="temperature",
+            unique_identifier="s1",
+            readings=[35.0, 36.0],
+            timestamps=[end - timedelta(seconds=30), end],
+        )
+    cases = [
+        ("threshold", {"above": 30, "for_seconds": 600}, 0),  # pending at the end of time
+        ("no_data", {"no_data_seconds": 3600}, 1),  # nothing from 21:00 until 23:59:29
+        ("rate_of_change", {"max_change_per_hour": 1}, 1),
+    ]
+    for kind, params, fired in cases:
+        with Session(engine) as session:
+            result = backtest.backtest_rule(
+                session,
+                body={
+                    "name": "r",
+                    "kind": kind,
+                    "measure_name": "temperature",
+                    "unique_identifier": "s1",
+                    "params": params,
+                },
+                dt_from=end - timedelta(hours=3),
+                dt_to=end,
+            )
+        assert result["fired"] == fired, kind

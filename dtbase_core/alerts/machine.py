@@ -82,17 +82,17 @@ def step(
 
 def tick(params: object, state: State, now: datetime) -> None:
     """Time has reached `now` with no reading since the last one."""
+    # Durations are compared before an instant is added to (which could pass year 9999).
     if isinstance(params, ThresholdParams) and state.phase == "pending":
         assert state.since is not None
-        due = state.since + timedelta(seconds=params.for_seconds)
-        if due <= now:
-            _fire(state, due, state.last_value, f"held for {params.for_seconds} s")
+        wait = timedelta(seconds=params.for_seconds)
+        if now - state.since >= wait:
+            _fire(state, state.since + wait, state.last_value, f"held for {params.for_seconds} s")
     elif isinstance(params, NoDataParams) and state.phase == "ok":
         last = state.last_timestamp or state.watched_since
-        if last is not None:
-            due = last + timedelta(seconds=params.no_data_seconds)
-            if due < now:
-                _fire(state, due, None, f"no reading for {params.no_data_seconds} s")
+        wait = timedelta(seconds=params.no_data_seconds)
+        if last is not None and now - last > wait:
+            _fire(state, last + wait, None, f"no reading for {params.no_data_seconds} s")
 
 
 def _threshold(params: ThresholdParams, state: State, at: datetime, value: float) -> None:
