@@ -329,17 +329,18 @@ def test_a_tick_is_evaluated_once(engine: sa.Engine) -> None:
     add_rule(engine)
     post(engine, "s1", [(10, 35.0)])
     with Session(engine) as session, session.begin():
-        first = evaluator.evaluate_tick(session, now=at(62))
+        first = evaluator.evaluate_tick(session, now=at(60.2), occurrence=at(120))
     with Session(engine) as session, session.begin():
-        second = evaluator.evaluate_tick(session, now=at(65))  # the same minute
+        # The same occurrence, fired late by another host.
+        second = evaluator.evaluate_tick(session, now=at(62.5), occurrence=at(120))
     assert first is not None and len(first["transitions"]) == 1
     assert second is None
     with Session(engine) as session, session.begin():
-        later = evaluator.evaluate_tick(session, now=at(62 + 86400 + 60))
+        later = evaluator.evaluate_tick(session, now=at(86400 + 200.2), occurrence=None)
     assert later is not None and later["transitions"] == []
     with Session(engine) as session:
         ticks = session.scalars(sa.select(AlertTick.tick).order_by(AlertTick.tick)).all()
-    assert ticks == [at(86400 + 120)]  # the day-old tick is gone
+    assert ticks == [at(86400 + 200)]  # the second it fired in; the day-old tick is gone
 
 
 def test_changing_or_deleting_a_rule_resolves_its_alerts_and_keeps_history(
