@@ -96,6 +96,8 @@ def test_write_backtest_save_fire_and_acknowledge_a_rule(
 
     page.get_by_role("link", name="Dashboard", exact=True).click()
     expect(page.locator("[data-stat='firing-alerts'] .number")).to_have_text("1")
+    expect(page.locator("[data-stat='firing-alerts']")).to_have_class("stat alerting")
+    shoot("dashboard-alerting")
     page.locator("[data-stat='firing-alerts'] a").click()
     page.wait_for_url("**/alerts.html")
 
