@@ -617,3 +617,72 @@ def test_the_last_instants_of_year_9999_are_no_error(engine: sa.Engine) -> None:
                 dt_to=end,
             )
         assert result["fired"] == fired, kind
+
+
+def _run_together(*work: Any) -> list[Any]:
+    """Run the callables at once, each in its own thread; their results or exceptions."""
+    barrier = threading.Barrier(len(work))
+    results: list[Any] = [None] * len(work)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work[i]()
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(work))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_acknowledging_while_an_evaluation_resolves_keeps_one_story(engine: sa.Engine) -> None:
+    add_rule(engine)
+    post(engine, "s1", [(10, 35.0)])
+    evaluate(engine, 20)
+    [alert] = alerts(engine)
+    post(engine, "s1", [(30, 20.0)])
+
+    def ack() -> dict[str, Any]:
+        with Session(engine) as session, session.begin():
+            return lifecycle.acknowledge(
+                session, alert_id=alert["id"], actor="ann", comment=None, now=at(40)
+            )
+
+    acked, evaluated = _run_together(ack, lambda: evaluate(engine, 40))
+    assert not isinstance(evaluated, Exception), evaluated
+    with Session(engine) as session:
+        chain = session.execute(
+            sa.select(AlertTransition.from_state, AlertTransition.to_state).order_by(
+                AlertTransition.id
+            )
+        ).all()
+    # Whichever went first, each transition starts where the previous one ended.
+    if isinstance(acked, Conflict):  # resolved first: nothing left to acknowledge
+        assert [tuple(c) for c in chain] == [(None, "firing"), ("firing", "resolved")]
+    else:
+        assert [tuple(c) for c in chain] == [
+            (None, "firing"),
+            ("firing", "acknowledged"),
+            ("acknowledged", "resolved"),
+        ]
+    assert alerts(engine)[0]["state"] == "resolved"
+
+
+def test_deleting_a_rule_while_it_is_evaluated(engine: sa.Engine) -> None:
+    add_rule(engine, unique_identifier=None, type_name="thermo")
+    post(engine, "s1", [(10, 35.0)])
+    post(engine, "s2", [(10, 36.0)])
+
+    def delete() -> None:
+        with Session(engine) as session, session.begin():
+            rules.delete_rule(session, name="hot", now=at(20))
+
+    results = _run_together(delete, lambda: evaluate(engine, 20))
+    assert not any(isinstance(r, Exception) for r in results), results
+    # Deleted first: nothing was evaluated; evaluated first: its alerts were then resolved.
+    assert all(a["state"] == "resolved" for a in alerts(engine))
+    assert len(deliveries(engine)) in (0, 4)
