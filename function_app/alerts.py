@@ -4,6 +4,7 @@ the evaluation timer (DT_ALERT_SCHEDULE, every minute by default)."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import azure.functions as func
@@ -25,7 +26,7 @@ from dtbase_core.schemas.alerts import (
     RuleNameIn,
     SilenceIn,
 )
-from dtbase_core.timeutil import utcnow
+from dtbase_core.timeutil import as_utc, utcnow
 from function_app.http import Call, endpoint
 
 log = logging.getLogger(__name__)
@@ -152,11 +153,21 @@ def evaluate_alerts(call: Call[None]) -> Any:
 def backtest_alert_rule(call: Call[BacktestIn]) -> Any:
     """The intervals in which a rule would have fired between dt_from and dt_to, from the
     stored readings; saves nothing."""
-    body = call.body.model_dump()
-    spec = rules.check_rule(call.session, body)
-    return backtest.backtest(
-        call.session, spec=spec, dt_from=call.body.dt_from, dt_to=call.body.dt_to
+    body = call.body.model_dump(exclude={"dt_from", "dt_to"})
+    return backtest.backtest_rule(
+        call.session, body=body, dt_from=call.body.dt_from, dt_to=call.body.dt_to
     )
+
+
+def _occurrence(timer: func.TimerRequest) -> datetime | None:
+    """What identifies this firing on every host: the schedule's next fire time after it,
+    which the Functions host (and dtbase-local) pass in `schedule_status["Next"]`."""
+    # The SDK's abstract TimerRequest lacks the attribute its implementation has.
+    upcoming = (getattr(timer, "schedule_status", None) or {}).get("Next")
+    try:
+        return as_utc(datetime.fromisoformat(upcoming)) if upcoming else None
+    except ValueError:
+        return None
 
 
 @bp.function_name("alert_evaluation_timer")
@@ -166,7 +177,7 @@ def alert_evaluation_timer(timer: func.TimerRequest) -> None:
     however many hosts run."""
     get_settings()
     with session_scope() as session:
-        result = evaluator.evaluate_tick(session, now=utcnow())
+        result = evaluator.evaluate_tick(session, now=utcnow(), occurrence=_occurrence(timer))
     if result is None:
         log.debug("alert tick evaluated by another host")
     elif result["transitions"]:

@@ -204,6 +204,8 @@ def test_backtest_over_http_writes_nothing(admin: Api, clean_db: TestDatabase) -
         ("t-1", "2026-01-05T00:00:50Z", "2026-01-05T00:01:00Z"),
     ]
     assert (result["series"], result["readings"]) == (2, 11)
+    widest = {**body, "dt_from": "0001-01-01T00:00:00Z", "dt_to": "9999-12-31T23:59:59.999999Z"}
+    assert admin.ok("/alert/backtest-alert-rule", widest)["fired"] == 3
     reply = admin.post("/alert/backtest-alert-rule", {**body, "dt_to": body["dt_from"]})
     assert reply.status_code == 422 and reply.json()["detail"][0]["loc"] == ["body", "dt_to"]
     with Session(clean_db.engine) as session:
@@ -264,16 +266,17 @@ def test_the_timer_function_evaluates_each_tick_once(
     monkeypatch.setenv("DT_JWT_SECRET_KEY", "x" * 40)
     reset_settings()
     dispose_engine()
+    # Two hosts firing one occurrence: the schedule's next fire time names it.
+    upcoming = {"Next": "2026-03-01T12:01:00+00:00", "Last": None, "LastUpdated": None}
     try:
-        alert_evaluation_timer(timer.TimerRequest(past_due=False))
-        alert_evaluation_timer(timer.TimerRequest(past_due=False))
+        alert_evaluation_timer(timer.TimerRequest(past_due=False, schedule_status=upcoming))
+        alert_evaluation_timer(timer.TimerRequest(past_due=True, schedule_status=upcoming))
     finally:
         monkeypatch.undo()
         reset_settings()
         dispose_engine()
     with Session(clean_db.engine) as session:
-        ticks = session.execute(sa.text("select transitions from alert_tick order by tick")).all()
-    # Both calls in one minute: one evaluation; across a minute's end: two, the second idle.
-    assert [t[0] for t in ticks] in ([1], [1, 0])
+        ticks = session.execute(sa.text("select tick, transitions from alert_tick")).all()
+    assert [tuple(t) for t in ticks] == [(datetime(2026, 3, 1, 12, 1, tzinfo=UTC), 1)]
     assert [a["state"] for a in admin.ok("/alert/list-alerts")] == ["firing"]
     assert deliveries(clean_db) == [("ops", "firing")]

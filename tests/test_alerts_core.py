@@ -204,9 +204,10 @@ def forecast(
     engine: sa.Engine, created: datetime, start: float, lower: float, upper: float
 ) -> None:
     with Session(engine) as session, session.begin():
-        models.insert_model(session, name="arima")
-        for name in ("Lower Bound temperature", "Upper Bound temperature", "Mean temperature"):
-            models.insert_model_measure(session, name=name, units="C", datatype="float")
+        if not models.list_models(session):  # the model and its measures, once
+            models.insert_model(session, name="arima")
+            for name in ("Lower Bound temperature", "Upper Bound temperature", "Mean temperature"):
+                models.insert_model_measure(session, name=name, units="C", datatype="float")
         times = [at(start + 600 * i) for i in range(7)]
         models.insert_model_run(
             session,
@@ -328,17 +329,18 @@ def test_a_tick_is_evaluated_once(engine: sa.Engine) -> None:
     add_rule(engine)
     post(engine, "s1", [(10, 35.0)])
     with Session(engine) as session, session.begin():
-        first = evaluator.evaluate_tick(session, now=at(62))
+        first = evaluator.evaluate_tick(session, now=at(60.2), occurrence=at(120))
     with Session(engine) as session, session.begin():
-        second = evaluator.evaluate_tick(session, now=at(65))  # the same minute
+        # The same occurrence, fired late by another host.
+        second = evaluator.evaluate_tick(session, now=at(62.5), occurrence=at(120))
     assert first is not None and len(first["transitions"]) == 1
     assert second is None
     with Session(engine) as session, session.begin():
-        later = evaluator.evaluate_tick(session, now=at(62 + 86400 + 60))
+        later = evaluator.evaluate_tick(session, now=at(86400 + 200.2), occurrence=None)
     assert later is not None and later["transitions"] == []
     with Session(engine) as session:
         ticks = session.scalars(sa.select(AlertTick.tick).order_by(AlertTick.tick)).all()
-    assert ticks == [at(86400 + 120)]  # the day-old tick is gone
+    assert ticks == [at(86400 + 200)]  # the second it fired in; the day-old tick is gone
 
 
 def test_changing_or_deleting_a_rule_resolves_its_alerts_and_keeps_history(
@@ -558,3 +560,129 @@ def test_backtest_over_rollups_matches_the_readings(
         assert fast == slow, params
         assert fast["fired"] > 0, params
         assert fed[-1] < share * fast["readings"], (params, fed[-1], fast["readings"])
+
+
+def test_backtest_of_a_forecast_rule_uses_the_runs_known_at_each_reading(
+    engine: sa.Engine,
+) -> None:
+    # A first run (created at -60 s) expects 18..22 from 0 s to 3,600 s; a second one,
+    # created at 1,800 s, expects 28..32 over the same span.
+    forecast(engine, at(-60), 0, 18.0, 22.0)
+    forecast(engine, at(1800), 0, 28.0, 32.0)
+    post(engine, "s1", [(600 + 60 * i, 30.0) for i in range(30)])  # 600 s .. 2,340 s
+    with Session(engine) as session:
+        result = backtest.backtest_rule(
+            session,
+            body={
+                "name": "off",
+                "kind": "forecast_deviation",
+                "measure_name": "temperature",
+                "unique_identifier": "s1",
+                "params": {"consecutive_points": 3},
+            },
+            dt_from=at(0),
+            dt_to=at(3000),
+        )
+    # 30 is outside the first run's bounds until the second run exists, then inside them.
+    assert [(i["start"], i["end"]) for i in result["intervals"]] == [(at(720), at(1800))]
+
+
+def test_the_last_instants_of_year_9999_are_no_error(engine: sa.Engine) -> None:
+    end = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    with Session(engine) as session, session.begin():
+        readings.insert_sensor_readings(
+            session,
+            measure_name="temperature",
+            unique_identifier="s1",
+            readings=[35.0, 36.0],
+            timestamps=[end - timedelta(seconds=30), end],
+        )
+    cases = [
+        ("threshold", {"above": 30, "for_seconds": 600}, 0),  # pending at the end of time
+        ("no_data", {"no_data_seconds": 3600}, 1),  # nothing from 21:00 until 23:59:29
+        ("rate_of_change", {"max_change_per_hour": 1}, 1),
+    ]
+    for kind, params, fired in cases:
+        with Session(engine) as session:
+            result = backtest.backtest_rule(
+                session,
+                body={
+                    "name": "r",
+                    "kind": kind,
+                    "measure_name": "temperature",
+                    "unique_identifier": "s1",
+                    "params": params,
+                },
+                dt_from=end - timedelta(hours=3),
+                dt_to=end,
+            )
+        assert result["fired"] == fired, kind
+
+
+def _run_together(*work: Any) -> list[Any]:
+    """Run the callables at once, each in its own thread; their results or exceptions."""
+    barrier = threading.Barrier(len(work))
+    results: list[Any] = [None] * len(work)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work[i]()
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(work))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_acknowledging_while_an_evaluation_resolves_keeps_one_story(engine: sa.Engine) -> None:
+    add_rule(engine)
+    post(engine, "s1", [(10, 35.0)])
+    evaluate(engine, 20)
+    [alert] = alerts(engine)
+    post(engine, "s1", [(30, 20.0)])
+
+    def ack() -> dict[str, Any]:
+        with Session(engine) as session, session.begin():
+            return lifecycle.acknowledge(
+                session, alert_id=alert["id"], actor="ann", comment=None, now=at(40)
+            )
+
+    acked, evaluated = _run_together(ack, lambda: evaluate(engine, 40))
+    assert not isinstance(evaluated, Exception), evaluated
+    with Session(engine) as session:
+        chain = session.execute(
+            sa.select(AlertTransition.from_state, AlertTransition.to_state).order_by(
+                AlertTransition.id
+            )
+        ).all()
+    # Whichever went first, each transition starts where the previous one ended.
+    if isinstance(acked, Conflict):  # resolved first: nothing left to acknowledge
+        assert [tuple(c) for c in chain] == [(None, "firing"), ("firing", "resolved")]
+    else:
+        assert [tuple(c) for c in chain] == [
+            (None, "firing"),
+            ("firing", "acknowledged"),
+            ("acknowledged", "resolved"),
+        ]
+    assert alerts(engine)[0]["state"] == "resolved"
+
+
+def test_deleting_a_rule_while_it_is_evaluated(engine: sa.Engine) -> None:
+    add_rule(engine, unique_identifier=None, type_name="thermo")
+    post(engine, "s1", [(10, 35.0)])
+    post(engine, "s2", [(10, 36.0)])
+
+    def delete() -> None:
+        with Session(engine) as session, session.begin():
+            rules.delete_rule(session, name="hot", now=at(20))
+
+    results = _run_together(delete, lambda: evaluate(engine, 20))
+    assert not any(isinstance(r, Exception) for r in results), results
+    # Deleted first: nothing was evaluated; evaluated first: its alerts were then resolved.
+    assert all(a["state"] == "resolved" for a in alerts(engine))
+    assert len(deliveries(engine)) in (0, 4)

@@ -1,3 +1,4 @@
 """Alert rules, their state machine, the evaluator and the backtest (docs/architecture.md,
-Alerts). Nothing here knows of Azure: the timer and the routes in function_app/alerts.py
-call `evaluator.evaluate_tick`, `evaluator.evaluate` and the functions of `rules`."""
+Alerts). Nothing here knows of Azure: function_app/alerts.py calls `rules` (saving rules),
+`lifecycle` (listing and acknowledging alerts), `evaluator` (the timer's tick and
+evaluate-alerts) and `backtest`."""

@@ -4,12 +4,13 @@ uses. It writes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from dtbase_core.alerts import data, machine
+from dtbase_core.alerts import data, machine, rules
 from dtbase_core.alerts.params import ForecastParams, RuleSpec, ThresholdParams
 from dtbase_core.errors import Invalid
 from dtbase_core.orm import Datatype
@@ -20,9 +21,17 @@ MAX_READINGS = 1_000_000
 NUMERIC = (Datatype.FLOAT, Datatype.INTEGER)  # the datatypes with hourly rollups
 
 
+def backtest_rule(
+    session: Session, *, body: Mapping[str, Any], dt_from: datetime, dt_to: datetime
+) -> dict[str, Any]:
+    """The backtest of the rule `body` describes (checked as a rule to save would be)."""
+    return backtest(session, spec=rules.check_rule(session, body), dt_from=dt_from, dt_to=dt_to)
+
+
 def backtest(
     session: Session, *, spec: RuleSpec, dt_from: datetime, dt_to: datetime
 ) -> dict[str, Any]:
+    """The intervals in which `spec` would have fired over (dt_from, dt_to]."""
     if dt_to <= dt_from:
         raise Invalid("dt_to must be after dt_from", ("body", "dt_to"))
     watched = data.watched_series(

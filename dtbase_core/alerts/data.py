@@ -221,7 +221,8 @@ def quiet_hours(
             cross join lateral (
                 select * from sensor_reading_hourly h
                 where h.sensor_id = k.sensor_id and h.measure_id = k.measure_id
-                  and h.hour > :first_hour and h.hour <= :until
+                  and h.hour > cast(:after as timestamptz) - interval '1 hour'
+                  and h.hour <= :until
                 order by h.hour
             ) h
             """
@@ -229,13 +230,13 @@ def quiet_hours(
         {
             "sids": [k[0] for k in keys],
             "mids": [k[1] for k in keys],
-            "first_hour": after - timedelta(hours=1),
+            "after": after,
             "until": until,
         },
     )
     for sensor_id, measure_id, hour, count, low, high, first_at, first_value in rows:
         key = (sensor_id, measure_id)
-        inside = hour > after and hour + timedelta(hours=1) <= until
+        inside = hour > after and until - hour >= timedelta(hours=1)
         if inside and quiet(low, high):
             quiet_found[key].append((hour, (first_at, first_value), count))
         else:

@@ -10,8 +10,8 @@ before a series' watermark are not evaluated (the watermark is on reading time).
 Hosts sharing a database evaluate one at a time: every evaluation, and every change to
 rules and alerts, takes one transaction-scoped advisory lock first, so a second evaluator
 waits, then sees the first one's watermarks and states and repeats nothing; a transition
-is stored, and notified, once. The timer also claims its tick (`alert_tick`, keyed by the
-minute), so each tick is evaluated by one host only.
+is stored, and notified, once. The timer also claims its occurrence (`alert_tick`), so each
+tick is evaluated by one host only.
 """
 
 from __future__ import annotations
@@ -43,9 +43,13 @@ def lock(session: Session) -> None:
     lifecycle.lock(session)
 
 
-def evaluate_tick(session: Session, *, now: datetime) -> dict[str, Any] | None:
-    """The timer's evaluation: None when another host has claimed this minute already."""
-    tick = now.replace(second=0, microsecond=0)
+def evaluate_tick(
+    session: Session, *, now: datetime, occurrence: datetime | None = None
+) -> dict[str, Any] | None:
+    """The timer's evaluation of one occurrence of its schedule: None when another host
+    has claimed it already. `occurrence` identifies it the same on every host (the timer
+    passes its schedule's next fire time); without one, the second it fired in does."""
+    tick = occurrence or now.replace(microsecond=0)
     claimed = session.execute(
         pg.insert(AlertTick)
         .values(tick=tick, evaluated_at=now, transitions=0)
@@ -54,7 +58,7 @@ def evaluate_tick(session: Session, *, now: datetime) -> dict[str, Any] | None:
     ).first()
     if claimed is None:
         return None
-    # A claimed tick only has to outlive its minute; a day of them is kept to look at.
+    # A claimed tick only has to outlive its occurrence; a day of them is kept to look at.
     session.execute(sa.delete(AlertTick).where(AlertTick.tick < tick - TICKS_KEPT))
     result = evaluate(session, now=now)
     session.execute(

@@ -3,8 +3,10 @@ series' watermark, the backtest every reading of a past range, so both decide al
 
 Per series a rule is `ok`, `pending` (the condition holds, for less than `for_seconds`) or
 `firing`. `step` takes one reading in time order; `tick` is the passing of time with no
-reading (a `for_seconds` running out, no data for too long). Each returns the events it
-caused: ("pending" | "firing" | "resolved", at, value).
+reading (a `for_seconds` running out, no data for too long). Each appends the events it
+causes to `state.events`: `Event(to="pending" | "firing" | "resolved", at, value, message)`.
+A reading first lets time pass up to itself, so a gap in a backtest's readings counts as
+a silence exactly as the timer would have seen it.
 """
 
 from __future__ import annotations
@@ -80,17 +82,17 @@ def step(
 
 def tick(params: object, state: State, now: datetime) -> None:
     """Time has reached `now` with no reading since the last one."""
+    # Durations are compared before an instant is added to (which could pass year 9999).
     if isinstance(params, ThresholdParams) and state.phase == "pending":
         assert state.since is not None
-        due = state.since + timedelta(seconds=params.for_seconds)
-        if due <= now:
-            _fire(state, due, state.last_value, f"held for {params.for_seconds} s")
+        wait = timedelta(seconds=params.for_seconds)
+        if now - state.since >= wait:
+            _fire(state, state.since + wait, state.last_value, f"held for {params.for_seconds} s")
     elif isinstance(params, NoDataParams) and state.phase == "ok":
         last = state.last_timestamp or state.watched_since
-        if last is not None:
-            due = last + timedelta(seconds=params.no_data_seconds)
-            if due < now:
-                _fire(state, due, None, f"no reading for {params.no_data_seconds} s")
+        wait = timedelta(seconds=params.no_data_seconds)
+        if last is not None and now - last > wait:
+            _fire(state, last + wait, None, f"no reading for {params.no_data_seconds} s")
 
 
 def _threshold(params: ThresholdParams, state: State, at: datetime, value: float) -> None:

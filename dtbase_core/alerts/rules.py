@@ -113,9 +113,11 @@ def _columns(spec: RuleSpec) -> dict[str, Any]:
     }
 
 
-def _rule(session: Session, name: str, *, lock: bool = False) -> AlertRule:
+def _rule(session: Session, name: str, *, lock: bool = False, key_share: bool = False) -> AlertRule:
+    """The rule called `name`, locked FOR UPDATE with `lock` (FOR NO KEY UPDATE with
+    `key_share` too: alerts may still be written for it meanwhile)."""
     query = sa.select(AlertRule).where(AlertRule.name == name)
-    rule = session.scalar(query.with_for_update() if lock else query)
+    rule = session.scalar(query.with_for_update(key_share=key_share) if lock else query)
     if rule is None:
         raise NotFound(f"Alert rule '{name}' does not exist")
     return rule
@@ -139,6 +141,9 @@ def list_rules(session: Session) -> list[dict[str, Any]]:
 
 def update_rule(session: Session, *, body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """Replace the rule called `body["name"]` (silencing is kept)."""
+    # The evaluation lock before the rule's row: an evaluation, holding that lock, takes
+    # the row's KEY SHARE lock when it writes an alert of the rule.
+    lifecycle.lock(session)
     rule = _rule(session, body["name"], lock=True)
     spec = check_rule(session, body)
     _restart(session, rule, now, "rule changed")
@@ -150,6 +155,7 @@ def update_rule(session: Session, *, body: Mapping[str, Any], now: datetime) -> 
 
 
 def delete_rule(session: Session, *, name: str, now: datetime) -> None:
+    lifecycle.lock(session)  # before the row, as in update_rule
     rule = _rule(session, name, lock=True)
     _restart(session, rule, now, "rule deleted")
     session.delete(rule)
@@ -159,15 +165,15 @@ def delete_rule(session: Session, *, name: str, now: datetime) -> None:
 def silence_rule(session: Session, *, name: str, until: datetime, now: datetime) -> dict[str, Any]:
     """Evaluated as usual, but no transition notifies anyone before `until` (a time in
     the past ends a silence)."""
-    rule = _rule(session, name, lock=True)
+    rule = _rule(session, name, lock=True, key_share=True)
     rule.silenced_until = until if until > now else None
     session.flush()
     return rule_out(rule)
 
 
 def _restart(session: Session, rule: AlertRule, now: datetime, why: str) -> None:
-    """End the rule's open alerts and forget its per-series state."""
-    lifecycle.lock(session)
+    """End the rule's open alerts and forget its per-series state (under the evaluation
+    lock, taken by the caller)."""
     open_alerts = session.scalars(
         sa.select(Alert)
         .where(Alert.rule_id == rule.id, Alert.state.in_(OPEN_STATES))

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 
+from tests.web.conftest import sign_in
+
 
 def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
@@ -94,6 +96,8 @@ def test_write_backtest_save_fire_and_acknowledge_a_rule(
 
     page.get_by_role("link", name="Dashboard", exact=True).click()
     expect(page.locator("[data-stat='firing-alerts'] .number")).to_have_text("1")
+    expect(page.locator("[data-stat='firing-alerts']")).to_have_class("stat alerting")
+    shoot("dashboard-alerting")
     page.locator("[data-stat='firing-alerts'] a").click()
     page.wait_for_url("**/alerts.html")
 
@@ -131,8 +135,12 @@ def test_silence_and_edit_a_rule(signed_in: Page, live_host, admin, console) -> 
     page.goto(live_host.url + "/alerts.html")
     rules = page.locator("#rule-list table")
     expect(rules).to_contain_text("every Thermo · temperature")
+    page.get_by_label("Silence for").select_option(label="1 day")
     page.get_by_role("button", name="Silence rule quiet").click()
     expect(rules).to_contain_text("silenced until")
+    [rule] = admin.get("/alert/list-alert-rules").json()
+    until = datetime.fromisoformat(rule["silenced_until"])
+    assert timedelta(hours=23) < until - datetime.now(UTC) <= timedelta(days=1)
     page.get_by_role("button", name="Unsilence rule quiet").click()
     expect(rules).to_contain_text("active")
 
@@ -145,3 +153,40 @@ def test_silence_and_edit_a_rule(signed_in: Page, live_host, admin, console) -> 
     expect(form.locator(".form-status")).to_have_text("Rule “quiet” saved.")
     expect(rules).to_contain_text("no_data_seconds 1200")
     assert admin.get("/alert/list-alert-rules").json()[0]["params"] == {"no_data_seconds": 1200}
+
+
+def test_a_non_admin_acknowledges_but_does_not_evaluate(
+    page: Page, live_host, admin, console
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    seed_week(admin, now)
+    admin.ok(
+        "/alert/insert-alert-rule",
+        {
+            "name": "too-hot",
+            "kind": "threshold",
+            "measure_name": "temperature",
+            "unique_identifier": "t-1",
+            "params": {"above": 30},
+            "severity": "warning",
+        },
+        201,
+    )
+    admin.ok(
+        "/sensor/insert-sensor-readings",
+        {
+            "unique_identifier": "t-1",
+            "measure_name": "temperature",
+            "readings": [31.0],
+            "timestamps": [iso(datetime.now(UTC) - timedelta(seconds=5))],
+        },
+        201,
+    )
+    [made] = admin.ok("/alert/evaluate-alerts")["transitions"]
+    admin.ok("/user/create-user", {"email": "op@example.com", "password": "pw"}, 201)
+    sign_in(page, live_host.url, "op@example.com", "pw", start="/alerts.html")
+    expect(page.locator("#open-alerts tbody tr")).to_contain_text("firing")
+    expect(page.get_by_role("button", name="Evaluate now")).to_be_hidden()
+    page.get_by_role("button", name=f"Acknowledge alert {made['alert_id']}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("#open-alerts tbody tr")).to_contain_text("op@example.com")

@@ -10,7 +10,7 @@ import { listSensorTypes, listSensorsWithTypes, measureLabel } from "../catalog.
 import { timeSeriesChart } from "../charts.js";
 
 const WEEK_MS = 7 * 86400e3;
-const SILENCE_HOURS = 1;
+const silenceHours = () => Number($("#silence-hours").value);
 const PARAMS = {
   threshold: ["above", "below", "clear_above", "clear_below", "for_seconds"],
   no_data: ["no_data_seconds"],
@@ -53,7 +53,7 @@ function alertColumns(open) {
           a.state === "firing"
             ? el("button", { type: "button", class: "small", text: "Acknowledge", "aria-label": `Acknowledge alert ${a.id}`, onclick: () => acknowledge(a) })
             : null,
-          el("button", { type: "button", class: "secondary small", text: `Silence ${SILENCE_HOURS}\u00a0h`, "aria-label": `Silence rule ${a.rule_name}`, onclick: () => silence(a.rule_name, SILENCE_HOURS) }),
+          el("button", { type: "button", class: "secondary small", text: "Silence", "aria-label": `Silence rule ${a.rule_name}`, onclick: () => silence(a.rule_name, silenceHours()) }),
         ),
     });
   }
@@ -169,7 +169,7 @@ function renderRules() {
               el("button", { type: "button", class: "secondary small", text: "Edit", "aria-label": `Edit rule ${r.name}`, onclick: () => editRule(r) }),
               r.silenced_until && new Date(r.silenced_until).getTime() > now
                 ? el("button", { type: "button", class: "secondary small", text: "Unsilence", "aria-label": `Unsilence rule ${r.name}`, onclick: () => silence(r.name, 0) })
-                : el("button", { type: "button", class: "secondary small", text: `Silence ${SILENCE_HOURS}\u00a0h`, "aria-label": `Silence rule ${r.name}`, onclick: () => silence(r.name, SILENCE_HOURS) }),
+                : el("button", { type: "button", class: "secondary small", text: "Silence", "aria-label": `Silence rule ${r.name}`, onclick: () => silence(r.name, silenceHours()) }),
               el("button", { type: "button", class: "danger small", text: "Delete", "aria-label": `Delete rule ${r.name}`, onclick: () => deleteRule(r.name) }),
             ),
         },
@@ -352,6 +352,7 @@ async function setUpEditor() {
 async function main() {
   await startPage("alerts");
   $("#refresh-alerts").addEventListener("click", loadAlerts);
+  $("#silence-form").addEventListener("submit", (event) => event.preventDefault());
   $("#evaluate-now").addEventListener("click", async () => {
     const status = $("#evaluate-status");
     try {
