@@ -49,7 +49,7 @@ function alertColumns(open) {
       render: (a) =>
         el(
           "div",
-          { class: "actions" },
+          { class: "actions", "data-editor-only": "" },
           a.state === "firing"
             ? el("button", { type: "button", class: "small", text: "Acknowledge", "aria-label": `Acknowledge alert ${a.id}`, onclick: () => acknowledge(a) })
             : null,
@@ -165,7 +165,7 @@ function renderRules() {
           render: (r) =>
             el(
               "div",
-              { class: "actions" },
+              { class: "actions", "data-editor-only": "" },
               el("button", { type: "button", class: "secondary small", text: "Edit", "aria-label": `Edit rule ${r.name}`, onclick: () => editRule(r) }),
               r.silenced_until && new Date(r.silenced_until).getTime() > now
                 ? el("button", { type: "button", class: "secondary small", text: "Unsilence", "aria-label": `Unsilence rule ${r.name}`, onclick: () => silence(r.name, 0) })
