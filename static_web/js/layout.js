@@ -18,7 +18,7 @@ export const NAV_ITEMS = [
   { page: "alerts", href: "/alerts.html", label: "Alerts" },
   { page: "users", href: "/users.html", label: "Users" },
   // Shown to admins only (the API refuses everyone else anyway).
-  { page: "apikeys", href: "/apikeys.html", label: "API keys", admin: true },
+  { page: "apikeys", href: "/apikeys.html", label: "Keys", title: "API keys", admin: true },
 ];
 
 function buildHeader(currentPage) {
@@ -40,6 +40,8 @@ function buildHeader(currentPage) {
         el("a", {
           href: item.href,
           text: item.label,
+          title: item.title,
+          "aria-label": item.title,
           "aria-current": item.page === currentPage ? "page" : undefined,
         }),
       ),
