@@ -9,7 +9,7 @@ import enum
 class Role(enum.StrEnum):
     VIEWER = "viewer"  # reads only
     EDITOR = "editor"  # reads and writes data, models and services: every DTBase user
-    ADMIN = "admin"  # also users (and, as they come, keys and channels)
+    ADMIN = "admin"  # also users, API keys and notification channels
 
     def includes(self, needed: Role) -> bool:
         """Whether this role may do what `needed` may."""
