@@ -21,6 +21,7 @@ from function_app import (
     openapi,
     sensors,
     services,
+    telemetry,
     users,
 )
 
@@ -38,6 +39,7 @@ for blueprint in (
     services,
     ingress,
     forecasting,
+    telemetry,
     health,
     openapi,
     fallback,

@@ -26,6 +26,7 @@ from dtbase_core.orm.sensors import (
     reading_tables,
 )
 from dtbase_core.orm.services import Service, ServiceParameterSet, ServiceRunLog
+from dtbase_core.orm.telemetry import TelemetryDeadLetter
 from dtbase_core.orm.users import LoginThrottle, User
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "Service",
     "ServiceParameterSet",
     "ServiceRunLog",
+    "TelemetryDeadLetter",
     "User",
     "location_value_tables",
     "model_value_tables",
