@@ -1,0 +1,187 @@
+"""Device telemetry through the real MQTT path (docs/api.md, Device telemetry): devices
+publish with paho-mqtt to the local host's embedded broker (signing in with their API key)
+or to the machine's Mosquitto (DT_MQTT_URL), and the readings are read back through
+`/sensor/sensor-readings`. Waits are on conditions, each with a deadline."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from tests.support import Api, LocalHost
+
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+DEADLINE = 30.0  # seconds any awaited condition may take
+MOSQUITTO = ("127.0.0.1", 1883)
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.05)
+
+
+def topic(uid: str) -> str:
+    return f"dtbase/devices/{uid}/readings"
+
+
+class Device:
+    """A device's MQTT connection (paho-mqtt, MQTT 3.1.1)."""
+
+    def __init__(
+        self,
+        port: int,
+        username: str | None = None,
+        password: str | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"device-{uuid.uuid4().hex[:12]}",
+            protocol=mqtt.MQTTv311,
+        )
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.answered = threading.Event()
+        self.reason: Any = None
+        self.client.on_connect = self._on_connect
+        self.client.connect(host, port, keepalive=30)
+        self.client.loop_start()
+        assert self.answered.wait(DEADLINE), "no CONNACK"
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not self.answered.is_set():
+            self.reason = reason
+            self.answered.set()
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.reason.is_failure)
+
+    def publish(self, uid: str, message: Any) -> None:
+        """QoS 1: returns once the broker has acknowledged it (PUBACK)."""
+        payload = message if isinstance(message, bytes) else json.dumps(message).encode()
+        info = self.client.publish(topic(uid), payload, qos=1)
+        info.wait_for_publish(DEADLINE)
+        assert info.is_published()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def sample(second: int, **values: Any) -> dict[str, Any]:
+    return {"timestamp": iso(T0 + timedelta(seconds=second)), "values": values}
+
+
+def make_sensors(api: Api, *uids: str) -> None:
+    api.ok(
+        "/sensor/insert-sensor-type",
+        {
+            "name": "weather",
+            "measures": [{"name": "temperature", "units": "degC", "datatype": "float"}],
+        },
+        201,
+    )
+    for uid in uids:
+        api.ok("/sensor/insert-sensor", {"type_name": "weather", "unique_identifier": uid}, 201)
+
+
+def stored(api: Api, uid: str) -> list[tuple[Any, str]]:
+    rows = api.ok(
+        "/sensor/sensor-readings",
+        {
+            "measure_name": "temperature",
+            "unique_identifier": uid,
+            "dt_from": iso(T0 - timedelta(days=1)),
+            "dt_to": iso(T0 + timedelta(days=1)),
+        },
+    )
+    return [(row["value"], row["timestamp"]) for row in rows]
+
+
+def dead_letters(api: Api, device: str) -> list[dict[str, Any]]:
+    return [
+        letter
+        for letter in api.ok("/telemetry/list-dead-letters", {})
+        if letter["device_id"] == device
+    ]
+
+
+def subscribed(host: LocalHost) -> bool:
+    return "telemetry: subscribed to dtbase/devices/+/readings" in host.log()
+
+
+def port_open(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def mosquitto_session() -> Iterator[str]:
+    """A client id for the host's subscriber on the machine's Mosquitto; its persistent
+    session is erased afterwards (a clean-session CONNECT with the same id)."""
+    client_id = f"dtbase-test-{uuid.uuid4().hex[:12]}"
+    yield client_id
+    eraser = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=True,
+        protocol=mqtt.MQTTv311,
+    )
+    eraser.connect(*MOSQUITTO)
+    eraser.loop_start()
+    eraser.disconnect()
+    eraser.loop_stop()
+
+
+@pytest.mark.skipif(not port_open(MOSQUITTO), reason="no MQTT broker on 127.0.0.1:1883")
+def test_through_an_external_broker(
+    admin: Api, host_factory: Callable[..., LocalHost], mosquitto_session: str
+) -> None:
+    """DT_MQTT_URL: the host subscribes to Mosquitto (whose own authentication, here none,
+    applies); a redelivered message stores nothing twice, a poison one is dead-lettered."""
+    host = host_factory(
+        env={
+            "DT_MQTT_URL": "mqtt://{}:{}".format(*MOSQUITTO),
+            "DT_MQTT_CLIENT_ID": mosquitto_session,
+        },
+        log_level="info",
+    )
+    wait_until(lambda: subscribed(host), "the host subscribed")
+    uid = f"ext-{uuid.uuid4().hex[:8]}"  # the broker is the machine's: a name of our own
+    make_sensors(admin, uid)
+    device = Device(MOSQUITTO[1], host=MOSQUITTO[0])
+    try:
+        device.publish(uid, sample(0, temperature=1.5))
+        device.publish(uid, sample(0, temperature=1.5))  # as a redelivery would
+        device.publish(uid, b"{not json")
+        device.publish(uid, {**sample(1, temperature=2.5), "unique_identifier": uid})
+    finally:
+        device.close()
+    wait_until(lambda: len(stored(admin, uid)) == 2, "both readings stored")
+    letters = wait_until(lambda: dead_letters(admin, uid), "the poison message dead-lettered")
+    assert stored(admin, uid) == [(1.5, iso(T0)), (2.5, "2025-03-01T00:00:01Z")]
+    assert [(x["source"], x["payload"]) for x in letters] == [("mqtt", "{not json")]
+    assert "not JSON" in letters[0]["reason"]
