@@ -1,15 +1,17 @@
-"""Device telemetry on Azure: an Event Hubs-triggered function on IoT Hub's built-in
-Event Hubs-compatible endpoint, and the dead-letter listing (docs/api.md, Device telemetry).
+"""Device telemetry on Azure: an Event Hubs-triggered function that receives what devices
+send to IoT Hub, and the dead-letter listing (docs/api.md, Device telemetry).
 
 The trigger takes many events per call (`cardinality=many`) as raw bytes, reads each
 event's device id from IoT Hub's system properties (`iothub-connection-device-id`) and
-hands the whole batch to `dtbase_core.telemetry.store_telemetry` in one transaction. It
-reads with its own consumer group through an identity-based connection: the app settings
-`DT_TELEMETRY_CONNECTION__fullyQualifiedNamespace` (the built-in endpoint's namespace),
-`DT_TELEMETRY_EVENT_HUB` (its Event Hub-compatible name) and
-`DT_TELEMETRY_CONSUMER_GROUP`, which the infra program sets. Should the database fail,
-the call raises and the Functions host does not advance the checkpoint: the batch comes
-again, and stores nothing twice.
+hands the whole batch to `dtbase_core.telemetry.store_telemetry` in one transaction.
+
+It reads with its own consumer group (DT_TELEMETRY_CONSUMER_GROUP) through an
+identity-based connection (DT_TELEMETRY_CONNECTION__fullyQualifiedNamespace, with the app's
+managed identity). IoT Hub's built-in Event Hubs-compatible endpoint takes shared access
+keys only, so the hub routes device messages to an event hub of ours
+(DT_TELEMETRY_EVENT_HUB), keeping their system properties (infra/dtbase_infra/telemetry.py).
+Should the database fail, the call raises and the host does not move the checkpoint on:
+the batch comes again, and stores nothing twice.
 """
 
 from __future__ import annotations

@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             asgi.on_shutdown.insert(0, supervisor.stop)
         base = f"http://{args.host}:{args.port}"
         where = f"embedded, in {args.data_dir.resolve()}" if embedded else "DT_DATABASE_URL"
-        telemetry = asgi.telemetry.address  # type: ignore[attr-defined]
+        telemetry = asgi.telemetry.address
         mqtt = (
             f"{telemetry}, topic dtbase/devices/<unique_identifier>/readings"
             if telemetry
