@@ -292,13 +292,15 @@ class ModelRunInfo:
 
 class DTBaseClient:
     """The API over HTTP. `http` (or `transport`) can be injected; the base URL ends in
-    `/api` (DT_BACKEND_URL)."""
+    `/api` (DT_BACKEND_URL). It authenticates with tokens from `token_source`, or with an
+    API key (`api_key`, sent as `Authorization: ApiKey <key>`)."""
 
     def __init__(
         self,
         base_url: str,
         token_source: TokenSource | None = None,
         *,
+        api_key: str | None = None,
         http: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 60.0,
@@ -310,6 +312,7 @@ class DTBaseClient:
             self.http.base_url = httpx.URL(base_url.rstrip("/"))
         self._owns_http = http is None
         self.tokens = token_source
+        self.api_key = api_key
 
     @classmethod
     def with_password(
@@ -337,7 +340,9 @@ class DTBaseClient:
     ) -> DTBaseClient:
         """Signed in as the service user (DT_SERVICE_USER_EMAIL / _PASSWORD) at
         DT_BACKEND_URL; or, with no service user password but an Entra ID app registration
-        (DT_ENTRA_CLIENT_ID and a secret or certificate), with client credentials."""
+        (DT_ENTRA_CLIENT_ID and a secret or certificate), with client credentials; or,
+        with neither, with the service key DT_SERVICE_API_KEY (an API key that reads, writes
+        readings and runs services, but cannot manage models)."""
         settings = settings or get_settings()
         entra = settings.entra
         if not settings.services.service_user_password and (
@@ -347,6 +352,13 @@ class DTBaseClient:
 
             return cls(
                 settings.services.backend_url, token_source(entra), http=http, transport=transport
+            )
+        if not settings.services.service_user_password and settings.services.service_api_key:
+            return cls(
+                settings.services.backend_url,
+                api_key=settings.services.service_api_key,
+                http=http,
+                transport=transport,
             )
         if not settings.services.service_user_email or not settings.services.service_user_password:
             raise ValueError(
@@ -379,7 +391,9 @@ class DTBaseClient:
         content = None if payload is None else orjson.dumps(payload, option=JSON_OPTIONS)
         for attempt in (1, 2):
             headers = {"Content-Type": "application/json"} if content is not None else {}
-            if self.tokens is not None:
+            if self.api_key is not None:
+                headers["Authorization"] = f"ApiKey {self.api_key}"
+            elif self.tokens is not None:
                 headers["Authorization"] = f"Bearer {self.tokens.get()}"
             reply = self.http.request(method, path, content=content, headers=headers)
             if reply.status_code == 401 and attempt == 1 and self.tokens is not None:

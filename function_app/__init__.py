@@ -11,6 +11,7 @@ import azure.functions as func
 
 from dtbase_core.config import check_deployable, get_settings
 from function_app import (
+    apikeys,
     auth,
     fallback,
     forecasting,
@@ -33,6 +34,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 for blueprint in (
     auth,
     users,
+    apikeys,
     locations,
     sensors,
     models,

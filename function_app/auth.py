@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -13,13 +12,12 @@ from typing import Any
 import azure.functions as func
 
 from dtbase_core import security, users
-from dtbase_core.config import Settings
 from dtbase_core.errors import Unauthorized
 from dtbase_core.roles import Role
 from dtbase_core.schemas.users import AuthConfig, LoginIn, TokenPair
 from dtbase_core.throttle import TOO_MANY
 from dtbase_core.timeutil import utcnow
-from function_app.http import Auth, Call, endpoint, in_transaction
+from function_app.http import Auth, Call, client_address, endpoint, in_transaction
 
 bp = func.Blueprint()
 
@@ -40,27 +38,6 @@ _password_checks = ThreadPoolExecutor(
     max_workers=1, thread_name_prefix="password-check", initializer=_lower_priority
 )
 _sign_in_transactions = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sign-in")
-
-
-def client_address(req: func.HttpRequest, settings: Settings) -> str | None:
-    """The caller's IP address as the trusted proxies saw it: the entry that the nearest of
-    `DT_TRUSTED_PROXY_HOPS` proxies appended to X-Forwarded-For (entries further left are
-    whatever the client sent). None when no proxy is trusted or the entry is not an IP."""
-    hops = settings.trusted_proxy_hops
-    entries = [part.strip() for part in (req.headers.get("X-Forwarded-For") or "").split(",")]
-    entries = [entry for entry in entries if entry]
-    if hops == 0 or len(entries) < hops:
-        return None
-    entry = entries[-hops]
-    # Azure's front end writes `ip:port`, `[v6]:port` or a bare address.
-    if entry.startswith("["):
-        entry = entry[1:].partition("]")[0]
-    elif entry.count(":") == 1:
-        entry = entry.partition(":")[0]
-    try:
-        return str(ipaddress.ip_address(entry))
-    except ValueError:
-        return None
 
 
 @endpoint(

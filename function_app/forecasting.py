@@ -37,6 +37,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from dtbase_core.apikeys import Scope
 from dtbase_core.db import session_scope
 from dtbase_core.forecasting.config import ArimaConfig, default_config
 from dtbase_core.forecasting.orchestration import orchestrate
@@ -64,6 +65,7 @@ RUNNING = frozenset({"Pending", "Running"})
     bp,
     "forecast/arima",
     body=ArimaConfig,
+    scope=Scope.SERVICES_RUN,
     body_required=False,
     response=StartedOut,
     status=202,
@@ -100,6 +102,7 @@ async def forecast_arima(call: Call[ArimaConfig]) -> Any:
     errors={404: "No such forecast"},
     durable_client=True,
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 async def forecast_status(call: Call[None]) -> Any:
     """A forecast's status, progress and output, by instance id; 202 while it runs."""

@@ -25,14 +25,14 @@ Only asynchronous handlers may take a Durable client (`durable_client=True`).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import inspect
+import ipaddress
 import logging
 import random
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -47,7 +47,8 @@ from psycopg import errors as pg_errors
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from dtbase_core import users
+from dtbase_core import apikeys, users
+from dtbase_core.apikeys import KeyPrincipal, Scope
 from dtbase_core.config import ConfigError, Settings, get_settings
 from dtbase_core.db import NoReply, Timeouts, session_scope
 from dtbase_core.errors import (
@@ -61,7 +62,9 @@ from dtbase_core.errors import (
 from dtbase_core.roles import Role
 from dtbase_core.schemas.common import Message, ReadingsBody
 from dtbase_core.security import ACCESS, REFRESH, bearer_token
+from dtbase_core.startup import on_start
 from dtbase_core.throttle import TooManyAttempts
+from dtbase_core.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,9 @@ T = TypeVar("T")
 JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 # A validation error echoes the offending input; past this size it is left out.
 MAX_ECHOED_INPUT = 200
+# An API key comes as `Authorization: ApiKey <key>` or in this header.
+API_KEY_HEADER = "X-API-Key"
+API_KEY_SCHEME = "apikey"
 # Azure Functions' header for a function key; services get the deployment's service key here.
 SERVICE_KEY_HEADER = "x-functions-key"
 # The same key as a query value, as Azure Functions also accepts it (kept for old URLs).
@@ -87,10 +93,13 @@ class Auth(StrEnum):
     """Who may call a route. Checked in `prepare` and nowhere else."""
 
     NONE = "none"  # public: health, the API documents, sign-in
-    TOKEN = "token"  # a user's access token (built-in or Entra ID)
+    # A user's access token (built-in or Entra ID), or an API key if the route declares
+    # the scope a key needs (then `call.key` is the key and `call.user` None).
+    TOKEN = "token"
     REFRESH_TOKEN = "refresh-token"  # a refresh token: /auth/refresh only
-    # A user's access token, or the deployment's service key (DT_SERVICE_API_KEY) for the
-    # app's own services called by run-service, a timer or a script; then `call.user` is None.
+    # As TOKEN, and the key may also come in `x-functions-key` (or `?code=`): how the
+    # app's own services are called by run-service with the deployment's service key
+    # (DT_SERVICE_API_KEY, itself an API key).
     TOKEN_OR_SERVICE_KEY = "token-or-service-key"
 
 
@@ -111,8 +120,12 @@ class Route:
     response: Any
     status: int
     auth: Auth
-    # The least role a signed-in caller needs; the service key passes (it is the app's own).
+    # The least role a signed-in caller needs.
     role: Role = Role.EDITOR
+    # The scope an API key needs here; None: no key may call it.
+    scope: Scope | None = None
+    # The sensors a call names, which a key limited to some sensors must be allowed.
+    sensors: Callable[[Any], Iterable[str]] | None = None
     errors: dict[int, str] = field(default_factory=dict)
     media_type: str = "application/json"
     db: bool = True  # a synchronous handler gets a transaction (`call.session`)
@@ -133,6 +146,7 @@ class Call(Generic[B]):
     request: func.HttpRequest
     _session: Session | None = None
     durable: Any = None  # df.DurableOrchestrationClient, for durable_client=True
+    key: KeyPrincipal | None = None  # the API key, when one authenticated the call
 
     @property
     def session(self) -> Session:
@@ -398,34 +412,77 @@ def _check_readings_count(count: int, limit: int) -> None:
         )
 
 
-def service_key_presented(req: func.HttpRequest, settings: Settings) -> bool:
-    """Whether the request carries the deployment's service key; a wrong key is a 401.
+def client_address(req: func.HttpRequest, settings: Settings) -> str | None:
+    """The caller's IP address as the trusted proxies saw it: the entry that the nearest of
+    `DT_TRUSTED_PROXY_HOPS` proxies appended to X-Forwarded-For (entries further left are
+    whatever the client sent). None when no proxy is trusted or the entry is not an IP."""
+    hops = settings.trusted_proxy_hops
+    entries = [part.strip() for part in (req.headers.get("X-Forwarded-For") or "").split(",")]
+    entries = [entry for entry in entries if entry]
+    if hops == 0 or len(entries) < hops:
+        return None
+    entry = entries[-hops]
+    # Azure's front end writes `ip:port`, `[v6]:port` or a bare address.
+    if entry.startswith("["):
+        entry = entry[1:].partition("]")[0]
+    elif entry.count(":") == 1:
+        entry = entry.partition(":")[0]
+    try:
+        return str(ipaddress.ip_address(entry))
+    except ValueError:
+        return None
 
-    False when it carries no key at all (a token may still be there)."""
-    presented = req.headers.get(SERVICE_KEY_HEADER) or req.params.get(SERVICE_KEY_PARAM)
-    if not presented:
-        return False
-    expected = settings.services.service_api_key or ""
-    if expected and hmac.compare_digest(presented.encode(), expected.encode()):
-        return True
-    raise _EarlyReply(detail_response(401, "Invalid service key"))
+
+def _presented_key(route: Route, req: func.HttpRequest) -> tuple[str, bool] | None:
+    """The API key the request carries, and whether it came the services' old way
+    (`x-functions-key` or `?code=`, on their routes only); None without one."""
+    scheme, _, value = (req.headers.get("Authorization") or "").strip().partition(" ")
+    if scheme.lower() == API_KEY_SCHEME and value.strip():
+        return value.strip(), False
+    if req.headers.get(API_KEY_HEADER):
+        return req.headers[API_KEY_HEADER].strip(), False
+    if route.auth is Auth.TOKEN_OR_SERVICE_KEY:
+        legacy = req.headers.get(SERVICE_KEY_HEADER) or req.params.get(SERVICE_KEY_PARAM)
+        if legacy:
+            return legacy, True
+    return None
 
 
 def _authenticate(
     route: Route, req: func.HttpRequest, session: Session | None, settings: Settings
-) -> users.CurrentUser | None:
+) -> users.CurrentUser | KeyPrincipal | None:
     if route.auth is Auth.NONE:
         return None
-    if route.auth is Auth.TOKEN_OR_SERVICE_KEY and service_key_presented(req, settings):
-        return None
+    assert session is not None, "credentials are checked inside a transaction"
+    presented = _presented_key(route, req) if route.auth is not Auth.REFRESH_TOKEN else None
+    if presented is not None:
+        key, legacy = presented
+        try:
+            return apikeys.authenticate_key(
+                session,
+                key,
+                now=utcnow(),
+                address=client_address(req, settings),
+                settings=settings,
+            )
+        except Unauthorized as exc:
+            # The services' old header keeps its message for an unknown key.
+            if legacy and exc.detail == apikeys.UNKNOWN:
+                raise Unauthorized("Invalid service key") from None
+            raise
     token = bearer_token(req.headers.get("Authorization"))
-    assert session is not None, "a token is checked inside a transaction"
     return users.authenticate_token(session, token, _TOKEN_TYPE[route.auth], settings)
 
 
-def _authorize(route: Route, user: users.CurrentUser | None) -> None:
-    """A 403 unless the caller's role includes the route's. An admin route's 403 says what
-    its declaration says (DTBase's "Only an admin can create users")."""
+def _authorize(route: Route, user: users.CurrentUser | KeyPrincipal | None) -> None:
+    """A 403 unless the caller's role includes the route's, or the caller's API key has the
+    route's scope. An admin route's 403 says what its declaration says (DTBase's "Only an
+    admin can create users")."""
+    if isinstance(user, KeyPrincipal):
+        if route.scope is None:
+            raise Forbidden(f"API keys may not use {route.path}")
+        user.require(route.scope)
+        return
     if user is None or user.role.includes(route.role):
         return
     if route.role is Role.ADMIN:
@@ -436,7 +493,8 @@ def _authorize(route: Route, user: users.CurrentUser | None) -> None:
 
 
 class _Startup:
-    """Per-process start-up work done before the first request (the default user)."""
+    """Per-process start-up work done before the first request: the default user, and the
+    service key as the API key `built-in services`."""
 
     def __init__(self) -> None:
         self._done = False
@@ -451,7 +509,7 @@ class _Startup:
         with self._lock:
             if not self._done:
                 with session_scope() as session:
-                    users.ensure_default_user(session, settings.default_user_password)
+                    on_start(session, settings, utcnow())
                 self._done = True
 
 
@@ -471,9 +529,15 @@ def prepare(
     try:
         raw = _read_json(req) if route.method != "GET" else _NO_BODY
         settings = get_settings()
-        user = _authenticate(route, req, session, settings)
-        _authorize(route, user)
-        return Call(_parse_body(route, raw, settings), user, settings, req, session)
+        caller = _authenticate(route, req, session, settings)
+        _authorize(route, caller)
+        body = _parse_body(route, raw, settings)
+        if isinstance(caller, KeyPrincipal):
+            if route.sensors is not None:
+                assert session is not None
+                caller.check_sensors(session, route.sensors(body))
+            return Call(body, None, settings, req, session, key=caller)
+        return Call(body, caller, settings, req, session)
     except _EarlyReply as early:
         return early.response
     except Exception as exc:
@@ -560,6 +624,8 @@ def endpoint(
     status: int = 200,
     auth: Auth = Auth.TOKEN,
     role: Role = Role.EDITOR,
+    scope: Scope | None = None,
+    sensors: Callable[[Any], Iterable[str]] | None = None,
     errors: dict[int, str] | None = None,
     media_type: str = "application/json",
     db: bool = True,
@@ -571,7 +637,9 @@ def endpoint(
 
     `auth` says who may call it and `role` the least role a signed-in caller needs: editor
     unless declared (reads declare `Role.VIEWER`, so a route declared without thought is
-    closed to viewers, not open); `db=False` gives a synchronous handler no transaction;
+    closed to viewers, not open); `scope` the API-key scope that opens it to keys (none:
+    no key may call it) and `sensors(body)` the sensors a call names, which a key limited
+    to some sensors must be allowed; `db=False` gives a synchronous handler no transaction;
     `durable_client=True` (async handlers, on a `df.Blueprint`) puts a Durable client in
     `call.durable`; `replies` documents other successful replies (status → (schema,
     description)), which the handler returns as its own `HttpResponse`."""
@@ -594,6 +662,8 @@ def endpoint(
             status=status,
             auth=auth,
             role=role,
+            scope=scope,
+            sensors=sensors,
             errors=_with_role_limit(path, auth, role, _with_readings_limit(body, errors or {})),
             media_type=media_type,
             db=db and not is_async,

@@ -17,6 +17,7 @@ from typing import Any
 
 import azure.functions as func
 
+from dtbase_core.apikeys import Scope
 from dtbase_core.config import get_settings
 from dtbase_core.db import session_scope
 from dtbase_core.ingress.weather import WeatherIngress, WeatherIngressIn
@@ -33,6 +34,7 @@ bp = func.Blueprint()
     bp,
     "ingress/weather",
     body=WeatherIngressIn,
+    scope=Scope.SERVICES_RUN,
     body_required=False,
     response=WeatherIngressOut,
     auth=Auth.TOKEN_OR_SERVICE_KEY,

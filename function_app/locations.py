@@ -8,6 +8,7 @@ from typing import Any
 import azure.functions as func
 
 from dtbase_core import locations
+from dtbase_core.apikeys import Scope
 from dtbase_core.roles import Role
 from dtbase_core.schemas.locations import (
     CoordinatesIn,
@@ -70,6 +71,7 @@ def insert_location_for_schema(call: Call[CoordinatesIn]) -> Any:
     body=ListLocationsIn,
     response=list[LocationOut],
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_locations(call: Call[ListLocationsIn]) -> Any:
     """A schema's locations, optionally only those matching some coordinates."""
@@ -82,6 +84,7 @@ def list_locations(call: Call[ListLocationsIn]) -> Any:
     method="GET",
     response=list[LocationSchemaOut],
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_location_schemas(call: Call[None]) -> Any:
     """Every location schema with its identifiers, in the order they were created."""
@@ -94,6 +97,7 @@ def list_location_schemas(call: Call[None]) -> Any:
     method="GET",
     response=list[LocationIdentifier],
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_location_identifiers(call: Call[None]) -> Any:
     """Every location identifier, in the order they were created."""
@@ -107,6 +111,7 @@ def list_location_identifiers(call: Call[None]) -> Any:
     response=LocationSchemaOut,
     errors={400: "No such schema"},
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def get_schema_details(call: Call[SchemaNameIn]) -> Any:
     """One location schema with its identifiers."""

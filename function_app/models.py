@@ -8,6 +8,7 @@ from typing import Any
 import azure.functions as func
 
 from dtbase_core import models
+from dtbase_core.apikeys import Scope
 from dtbase_core.roles import Role
 from dtbase_core.schemas.models import (
     ListModelRunsIn,
@@ -38,7 +39,14 @@ def insert_model(call: Call[ModelNameIn]) -> Any:
     return {"detail": "Model inserted"}
 
 
-@endpoint(bp, "model/list-models", method="GET", response=list[ModelOut], role=Role.VIEWER)
+@endpoint(
+    bp,
+    "model/list-models",
+    method="GET",
+    response=list[ModelOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
 def list_models(call: Call[None]) -> Any:
     """Every model, in the order they were created."""
     return models.list_models(call.session)
@@ -78,6 +86,7 @@ def insert_model_scenario(call: Call[ModelScenarioIn]) -> Any:
     method="GET",
     response=list[ModelScenarioOut],
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_model_scenarios(call: Call[None]) -> Any:
     """Every scenario with its model's name, in the order they were created."""
@@ -113,7 +122,12 @@ def insert_model_measure(call: Call[ModelMeasureIn]) -> Any:
 
 
 @endpoint(
-    bp, "model/list-model-measures", method="GET", response=list[ModelMeasureOut], role=Role.VIEWER
+    bp,
+    "model/list-model-measures",
+    method="GET",
+    response=list[ModelMeasureOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_model_measures(call: Call[None]) -> Any:
     """Every model measure, in the order they were created."""
@@ -152,7 +166,12 @@ def insert_model_run(call: Call[ModelRunIn]) -> Any:
 
 
 @endpoint(
-    bp, "model/list-model-runs", body=ListModelRunsIn, response=list[ModelRunOut], role=Role.VIEWER
+    bp,
+    "model/list-model-runs",
+    body=ListModelRunsIn,
+    response=list[ModelRunOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_model_runs(call: Call[ListModelRunsIn]) -> Any:
     """Runs of a model created between dt_from and dt_to (default: the last 7 days)."""
@@ -160,7 +179,12 @@ def list_model_runs(call: Call[ListModelRunsIn]) -> Any:
 
 
 @endpoint(
-    bp, "model/get-model-run", body=RunIdIn, response=dict[str, list[RunValue]], role=Role.VIEWER
+    bp,
+    "model/get-model-run",
+    body=RunIdIn,
+    response=dict[str, list[RunValue]],
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def get_model_run(call: Call[RunIdIn]) -> Any:
     """A run's values by measure name, ascending by timestamp; `{}` for an unknown run."""
@@ -174,6 +198,7 @@ def get_model_run(call: Call[RunIdIn]) -> Any:
     response=RunSensorMeasure,
     errors={400: "No such model run"},
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def get_model_run_sensor_measure(call: Call[RunIdIn]) -> Any:
     """The sensor and sensor measure a run compares against (null when none)."""

@@ -9,6 +9,7 @@ from typing import Any
 import azure.functions as func
 
 from dtbase_core import aggregation, readings, sensors
+from dtbase_core.apikeys import Scope
 from dtbase_core.roles import Role
 from dtbase_core.schemas.common import Value
 from dtbase_core.schemas.sensors import (
@@ -53,14 +54,26 @@ def insert_sensor_type(call: Call[SensorTypeIn]) -> Any:
 
 
 @endpoint(
-    bp, "sensor/list-sensor-types", method="GET", response=list[SensorTypeOut], role=Role.VIEWER
+    bp,
+    "sensor/list-sensor-types",
+    method="GET",
+    response=list[SensorTypeOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_sensor_types(call: Call[None]) -> Any:
     """Every sensor type with its measures."""
     return sensors.list_sensor_types(call.session)
 
 
-@endpoint(bp, "sensor/list-measures", method="GET", response=list[MeasureOut], role=Role.VIEWER)
+@endpoint(
+    bp,
+    "sensor/list-measures",
+    method="GET",
+    response=list[MeasureOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
 def list_measures(call: Call[None]) -> Any:
     """Every sensor measure."""
     return sensors.list_measures(call.session)
@@ -91,7 +104,14 @@ def insert_sensor(call: Call[SensorIn]) -> Any:
     return {"detail": "Sensor inserted"}
 
 
-@endpoint(bp, "sensor/list-sensors", body=ListSensorsIn, response=list[SensorOut], role=Role.VIEWER)
+@endpoint(
+    bp,
+    "sensor/list-sensors",
+    body=ListSensorsIn,
+    response=list[SensorOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
 def list_sensors(call: Call[ListSensorsIn]) -> Any:
     """Every sensor, or those of one type (the body may be `{}`)."""
     return sensors.list_sensors(call.session, type_name=call.body.type_name)
@@ -135,6 +155,7 @@ def insert_sensor_location(call: Call[SensorLocationIn]) -> Any:
     body=UniqueIdentifierIn,
     response=list[dict[str, Value]],
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_sensor_locations(call: Call[UniqueIdentifierIn]) -> Any:
     """A sensor's location history, newest installation first."""
@@ -147,6 +168,8 @@ def list_sensor_locations(call: Call[UniqueIdentifierIn]) -> Any:
     bp,
     "sensor/insert-sensor-readings",
     body=ReadingsIn,
+    scope=Scope.READINGS_WRITE,
+    sensors=lambda body: [body.unique_identifier],
     status=201,
     response=BulkInsertOut,
     errors={400: "Sensor does not exist, or the measure is not of its type"},
@@ -163,6 +186,8 @@ def insert_sensor_readings(call: Call[ReadingsIn]) -> Any:
     bp,
     "sensor/insert-readings-bulk",
     body=BulkReadingsIn,
+    scope=Scope.READINGS_WRITE,
+    sensors=lambda body: [series.unique_identifier for series in body.series],
     status=201,
     response=BulkInsertOut,
     errors={400: "A sensor or measure does not exist"},
@@ -184,6 +209,7 @@ def insert_readings_bulk(call: Call[BulkReadingsIn]) -> Any:
     response=list[ReadingOut],
     errors={400: "The sensor or the measure does not exist"},
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def sensor_readings(call: Call[ReadingsQuery]) -> Any:
     """A sensor's readings of one measure between two instants (both inclusive)."""
@@ -197,6 +223,7 @@ def sensor_readings(call: Call[ReadingsQuery]) -> Any:
     response=list[AggregateOut],
     errors={400: "The sensor or the measure does not exist"},
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def sensor_readings_aggregated(call: Call[AggregatedQuery]) -> Any:
     """Readings aggregated per time bucket (mean, min, max, sum, count, first, last)."""
@@ -210,6 +237,7 @@ def sensor_readings_aggregated(call: Call[AggregatedQuery]) -> Any:
     body_required=False,
     response=list[LatestReadingOut],
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def latest_readings(call: Call[LatestReadingsIn]) -> Any:
     """The newest reading of every (sensor, measure), optionally for one sensor type."""
@@ -230,6 +258,7 @@ def _csv_text(value: Any) -> Any:
     media_type="text/csv",
     errors={400: "A sensor or measure does not exist"},
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def export_readings(call: Call[ExportQuery]) -> Any:
     """Readings of several sensors and measures as CSV, with a header row."""

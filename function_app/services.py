@@ -22,6 +22,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from dtbase_core import service_runs, services
+from dtbase_core.apikeys import Scope
 from dtbase_core.config import get_settings
 from dtbase_core.roles import Role
 from dtbase_core.schemas.services import (
@@ -82,7 +83,14 @@ def insert_service(call: Call[ServiceIn]) -> Any:
     return {"detail": "Service created successfully."}
 
 
-@endpoint(bp, "service/list-services", method="GET", response=list[ServiceOut], role=Role.VIEWER)
+@endpoint(
+    bp,
+    "service/list-services",
+    method="GET",
+    response=list[ServiceOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
 def list_services(call: Call[None]) -> Any:
     """Every service, in the order they were registered."""
     return services.list_services(call.session)
@@ -124,6 +132,7 @@ def delete_parameter_set(call: Call[ParameterSetKeyIn]) -> Any:
     body_required=False,
     response=list[ParameterSetOut],
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_parameter_sets(call: Call[ParameterSetFilterIn]) -> Any:
     """Every parameter set, or one service's, in the order they were stored."""
@@ -141,6 +150,7 @@ def edit_parameter_set(call: Call[ParameterSetIn]) -> Any:
     bp,
     "service/run-service",
     body=RunServiceIn,
+    scope=Scope.SERVICES_RUN,
     response=RunServiceOut,
     replies={202: (RunAcceptedOut, "Still running: follow the run at status_url (Location)")},
     errors={
@@ -236,6 +246,7 @@ async def _watch(
     errors={404: services.RUN_MISSING},
     durable_client=True,
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 async def run_status(call: Call[None]) -> Any:
     """A service run by its id: running (202), completed or failed (200).
@@ -304,6 +315,7 @@ async def service_run_record(job: dict[str, Any]) -> None:
     body_required=False,
     response=list[ServiceRunOut],
     role=Role.VIEWER,
+    scope=Scope.READ,
 )
 def list_runs(call: Call[RunFilterIn]) -> Any:
     """The run log, oldest first; by service, and by parameter set within a service."""

@@ -89,16 +89,17 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], object | None]:
         embedded = EmbeddedDatabase(data_dir)
         os.environ["DT_DATABASE_URL"] = embedded.url
 
-    from dtbase_core import users
+    from dtbase_core import startup
     from dtbase_core.config import get_settings, reset_settings
     from dtbase_core.db import session_scope
+    from dtbase_core.timeutil import utcnow
 
     reset_settings()
     settings = get_settings()
     assert settings.database_url
     migrate(settings.database_url)
     with session_scope() as session:
-        users.ensure_default_user(session, settings.default_user_password)
+        startup.on_start(session, settings, utcnow())
     return in_force, embedded
 
 

@@ -45,6 +45,10 @@ VIEWER_ROUTES = {
     "GET user/me",
 }
 ADMIN_ROUTES = {
+    "POST apikey/create-api-key",
+    "GET apikey/list-api-keys",
+    "POST apikey/revoke-api-key",
+    "POST apikey/rotate-api-key",
     "POST user/create-user",
     "POST user/create-service-user",
     "POST user/delete-user",

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from dtbase_core import throttle, users
 from dtbase_core.config import Settings
 from dtbase_core.orm import LoginThrottle
-from function_app.auth import client_address
+from function_app.http import client_address
 from tests.support import TestDatabase
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -1,5 +1,6 @@
 """ORM tables, one module per area. Importing this package registers them all."""
 
+from dtbase_core.orm.apikeys import ApiKey
 from dtbase_core.orm.base import Base, Datatype, HttpMethod
 from dtbase_core.orm.locations import (
     Location,
@@ -30,6 +31,7 @@ from dtbase_core.orm.telemetry import TelemetryDeadLetter
 from dtbase_core.orm.users import LoginThrottle, User
 
 __all__ = [
+    "ApiKey",
     "Base",
     "Datatype",
     "HttpMethod",

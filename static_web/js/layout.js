@@ -15,6 +15,8 @@ export const NAV_ITEMS = [
   { page: "forecasts", href: "/forecasts.html", label: "Forecasts" },
   { page: "services", href: "/services.html", label: "Services" },
   { page: "users", href: "/users.html", label: "Users" },
+  // Shown to admins only (the API refuses everyone else anyway).
+  { page: "apikeys", href: "/apikeys.html", label: "API keys", admin: true },
 ];
 
 function buildHeader(currentPage) {
@@ -32,7 +34,7 @@ function buildHeader(currentPage) {
     NAV_ITEMS.map((item) =>
       el(
         "li",
-        {},
+        item.admin ? { "data-admin-only": "", hidden: true } : {},
         el("a", {
           href: item.href,
           text: item.label,
@@ -123,7 +125,7 @@ function roleOf(user) {
 
 /**
  * Start a signed-in page. Redirects a signed-out visitor to the sign-in page.
- * @returns {Promise<{email: string, is_admin: boolean, role: string|null}>} the user (role null if unknown)
+ * @returns {Promise<{email: string, is_admin: boolean, role: string}>} the user (an editor if unknown)
  */
 export async function startPage(pageName) {
   if (!isSignedIn()) {
@@ -139,7 +141,9 @@ export async function startPage(pageName) {
     location.assign("/login.html?reason=signed-out");
   });
   applyRole(null);
-  let user = { email: currentEmail(), is_admin: false, role: null };
+  // Unknown (the API unreachable): the controls of an editor, so that forms still explain
+  // what went wrong; the API decides anyway.
+  let user = { email: currentEmail(), is_admin: false, role: "editor" };
   try {
     user = await me();
   } catch (error) {
@@ -147,7 +151,7 @@ export async function startPage(pageName) {
   }
   $("#signed-in-email").textContent = user.email;
   $("#signed-in-email").title = user.email;
-  user.role = user.role === null ? null : roleOf(user);
+  user.role = roleOf(user);
   applyRole(user.role);
   document.body.classList.remove("auth-pending");
   return user;
