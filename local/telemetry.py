@@ -235,11 +235,14 @@ class Subscriber:
 def _check_device_key(unique_identifier: str, key: str, address: str | None) -> str | None:
     """None if `key` may write `unique_identifier`'s readings, else why not."""
     from dtbase_core import apikeys
+    from dtbase_core.config import get_settings
     from dtbase_core.errors import DomainError
 
     try:
         with session_scope() as session:
-            principal = apikeys.authenticate_key(session, key, now=utcnow(), address=address)
+            principal = apikeys.authenticate_key(
+                session, key, now=utcnow(), address=address, settings=get_settings()
+            )
             principal.require(apikeys.Scope.READINGS_WRITE)
             principal.check_sensors(session, [unique_identifier])
     except DomainError as exc:

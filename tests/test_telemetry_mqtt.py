@@ -12,12 +12,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.support import Api, LocalHost
+from tests.support import Api, LocalHost, TestDatabase, free_port, start_host
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 DEADLINE = 30.0  # seconds any awaited condition may take
@@ -185,3 +186,116 @@ def test_through_an_external_broker(
     assert stored(admin, uid) == [(1.5, iso(T0)), (2.5, "2025-03-01T00:00:01Z")]
     assert [(x["source"], x["payload"]) for x in letters] == [("mqtt", "{not json")]
     assert "not JSON" in letters[0]["reason"]
+
+
+def create_key(api: Api, name: str, **limits: Any) -> str:
+    body = {"name": name, "scopes": ["readings:write"], **limits}
+    return str(api.ok("/apikey/create-api-key", body, 201)["key"])
+
+
+@pytest.fixture(scope="module")
+def broker_host(database: TestDatabase, host_root: Path) -> Iterator[LocalHost]:
+    """A host with its embedded MQTT broker, on the suite's database (which `admin`
+    empties before each test)."""
+    host = start_host(
+        database.url, host_root / "mqtt-broker", mqtt_port=free_port(), log_level="info"
+    )
+    wait_until(lambda: subscribed(host), "the host subscribed to its own broker")
+    yield host
+    host.stop()
+
+
+def mqtt_port(host: LocalHost) -> int:
+    process_args = host.process.args
+    assert isinstance(process_args, list)
+    return int(process_args[process_args.index("--mqtt-port") + 1])
+
+
+def test_devices_sign_in_with_their_key_and_their_readings_are_readable(
+    admin: Api, broker_host: LocalHost
+) -> None:
+    make_sensors(admin, "dev-1", "dev-2")
+    port = mqtt_port(broker_host)
+    one = Device(port, "dev-1", create_key(admin, "one", sensors=["dev-1"]))
+    two = Device(port, "dev-2", create_key(admin, "by type", sensor_types=["weather"]))
+    assert not one.refused and not two.refused
+    try:
+        one.publish("dev-1", sample(0, temperature=1.5))
+        # At least once: a device that missed the PUBACK sends the message again.
+        one.publish("dev-1", sample(0, temperature=1.5))
+        two.publish("dev-2", [sample(0, temperature=7.0), sample(1, temperature=8.0)])
+        one.publish("dev-1", b"\x00 not json")  # poison: dead-lettered, the rest goes on
+        one.publish(
+            "dev-1",
+            {
+                "measure_name": "temperature",
+                "readings": [2.5, 3.5],
+                "timestamps": [iso(T0 + timedelta(seconds=1)), iso(T0 + timedelta(seconds=2))],
+            },
+        )
+        # Another device's topic: the broker drops it (a device publishes to its own only).
+        one.publish("dev-2", sample(5, temperature=99.0))
+        two.publish("dev-2", sample(6, temperature=9.0))
+    finally:
+        one.close()
+        two.close()
+    wait_until(lambda: len(stored(admin, "dev-1")) == 3, "dev-1's readings")
+    wait_until(lambda: len(stored(admin, "dev-2")) == 3, "dev-2's readings")
+    assert stored(admin, "dev-1") == [
+        (1.5, iso(T0)),
+        (2.5, "2025-03-01T00:00:01Z"),
+        (3.5, "2025-03-01T00:00:02Z"),
+    ]
+    # dev-2's own message after the foreign one is there, the foreign one is not.
+    assert [v for v, _ in stored(admin, "dev-2")] == [7.0, 8.0, 9.0]
+    (letter,) = wait_until(lambda: dead_letters(admin, "dev-1"), "the poison message")
+    assert letter["source"] == "mqtt" and "not JSON" in letter["reason"]
+    assert letter["payload"] == "\ufffd not json"  # kept as text, NUL replaced
+
+
+@pytest.mark.parametrize(
+    ("username", "which_key"),
+    [
+        ("dev-1", "wrong"),  # not a key at all
+        ("dev-1", "other sensor's"),  # a key limited to dev-2
+        ("dev-1", "read only"),  # no readings:write
+        ("dev-1", "revoked"),
+        ("dev-1", None),  # no password
+        ("dtbase-local-telemetry", "dev-1's"),  # the host's own user name
+    ],
+)
+def test_a_wrong_key_is_refused_at_connect(
+    admin: Api, broker_host: LocalHost, username: str, which_key: str | None
+) -> None:
+    make_sensors(admin, "dev-1", "dev-2")
+    keys = {
+        "wrong": "dtb_" + "x" * 43,
+        "other sensor's": create_key(admin, "two", sensors=["dev-2"]),
+        "read only": str(
+            admin.ok("/apikey/create-api-key", {"name": "r", "scopes": ["read"]}, 201)["key"]
+        ),
+        "dev-1's": create_key(admin, "one", sensors=["dev-1"]),
+    }
+    if which_key == "revoked":
+        keys["revoked"] = create_key(admin, "gone", sensors=["dev-1"])
+        admin.ok("/apikey/revoke-api-key", {"name": "gone"})
+    device = Device(mqtt_port(broker_host), username, keys[which_key] if which_key else None)
+    try:
+        assert device.refused, device.reason
+    finally:
+        device.close()
+    # Nothing of the key reaches the host's log (amqtt's packet logger is not loaded).
+    for key in keys.values():
+        assert key not in broker_host.log()
+
+
+def test_the_host_stops_cleanly_with_its_broker(
+    admin: Api, host_factory: Callable[..., LocalHost]
+) -> None:
+    port = free_port()
+    host = host_factory(mqtt_port=port, log_level="info")
+    wait_until(lambda: subscribed(host), "subscribed")
+    host.stop()
+    assert host.process.returncode == 0, host.log()
+    assert not port_open(("127.0.0.1", port))
+    assert "Traceback" not in host.log()

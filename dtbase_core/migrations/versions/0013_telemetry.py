@@ -1,7 +1,7 @@
 """device telemetry: the dead-letter table of messages that could not be stored
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-13 21:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
