@@ -51,6 +51,7 @@ DEFAULT_MQTT_PORT = 1884
 # each start); no device can use it.
 INTERNAL_USER = "dtbase-local-telemetry"
 RETRY_SECONDS = 1.0  # a batch the database refused is tried again after this
+IDLE_GAP = 0.01  # seconds without a new message that close a batch early
 
 
 def device_of(topic: str) -> str | None:
@@ -109,10 +110,12 @@ class Batcher:
         if first is None:
             return None
         batch = [first]
-        # A deadline on the monotonic clock: the batch waits for more no longer than max_wait.
+        # The batch waits for more no longer than max_wait after its first message, nor
+        # longer than IDLE_GAP after its last: a broker sends only so many messages before
+        # their acknowledgements (Mosquitto: 20), which come once the batch is stored.
         deadline = time.monotonic() + self.max_wait
         while len(batch) < self.max_messages:
-            left = deadline - time.monotonic()
+            left = min(deadline - time.monotonic(), IDLE_GAP)
             try:
                 item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
             except queue.Empty:
