@@ -197,6 +197,18 @@ def burst(devices: list[Device], api: Api, readings: int, per_message: int) -> t
     return drained, len(infos)
 
 
+def erase_session(host: str, port: int, client_id: str) -> None:
+    """A clean-session CONNECT with the subscriber's id: the broker forgets its session."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    connected = threading.Event()
+    client.on_connect = lambda *a: connected.set()
+    client.connect(host, port)
+    client.loop_start()
+    connected.wait(10)
+    client.disconnect()
+    client.loop_stop()
+
+
 def percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
@@ -218,6 +230,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dtbase-telemetry-") as tmp:
         Path(tmp).chmod(0o755)
         port = 0 if args.broker else free_port()
+        broker = urlsplit(args.broker) if args.broker else None
+        mqtt_host = (broker.hostname if broker else None) or "127.0.0.1"
+        mqtt_port = (broker.port or 1883) if broker else port
         env = (
             {"DT_MQTT_URL": args.broker, "DT_MQTT_CLIENT_ID": f"bench-{run}"} if args.broker else {}
         )
@@ -235,9 +250,6 @@ def main() -> None:
                 api.ok(
                     "/sensor/insert-sensor", {"type_name": "bench", "unique_identifier": uid}, 201
                 )
-            broker = urlsplit(args.broker) if args.broker else None
-            mqtt_host = broker.hostname if broker else "127.0.0.1"
-            mqtt_port = (broker.port or 1883) if broker else port
             keys: dict[str, str | None] = dict.fromkeys(uids)
             if not args.broker:
                 for uid in uids:
@@ -272,6 +284,8 @@ def main() -> None:
             for device in devices:
                 device.close()
             host.stop()
+            if args.broker:  # leave no session behind on a shared broker
+                erase_session(mqtt_host, mqtt_port, env["DT_MQTT_CLIENT_ID"])
             database.close()
 
 

@@ -35,6 +35,8 @@ from amqtt.broker import Broker
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session as MqttSession
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from dtbase_core import telemetry
 from dtbase_core.config import Settings
@@ -46,12 +48,15 @@ log = logging.getLogger("dtbase.local.telemetry")
 TOPIC_FILTER = "dtbase/devices/+/readings"
 _TOPIC = re.compile(r"^dtbase/devices/([^/]+)/readings$")
 SOURCE = "mqtt"
-DEFAULT_MQTT_PORT = 1884
 # The embedded broker's user name for the host's own subscriber (with a password made at
 # each start); no device can use it.
 INTERNAL_USER = "dtbase-local-telemetry"
 RETRY_SECONDS = 1.0  # a batch the database refused is tried again after this
 IDLE_GAP = 0.01  # seconds without a new message that close a batch early
+# MQTT 5 (external brokers): messages the broker may send before their acknowledgements,
+# and how long it keeps the subscriber's session (and QoS 1 messages) while it is away.
+RECEIVE_MAXIMUM = 2000
+SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
 
 
 def device_of(topic: str) -> str | None:
@@ -172,17 +177,25 @@ class BrokerAddress:
 
 class Subscriber:
     """Subscribes to every device's topic and hands each message to the batcher, to be
-    acknowledged (PUBACK) once stored."""
+    acknowledged (PUBACK) once stored.
 
-    def __init__(self, address: BrokerAddress, batcher: Batcher, *, client_id: str):
+    With `mqtt5` (an external broker) it speaks MQTT 5 and announces a Receive Maximum of
+    RECEIVE_MAXIMUM: over MQTT 3.1.1 a broker sends only so many messages unacknowledged
+    (Mosquitto: 20), which would cap a batch at that. amqtt speaks 3.1.1 only and has no
+    such cap."""
+
+    def __init__(
+        self, address: BrokerAddress, batcher: Batcher, *, client_id: str, mqtt5: bool = False
+    ):
         self.address = address
         self.batcher = batcher
+        self.mqtt5 = mqtt5
         self.subscribed = threading.Event()
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
+            clean_session=None if mqtt5 else False,
+            protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311,
             manual_ack=True,
         )
         if address.username is not None:
@@ -197,7 +210,19 @@ class Subscriber:
         self.client = client
 
     def start(self) -> None:
-        self.client.connect_async(self.address.host, self.address.port, keepalive=30)
+        if self.mqtt5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.ReceiveMaximum = RECEIVE_MAXIMUM
+            properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+            self.client.connect_async(
+                self.address.host,
+                self.address.port,
+                keepalive=30,
+                clean_start=False,
+                properties=properties,
+            )
+        else:
+            self.client.connect_async(self.address.host, self.address.port, keepalive=30)
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -365,7 +390,12 @@ class TelemetryIngest:
         # The client id names a persistent session on the broker: it keeps what arrives
         # while the host is down (QoS 1).
         self.subscriber = (
-            Subscriber(self.address, self.batcher, client_id=settings.mqtt_client_id)
+            Subscriber(
+                self.address,
+                self.batcher,
+                client_id=settings.mqtt_client_id,
+                mqtt5=bool(settings.mqtt_url),
+            )
             if self.address
             else None
         )
