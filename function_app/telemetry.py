@@ -10,8 +10,10 @@ identity-based connection (DT_TELEMETRY_CONNECTION__fullyQualifiedNamespace, wit
 managed identity). IoT Hub's built-in Event Hubs-compatible endpoint takes shared access
 keys only, so the hub routes device messages to an event hub of ours
 (DT_TELEMETRY_EVENT_HUB), keeping their system properties (infra/dtbase_infra/telemetry.py).
-Should the database fail, the call raises and the host does not move the checkpoint on:
-the batch comes again, and stores nothing twice.
+The Event Hubs trigger checkpoints a batch whether its call succeeded or not, unless a
+retry policy holds it: with this one (exponential backoff from 5 s to 15 min, without end)
+a batch the database refuses is tried again, in order, until it is stored; it stores
+nothing twice.
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def device_id(event: func.EventHubEvent) -> str | None:
 
 
 @bp.function_name("telemetry_iothub")
+@bp.retry(
+    strategy="exponential_backoff",
+    max_retry_count="-1",
+    minimum_interval="00:00:05",
+    maximum_interval="00:15:00",
+)
 @bp.event_hub_message_trigger(
     arg_name="events",
     connection="DT_TELEMETRY_CONNECTION",

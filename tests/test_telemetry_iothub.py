@@ -249,3 +249,7 @@ def test_the_trigger_reads_iot_hub_with_its_own_consumer_group() -> None:
     assert binding["connection"] == "DT_TELEMETRY_CONNECTION"
     assert binding["eventHubName"] == "%DT_TELEMETRY_EVENT_HUB%"
     assert binding["consumerGroup"] == "%DT_TELEMETRY_CONSUMER_GROUP%"
+    # The trigger checkpoints failed batches too, unless a retry policy holds them.
+    retry = telemetry_iothub._function.get_setting("retry_policy").get_dict_repr()  # type: ignore[attr-defined]
+    assert retry["strategy"] == "exponential_backoff"
+    assert retry["max_retry_count"] == "-1"
