@@ -410,9 +410,9 @@ class TelemetryIngest:
         if self.broker is not None:
             try:
                 await self.broker.start()
-            except RuntimeError:
+            except RuntimeError as exc:
                 # The twin still serves everything else (a second one on this machine).
-                log.exception("device telemetry is off")
+                log.error("device telemetry is off: %s", exc)
                 self.subscriber = None
                 return
         self.batcher.start()

@@ -300,3 +300,14 @@ def test_the_host_stops_cleanly_with_its_broker(
     assert host.process.returncode == 0, host.log()
     assert not port_open(("127.0.0.1", port))
     assert "Traceback" not in host.log()
+
+
+def test_a_second_host_on_a_taken_port_serves_without_telemetry(
+    admin: Api, broker_host: LocalHost, host_factory: Callable[..., LocalHost]
+) -> None:
+    """Two twins on one machine: the second cannot listen on the broker's port, says so,
+    and serves everything else."""
+    second = host_factory(mqtt_port=mqtt_port(broker_host))
+    assert admin.http.get(second.api + "/health").status_code == 200
+    wait_until(lambda: "device telemetry is off" in second.log(), "the second host's notice")
+    assert "--mqtt-port" in second.log()
