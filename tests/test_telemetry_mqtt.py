@@ -311,3 +311,24 @@ def test_a_second_host_on_a_taken_port_serves_without_telemetry(
     assert admin.http.get(second.api + "/health").status_code == 200
     wait_until(lambda: "device telemetry is off" in second.log(), "the second host's notice")
     assert "--mqtt-port" in second.log()
+
+
+@pytest.mark.skipif(not port_open(MOSQUITTO), reason="no MQTT broker on 127.0.0.1:1883")
+def test_what_arrives_while_the_host_is_down_is_stored_when_it_is_back(
+    admin: Api, host_factory: Callable[..., LocalHost], mosquitto_session: str
+) -> None:
+    """The subscriber's persistent session: the broker keeps QoS 1 messages for it."""
+    env = {"DT_MQTT_URL": "mqtt://{}:{}".format(*MOSQUITTO), "DT_MQTT_CLIENT_ID": mosquitto_session}
+    first = host_factory(env=env, log_level="info")
+    wait_until(lambda: subscribed(first), "the first host subscribed")
+    first.stop()
+    uid = f"ext-{uuid.uuid4().hex[:8]}"
+    make_sensors(admin, uid)
+    device = Device(MOSQUITTO[1], host=MOSQUITTO[0])
+    try:
+        device.publish(uid, sample(0, temperature=4.5))  # nobody is subscribed now
+    finally:
+        device.close()
+    second = host_factory(env=env, log_level="info")
+    wait_until(lambda: stored(admin, uid) == [(4.5, iso(T0))], "stored by the second host")
+    assert subscribed(second)
