@@ -305,6 +305,16 @@ class Settings(BaseSettings):
     trusted_proxy_hops: int = Field(0, ge=0)
     # Origins allowed to call the API from a browser (the Static Web App's); none: closed.
     cors_origins: Words = ()
+    # Device telemetry on the local host (local/telemetry.py): an MQTT broker to subscribe
+    # to instead of the embedded one, as mqtt://[user:password@]host[:port] (mqtts:// for
+    # TLS); and how the subscriber batches messages: up to this many, or what arrived
+    # within this many milliseconds of a batch's first message, in one write.
+    mqtt_url: str | None = None
+    # The subscriber's MQTT client id, which names its persistent session on the broker:
+    # one per twin sharing a broker.
+    mqtt_client_id: str = "dtbase-local-telemetry"
+    telemetry_batch_messages: int = Field(500, ge=1)
+    telemetry_batch_milliseconds: float = Field(100.0, gt=0)
     entra: EntraSettings = Field(default_factory=lambda: EntraSettings())
     services: ServicesSettings = Field(default_factory=lambda: ServicesSettings())
     notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
@@ -315,6 +325,15 @@ class Settings(BaseSettings):
     @classmethod
     def _origins(cls, words: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_origin(word) for word in words)
+
+    @field_validator("mqtt_url", mode="after")
+    @classmethod
+    def _mqtt_url(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+                raise ValueError("must be mqtt://host[:port] or mqtts://host[:port]")
+        return url
 
     @property
     def service_allowed_hosts(self) -> tuple[str, ...]:

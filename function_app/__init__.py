@@ -25,6 +25,7 @@ from function_app import (
     schedules,
     sensors,
     services,
+    telemetry,
     users,
 )
 
@@ -46,6 +47,7 @@ for blueprint in (
     forecasting,
     notifications,
     alerts,
+    telemetry,
     health,
     openapi,
     fallback,

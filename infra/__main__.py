@@ -16,6 +16,8 @@ pulumi.export("databaseServerName", outputs.database_server_name)
 pulumi.export("databaseAccess", settings.database_access)
 pulumi.export("hostingPlan", settings.hosting_plan)
 pulumi.export("packageContainerUrl", outputs.package_container_url)
+# Devices are registered in this hub and send to it (docs/api.md, Device telemetry).
+pulumi.export("iotHubName", outputs.iot_hub_name)
 # The app's least-privilege role, created and granted by infra/sql/app_role.sql after each
 # migration (its password is the stack secret dbAppPassword).
 pulumi.export("databaseName", settings.db_name)

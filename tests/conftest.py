@@ -51,22 +51,26 @@ def host_factory(database: TestDatabase, host_root: Path) -> Iterator[Callable[.
     """Start more hosts on the same database, with extra settings: host_factory(env={...}),
     and a log level (`log_level="debug"`).
 
-    `own_database=True` gives the host a fresh database of its own. Hosts sharing a
-    database share its Durable work (as instances of one app share a task hub), so a host
-    whose settings change what an activity does (the outbound policy, the service key)
-    needs one: another host would otherwise run some of its activities with its own."""
+    `mqtt_port=free_port()` starts the embedded MQTT broker. `own_database=True` gives the
+    host a fresh database of its own. Hosts sharing a database share its Durable work (as
+    instances of one app share a task hub), so a host whose settings change what an
+    activity does (the outbound policy, the service key) needs one: another host would
+    otherwise run some of its activities with its own."""
     started: list[LocalHost] = []
     owned: list[TestDatabase] = []
 
     def start(
-        env: dict[str, str] | None = None, log_level: str = "warning", own_database: bool = False
+        env: dict[str, str] | None = None,
+        log_level: str = "warning",
+        own_database: bool = False,
+        mqtt_port: int = 0,
     ) -> LocalHost:
         data_dir = host_root / f"extra-{len(started)}-{os.getpid()}"
         url = database.url
         if own_database:
             owned.append(database.beside())
             url = owned[-1].url
-        host = start_host(url, data_dir, env, log_level=log_level)
+        host = start_host(url, data_dir, env, log_level=log_level, mqtt_port=mqtt_port)
         started.append(host)
         return host
 

@@ -179,7 +179,9 @@ def start_host(
     port: int | None = None,
     wait: bool = True,
     log_level: str = "warning",
+    mqtt_port: int = 0,
 ) -> LocalHost:
+    """`mqtt_port`: the embedded MQTT broker's, none by default (hosts start side by side)."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"host-{port}.log"
@@ -195,6 +197,8 @@ def start_host(
             str(data_dir),
             "--log-level",
             log_level,
+            "--mqtt-port",
+            str(mqtt_port),
         ],
         cwd=ROOT,
         env=env,

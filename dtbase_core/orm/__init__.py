@@ -39,6 +39,7 @@ from dtbase_core.orm.services import (
     ServiceSchedule,
     ServiceScheduleOccurrence,
 )
+from dtbase_core.orm.telemetry import TelemetryDeadLetter
 from dtbase_core.orm.users import LoginThrottle, User
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "ServiceRunLog",
     "ServiceSchedule",
     "ServiceScheduleOccurrence",
+    "TelemetryDeadLetter",
     "User",
     "location_value_tables",
     "model_value_tables",

@@ -24,6 +24,7 @@ from .monitoring import Monitoring
 from .network import PrivateNetwork
 from .settings import StackSettings
 from .storage import PACKAGE_BLOB, RuntimeStorage
+from .telemetry import CONSUMER_GROUP, EVENT_HUB, Telemetry
 from .vault import Vault
 
 ENTRY_SCRIPT = "function_app_entry.py"
@@ -100,6 +101,7 @@ def app_settings(
     storage: RuntimeStorage,
     monitoring: Monitoring,
     vault: Vault,
+    telemetry: Telemetry,
     email: Email | None = None,
 ) -> dict[str, pulumi.Input[str]]:
     # No DT_BACKEND_URL: the app takes its own address from the platform's WEBSITE_HOSTNAME
@@ -131,6 +133,13 @@ def app_settings(
         "DT_SCHEDULE_DISPATCH": settings.schedule_dispatch,
         "DT_OPENWEATHERMAP_LAT": settings.openweathermap_lat,
         "DT_OPENWEATHERMAP_LON": settings.openweathermap_lon,
+        # The telemetry trigger's event hub, read with the app's identity (telemetry.py);
+        # its binding names these, and indexing fails without them.
+        "DT_TELEMETRY_CONNECTION__fullyQualifiedNamespace": telemetry.fully_qualified_namespace,
+        "DT_TELEMETRY_CONNECTION__credential": "managedidentity",
+        "DT_TELEMETRY_CONNECTION__clientId": identity.client_id,
+        "DT_TELEMETRY_EVENT_HUB": EVENT_HUB,
+        "DT_TELEMETRY_CONSUMER_GROUP": CONSUMER_GROUP,
     }
     for setting, secret_name in SECRET_SETTINGS.items():
         if secret_name in vault.secrets:
@@ -201,10 +210,12 @@ def create_identity(
     *,
     storage: RuntimeStorage,
     vault: Vault,
+    telemetry: Telemetry,
 ) -> tuple[managedidentity.UserAssignedIdentity, list[pulumi.Resource]]:
     """The app's identity and its role assignments: exactly what the app needs, each on one
-    resource: read secrets from this vault, and run the Functions host, the Durable task hub
-    (blobs, queues, tables) and the Flex deployment container on this storage account."""
+    resource: read secrets from this vault, run the Functions host, the Durable task hub
+    (blobs, queues, tables) and the Flex deployment container on this storage account, and
+    read device telemetry from its event hub."""
     identity = managedidentity.UserAssignedIdentity(
         "app-identity",
         resource_name_=settings.name("api-id"),
@@ -233,6 +244,14 @@ def create_identity(
                 principal_id=identity.principal_id,
             )
         )
+    grants.append(
+        access.grant(
+            "app-receives-telemetry",
+            role=access.EVENT_HUBS_DATA_RECEIVER,
+            scope=telemetry.event_hub.id,
+            principal_id=identity.principal_id,
+        )
+    )
     return identity, grants
 
 
@@ -245,14 +264,18 @@ def create_function_app(
     vault: Vault,
     private_network: PrivateNetwork | None,
     cors_origins: pulumi.Input[list[str]],
+    telemetry: Telemetry,
     email: Email | None = None,
 ) -> FunctionApp:
     plan = create_plan(settings, resource_group)
-    identity, grants = create_identity(settings, resource_group, storage=storage, vault=vault)
+    identity, grants = create_identity(
+        settings, resource_group, storage=storage, vault=vault, telemetry=telemetry
+    )
     flex = settings.hosting_plan == "flex"
     # What the app reads at its first start must exist by then.
     first_start_needs: list[pulumi.Resource] = [
         storage.package_container,
+        telemetry.consumer_group,
         *vault.secrets.values(),
         *grants,
     ]
@@ -284,6 +307,7 @@ def create_function_app(
                     monitoring=monitoring,
                     vault=vault,
                     email=email,
+                    telemetry=telemetry,
                 ).items()
             ],
             linux_fx_version=None if flex else f"Python|{PYTHON_VERSION}",

@@ -16,6 +16,8 @@ import pulumi
 from . import connections
 
 HostingPlan = Literal["flex", "consumption"]
+# F1: free, one per subscription, 8,000 messages a day; B*: no cloud-to-device; S*: all.
+IOT_HUB_SKUS = ("F1", "B1", "B2", "B3", "S1", "S2", "S3")
 DatabaseAccess = Literal["azureServices", "private"]
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,12}[a-z0-9]$")
@@ -79,6 +81,8 @@ class StackSettings:
     entra_scopes: str | None = None
     entra_admin_role: str = "DTBase.Admin"
     entra_auto_provision: bool = False
+    # Device telemetry's IoT Hub tier (telemetry.py).
+    iot_hub_sku: str = "F1"
 
     def __post_init__(self) -> None:
         if not _PREFIX.match(self.prefix):
@@ -106,6 +110,10 @@ class StackSettings:
                     f"corsOrigins entry {origin!r} must be an origin such as "
                     "https://dashboards.example (scheme and host, no path or trailing slash)"
                 )
+        if self.iot_hub_sku not in IOT_HUB_SKUS:
+            raise ValueError(
+                f"iotHubSku must be one of {', '.join(IOT_HUB_SKUS)}, not {self.iot_hub_sku!r}"
+            )
         self._check_connection_bound()
         if bool(self.entra_tenant_id) != bool(self.entra_audience):
             raise ValueError("entraTenantId and entraAudience are set together, or neither")
@@ -213,4 +221,5 @@ def load_settings() -> StackSettings:
         entra_scopes=config.get("entraScopes"),
         entra_admin_role=text("entraAdminRole", "DTBase.Admin"),
         entra_auto_provision=config.get_bool("entraAutoProvision") or False,
+        iot_hub_sku=text("iotHubSku", str(defaults["iot_hub_sku"].default)),
     )

@@ -15,6 +15,7 @@ from .network import create_private_network
 from .settings import StackSettings
 from .static_site import create_static_site
 from .storage import create_runtime_storage
+from .telemetry import create_telemetry
 from .vault import add_secret, create_vault
 
 
@@ -28,6 +29,7 @@ class StackOutputs:
     database_server_name: pulumi.Output[str]
     database_url: pulumi.Output[str]  # the admin's: migrations only
     package_container_url: pulumi.Output[str]
+    iot_hub_name: pulumi.Output[str]
 
 
 def build(settings: StackSettings) -> StackOutputs:
@@ -65,10 +67,12 @@ def build(settings: StackSettings) -> StackOutputs:
     site_url = pulumi.Output.concat("https://", site.default_hostname)
     cors_origins = site_url.apply(lambda url: [url, *settings.cors_origins])
 
+    telemetry = create_telemetry(settings, rg)
     functions = create_function_app(
         settings,
         rg,
         storage=storage,
+        telemetry=telemetry,
         monitoring=monitoring,
         vault=vault,
         private_network=private_network,
@@ -85,4 +89,5 @@ def build(settings: StackSettings) -> StackOutputs:
         database_server_name=database.server.name,
         database_url=database.admin_url,
         package_container_url=storage.package_container_url,
+        iot_hub_name=telemetry.hub.name,
     )

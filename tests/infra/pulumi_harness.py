@@ -101,6 +101,10 @@ _NAME_INPUT = {
     "azure-native:communication:CommunicationService": "communicationServiceName",
     "azure-native:communication:EmailService": "emailServiceName",
     "azure-native:communication:Domain": "domainName",
+    "azure-native:eventhub:Namespace": "namespaceName",
+    "azure-native:eventhub:EventHub": "eventHubName",
+    "azure-native:eventhub:ConsumerGroup": "consumerGroupName",
+    "azure-native:iothub:IotHubResource": "resourceName",
 }
 
 
@@ -112,6 +116,10 @@ def _computed_outputs(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]
 
 def _type_outputs(type_token: str, name: str | None, inputs: dict[str, Any]) -> dict[str, Any]:
     match type_token:
+        case "azure-native:iothub:IotHubResource":
+            identity = inputs.get("identity", {})
+            assigned = {key: {} for key in identity.get("userAssignedIdentities", [])}
+            return {"identity": {**identity, "userAssignedIdentities": assigned}}
         case "azure-native:web:WebApp":
             identity = inputs.get("identity", {})
             # Azure answers the list of user-assigned identities as a map by resource id.

@@ -49,18 +49,20 @@ def test_app_starts_only_once_what_it_reads_exists(flex_stack: Recorded):
     assert "package-container" in needs  # the Flex deployment container
     secrets = {f"secret-{s['secretName']}" for s in flex_stack.all(SECRET)}
     assert secrets and secrets <= needs  # the Key Vault references resolve at start
-    grants = set(flex_stack.names[ROLE])
-    assert len(grants) == 4 and grants <= needs  # its identity's rights already granted
+    grants = {name for name in flex_stack.names[ROLE] if name.startswith("app-")}
+    assert len(grants) == 5 and grants <= needs  # its identity's rights already granted
     assert "app-identity" in needs
+    assert "telemetry-consumer-group" in needs  # the trigger's listener reads it at start
 
 
 def test_role_assignments_do_not_wait_for_the_app(flex_stack: Recorded):
     """They are granted to the user-assigned identity, which exists before the app; a
     system-assigned identity would make the app's first start race its own rights."""
-    for grant in flex_stack.names[ROLE]:
+    for grant, assignment in zip(flex_stack.names[ROLE], flex_stack.all(ROLE), strict=True):
         assert "function-app" not in flex_stack.depends[grant]
+        if grant == "iothub-sends-telemetry":  # the IoT Hub's, rule 6 below
+            continue
         assert "app-identity" in flex_stack.depends[grant]
-    for assignment in flex_stack.all(ROLE):
         assert assignment["principalId"] == "principal-of-dtbase-test-api-id"
 
 
@@ -207,3 +209,110 @@ def test_libpq_understands_the_system_root_store():
         "?sslmode=verify-full&sslrootcert=system"
     )
     assert info["sslmode"] == "verify-full" and info["sslrootcert"] == "system"
+
+
+# --- 6. Device telemetry: identities end to end -----------------------------------------------
+
+IOT_HUB = "azure-native:iothub:IotHubResource"
+EVENT_HUB = "azure-native:eventhub:EventHub"
+NAMESPACE = "azure-native:eventhub:Namespace"
+EVENT_HUBS_DATA_SENDER = "2b629674-e913-4c01-ae53-ef4638d8f975"
+EVENT_HUBS_DATA_RECEIVER = "a638d3c7-ab3a-418d-83e6-5f17a39d4fde"
+
+
+def _role(assignment: dict) -> str:
+    return assignment["roleDefinitionId"].rsplit("/", 1)[-1]
+
+
+def test_the_trigger_reads_an_event_hub_of_ours_not_the_built_in_endpoint(flex_stack: Recorded):
+    """ "Identity-based connections aren't supported by the IoT Hub trigger" on the built-in
+    endpoint (Azure Functions docs, IoT Hub trigger, Connections): the hub routes device
+    messages to an event hub in our namespace, which the app reads with its identity."""
+    settings = app_settings(flex_stack)
+    namespace = flex_stack.one(NAMESPACE)["namespaceName"]
+    assert settings["DT_TELEMETRY_CONNECTION__fullyQualifiedNamespace"] == (
+        f"{namespace}.servicebus.windows.net"
+    )
+    assert settings["DT_TELEMETRY_CONNECTION__credential"] == "managedidentity"
+    # A user-assigned identity must be named, or the host looks for a system-assigned one.
+    assert settings["DT_TELEMETRY_CONNECTION__clientId"] == "client-of-dtbase-test-api-id"
+    assert "DT_TELEMETRY_CONNECTION" not in settings  # no connection string
+    (endpoint,) = flex_stack.one(IOT_HUB)["properties"]["routing"]["endpoints"]["eventHubs"]
+    assert endpoint["endpointUri"] == f"sb://{namespace}.servicebus.windows.net"
+    assert endpoint["entityPath"] == settings["DT_TELEMETRY_EVENT_HUB"]
+
+
+def test_the_hub_routes_with_an_identity_granted_before_the_hub_is_written(flex_stack: Recorded):
+    """Azure checks an identity-based endpoint when the hub is created: its identity must
+    exist and hold Event Hubs Data Sender by then (a system-assigned one cannot)."""
+    hub = flex_stack.one(IOT_HUB)
+    (endpoint,) = hub["properties"]["routing"]["endpoints"]["eventHubs"]
+    assert endpoint["authenticationType"] == "identityBased"
+    assert "connectionString" not in endpoint
+    assert hub["identity"]["type"] == "UserAssigned"
+    identity_id = endpoint["identity"]["userAssignedIdentity"]
+    assert hub["identity"]["userAssignedIdentities"] == [identity_id]
+    assert "iothub-sends-telemetry" in flex_stack.depends["iot-hub"]
+    sender = flex_stack.all(ROLE)[flex_stack.names[ROLE].index("iothub-sends-telemetry")]
+    assert _role(sender) == EVENT_HUBS_DATA_SENDER
+    assert sender["principalId"] == "principal-of-dtbase-test-iot-id"
+
+
+def test_each_identity_holds_one_event_hubs_role_on_that_event_hub_only(flex_stack: Recorded):
+    event_hub_id = flex_stack.ids[EVENT_HUB][0]
+    on_hub = {_role(a): a for a in flex_stack.all(ROLE) if "EventHub" in a["scope"]}
+    assert set(on_hub) == {EVENT_HUBS_DATA_SENDER, EVENT_HUBS_DATA_RECEIVER}
+    assert all(a["scope"] == event_hub_id for a in on_hub.values())
+    assert on_hub[EVENT_HUBS_DATA_RECEIVER]["principalId"] == "principal-of-dtbase-test-api-id"
+
+
+def test_the_namespace_takes_no_keys_and_has_consumer_groups(flex_stack: Recorded):
+    namespace = flex_stack.one(NAMESPACE)
+    assert namespace["disableLocalAuth"] is True
+    assert namespace["minimumTlsVersion"] == "1.2"
+    # Basic namespaces have $Default only; the function reads with a group of its own.
+    assert namespace["sku"]["name"] == "Standard"
+    group = flex_stack.one("azure-native:eventhub:ConsumerGroup")
+    assert group["consumerGroupName"] == app_settings(flex_stack)["DT_TELEMETRY_CONSUMER_GROUP"]
+    assert group["consumerGroupName"] != "$Default"
+
+
+def test_the_hub_fits_its_tier(flex_stack: Recorded):
+    """Azure requires the built-in endpoint's entry (`events`) in every write; a free hub
+    takes one custom endpoint and five routes."""
+    hub = flex_stack.one(IOT_HUB)
+    assert hub["sku"] == {"name": "F1", "capacity": 1}
+    properties = hub["properties"]
+    assert set(properties["eventHubEndpoints"]) == {"events"}
+    routing = properties["routing"]
+    assert sum(len(v) for v in routing["endpoints"].values()) <= 1
+    assert len(routing["routes"]) <= 5
+    (route,) = routing["routes"]
+    assert route["source"] == "DeviceMessages" and route["isEnabled"] is True
+    assert properties["minTlsVersion"] == "1.2"
+    assert properties["disableLocalAuth"] is True
+
+
+def test_the_hub_tier_is_a_stack_setting():
+    stack = run_program({"iot_hub_sku": "S1"})
+    assert stack.one(IOT_HUB)["sku"]["name"] == "S1"
+    with pytest.raises(ValueError, match="iotHubSku"):
+        run_program({"iot_hub_sku": "X9"})
+
+
+def test_every_binding_expression_of_the_app_has_an_app_setting(
+    flex_stack: Recorded, monkeypatch: pytest.MonkeyPatch
+):
+    """The Functions host fails indexing on a `%NAME%` no app setting defines."""
+    import re
+
+    monkeypatch.setenv("DT_LOCAL_MODE", "1")  # importing the app checks its secrets otherwise
+    from function_app import app
+
+    named = {
+        name
+        for function in app.get_functions()
+        for name in re.findall(r"%([A-Za-z0-9_]+)%", function.get_function_json())
+    }
+    assert {"DT_TELEMETRY_EVENT_HUB", "DT_TELEMETRY_CONSUMER_GROUP"} <= named
+    assert named <= app_settings(flex_stack).keys()

@@ -59,6 +59,11 @@ def app_settings(stack: Recorded) -> dict[str, str]:
     return settings
 
 
+def app_identity(stack: Recorded) -> str:
+    """The Function App's identity (the IoT Hub has one of its own)."""
+    return stack.ids[IDENTITY][stack.names[IDENTITY].index("app-identity")]
+
+
 def role_id(assignment: dict) -> str:
     return assignment["roleDefinitionId"].rsplit("/", 1)[-1]
 
@@ -130,7 +135,7 @@ def test_fallback_plan_is_linux_consumption(consumption_stack: Recorded):
 
 def test_function_app_is_https_only_linux_python_311_with_its_identity(flex_stack: Recorded):
     app = flex_stack.one(WEB_APP)
-    identity_id = flex_stack.ids[IDENTITY][0]
+    identity_id = app_identity(flex_stack)
     assert app["kind"] == "functionapp,linux"
     assert app["httpsOnly"] is True
     assert app["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [identity_id]}
@@ -159,9 +164,8 @@ def test_consumption_app_declares_its_runtime_in_settings(consumption_stack: Rec
     assert settings["FUNCTIONS_WORKER_RUNTIME"] == "python"
     assert settings["FUNCTIONS_EXTENSION_VERSION"] == "~4"
     assert settings["WEBSITE_RUN_FROM_PACKAGE"].endswith("/app-package/functionapp.zip")
-    assert (
-        settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"]
-        == consumption_stack.ids[IDENTITY][0]
+    assert settings["WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID"] == app_identity(
+        consumption_stack
     )
     assert app["siteConfig"]["ftpsState"] == "Disabled"
     # The optional OpenWeatherMap key was not configured: no secret, no setting.
@@ -264,15 +268,18 @@ def test_identity_may_only_read_secrets_of_this_vault(flex_stack: Recorded):
     # Key Vault Secrets User is granted nowhere else, and nothing is granted above resource level.
     assert [a for a in assignments if role_id(a) == KEY_VAULT_SECRETS_USER] == on_vault
     for assignment in assignments:
-        assert assignment["principalId"] == principal
         assert "/providers/" in assignment["scope"], f"role at group/subscription: {assignment}"
+    # Every role is the app's but one: the IoT Hub's, to send to the telemetry event hub.
+    (other,) = [a for a in assignments if a["principalId"] != principal]
+    assert role_id(other) == "2b629674-e913-4c01-ae53-ef4638d8f975"  # Event Hubs Data Sender
 
 
 def test_identity_uses_storage_with_data_roles_on_that_account_only(flex_stack: Recorded):
     account_id = flex_stack.ids[STORAGE][0]
     on_storage = [a for a in flex_stack.all(ROLE) if a["scope"] == account_id]
     assert {role_id(a) for a in on_storage} == STORAGE_DATA_ROLES
-    assert len(flex_stack.all(ROLE)) == 1 + len(STORAGE_DATA_ROLES)
+    # And one each for telemetry: the app receives, the IoT Hub sends (test_azure_rules.py).
+    assert len(flex_stack.all(ROLE)) == 1 + len(STORAGE_DATA_ROLES) + 2
 
 
 # --- storage ----------------------------------------------------------------------------------
