@@ -4,8 +4,13 @@ breaks it fails here rather than half-way through a first `pulumi up` (infra/REA
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
-from pulumi_harness import HOST_SUFFIX, Recorded, run_program
+from pulumi_harness import HOST_SUFFIX, REPO, Recorded, run_program
 
 WEB_APP = "azure-native:web:WebApp"
 SECRET = "azure-native:keyvault:Secret"
@@ -300,19 +305,23 @@ def test_the_hub_tier_is_a_stack_setting():
         run_program({"iot_hub_sku": "X9"})
 
 
-def test_every_binding_expression_of_the_app_has_an_app_setting(
-    flex_stack: Recorded, monkeypatch: pytest.MonkeyPatch
-):
-    """The Functions host fails indexing on a `%NAME%` no app setting defines."""
-    import re
-
-    monkeypatch.setenv("DT_LOCAL_MODE", "1")  # importing the app checks its secrets otherwise
-    from function_app import app
-
-    named = {
-        name
-        for function in app.get_functions()
-        for name in re.findall(r"%([A-Za-z0-9_]+)%", function.get_function_json())
-    }
+def test_every_binding_expression_of_the_app_has_an_app_setting(flex_stack: Recorded):
+    """The Functions host fails indexing on a `%NAME%` no app setting defines. The app is
+    indexed in a process of its own: its functions can be listed once per process."""
+    script = (
+        "import json, re\n"
+        "from function_app import app\n"
+        "print(json.dumps(sorted({n for f in app.get_functions() "
+        "for n in re.findall(r'%([A-Za-z0-9_]+)%', f.get_function_json())})))\n"
+    )
+    indexed = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "DT_LOCAL_MODE": "1"},  # the app checks its secrets otherwise
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    named = set(json.loads(indexed.stdout.strip().splitlines()[-1]))
     assert {"DT_TELEMETRY_EVENT_HUB", "DT_TELEMETRY_CONSUMER_GROUP"} <= named
     assert named <= app_settings(flex_stack).keys()
