@@ -83,7 +83,7 @@ def callers(admin: Api, live_host) -> Iterator[dict[Role, Api]]:
     apis[Role.EDITOR].close()
 
 
-def _call(api: Api, route: Route) -> httpx.Response:
+def call_route(api: Api, route: Route) -> httpx.Response:
     """The route with a body that fails validation: a caller the role check lets through
     gets a 422 (or a 404 for a path naming nothing), so nothing is written."""
     path = "/" + re.sub(r"\{[^}]+\}", "1", route.path)
@@ -104,7 +104,7 @@ def test_every_route_as_every_role(callers: dict[Role, Api]) -> None:
     wrong = []
     for route in SIGNED_IN:
         for role, api in callers.items():
-            reply = _call(api, route)
+            reply = call_route(api, route)
             if role.includes(route.role):
                 if reply.status_code in (401, 403):
                     wrong.append((_key(route), role.value, reply.status_code, reply.text))
