@@ -5,21 +5,88 @@
 import { apiEvents, isSignedIn, logout, me, sendToLogin, currentEmail, ApiError, API_DOCS_URL } from "./api.js";
 import { el, $, $$ } from "./dom.js";
 
+// The navigation: a few links, and groups of related pages behind a menu button each, so
+// that the header stays one line at 1280 px however many pages there are. `admin` items
+// are shown to admins only (the API refuses everyone else anyway).
 export const NAV_ITEMS = [
   { page: "dashboard", href: "/index.html", label: "Dashboard" },
-  { page: "sensors", href: "/sensors.html", label: "Sensors" },
-  { page: "readings", href: "/readings.html", label: "Readings" },
-  { page: "plots", href: "/plots.html", label: "Plots" },
-  { page: "locations", href: "/locations.html", label: "Locations" },
-  { page: "models", href: "/models.html", label: "Models" },
-  { page: "forecasts", href: "/forecasts.html", label: "Forecasts" },
-  { page: "services", href: "/services.html", label: "Services" },
-  { page: "channels", href: "/channels.html", label: "Channels" },
-  { page: "alerts", href: "/alerts.html", label: "Alerts" },
-  { page: "users", href: "/users.html", label: "Users" },
-  // Shown to admins only (the API refuses everyone else anyway).
-  { page: "apikeys", href: "/apikeys.html", label: "Keys", title: "API keys", admin: true },
+  {
+    label: "Data",
+    items: [
+      { page: "sensors", href: "/sensors.html", label: "Sensors" },
+      { page: "readings", href: "/readings.html", label: "Readings" },
+      { page: "plots", href: "/plots.html", label: "Plots" },
+      { page: "locations", href: "/locations.html", label: "Locations" },
+    ],
+  },
+  {
+    label: "Models",
+    items: [
+      { page: "models", href: "/models.html", label: "Models" },
+      { page: "forecasts", href: "/forecasts.html", label: "Forecasts" },
+      { page: "services", href: "/services.html", label: "Services" },
+    ],
+  },
+  {
+    label: "Alerts",
+    items: [
+      { page: "alerts", href: "/alerts.html", label: "Alerts" },
+      { page: "channels", href: "/channels.html", label: "Channels" },
+    ],
+  },
+  {
+    label: "Admin",
+    items: [
+      { page: "users", href: "/users.html", label: "Users" },
+      { page: "apikeys", href: "/apikeys.html", label: "Keys", title: "API keys", admin: true },
+    ],
+  },
 ];
+
+function navLink(item, currentPage) {
+  return el(
+    "li",
+    item.admin ? { "data-admin-only": "", hidden: true } : {},
+    el("a", {
+      href: item.href,
+      text: item.label,
+      title: item.title,
+      "aria-label": item.title,
+      "aria-current": item.page === currentPage ? "page" : undefined,
+    }),
+  );
+}
+
+/** A group: a button that shows or hides its links (a disclosure, not an ARIA menu). */
+function navGroup(group, index, currentPage, closeOthers) {
+  const listId = `nav-group-${index}`;
+  const current = group.items.some((item) => item.page === currentPage);
+  // The caret is decoration: the button's name is the group's label alone.
+  const button = el(
+    "button",
+    {
+      type: "button",
+      class: current ? "nav-group-button current" : "nav-group-button",
+      "aria-expanded": "false",
+      "aria-controls": listId,
+    },
+    group.label,
+    el("span", { class: "caret", "aria-hidden": "true", text: "\u25BE" }),
+  );
+  const list = el("ul", { id: listId, class: "nav-group-list", hidden: true }, group.items.map((item) => navLink(item, currentPage)));
+  const setOpen = (open) => {
+    button.setAttribute("aria-expanded", String(open));
+    list.hidden = !open;
+  };
+  button.addEventListener("click", () => {
+    const open = button.getAttribute("aria-expanded") !== "true";
+    closeOthers();
+    setOpen(open);
+  });
+  const item = el("li", { class: "nav-group" }, button, list);
+  item.closeGroup = () => setOpen(false);
+  return item;
+}
 
 function buildHeader(currentPage) {
   const menuId = "site-nav-list";
@@ -30,23 +97,29 @@ function buildHeader(currentPage) {
     "aria-controls": menuId,
     text: "Menu",
   });
+  const groups = [];
+  const closeAll = () => groups.forEach((group) => group.closeGroup());
   const list = el(
     "ul",
     { id: menuId, class: "nav-list" },
-    NAV_ITEMS.map((item) =>
-      el(
-        "li",
-        item.admin ? { "data-admin-only": "", hidden: true } : {},
-        el("a", {
-          href: item.href,
-          text: item.label,
-          title: item.title,
-          "aria-label": item.title,
-          "aria-current": item.page === currentPage ? "page" : undefined,
-        }),
-      ),
-    ),
+    NAV_ITEMS.map((item, index) => {
+      if (!item.items) return navLink(item, currentPage);
+      const group = navGroup(item, index, currentPage, closeAll);
+      groups.push(group);
+      return group;
+    }),
   );
+  // A group closes on Escape and on a click anywhere outside it.
+  document.addEventListener("click", (event) => {
+    if (!groups.some((group) => group.contains(event.target))) closeAll();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    const open = groups.find((group) => group.querySelector("[aria-expanded=true]"));
+    if (!open) return;
+    closeAll();
+    open.querySelector("button").focus();
+  });
   toggle.addEventListener("click", () => {
     const open = toggle.getAttribute("aria-expanded") !== "true";
     toggle.setAttribute("aria-expanded", String(open));

@@ -120,6 +120,16 @@ def sign_in(page: Page, base_url: str, email: str, password: str, start: str = "
     expect(page.locator("#signed-in-email")).to_have_text(email)
 
 
+def nav_to(page: Page, label: str) -> None:
+    """Follow the header's link to `label`, opening the group of pages it is in first."""
+    nav = page.get_by_role("navigation", name="Main")
+    # Links in a closed group are hidden, which roles ignore unless told.
+    link = nav.get_by_role("link", name=label, exact=True, include_hidden=True)
+    if not link.is_visible():
+        link.locator("xpath=ancestor::li[contains(@class, 'nav-group')]/button").click()
+    link.click()
+
+
 @pytest.fixture
 def signed_in(page: Page, live_host, admin, console: ConsoleLog) -> Page:
     """A page signed in as the default (admin) user, on empty tables."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import sign_in
+from tests.web.conftest import nav_to, sign_in
 
 
 def iso(moment: datetime) -> str:
@@ -46,7 +46,7 @@ def test_write_backtest_save_fire_and_acknowledge_a_rule(
     now = datetime.now(UTC).replace(microsecond=0)
     seed_week(admin, now)
     page = signed_in
-    page.get_by_role("link", name="Alerts", exact=True).click()
+    nav_to(page, "Alerts")
     expect(page.get_by_role("heading", name="Alerts", level=1)).to_be_visible()
     expect(page.locator("#open-alerts")).to_contain_text("No open alert.")
 

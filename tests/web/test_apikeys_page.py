@@ -6,11 +6,13 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import Page, expect
 
+from tests.web.conftest import nav_to
+
 
 def test_an_admin_creates_uses_and_revokes_a_key(signed_in: Page, live_host, admin) -> None:
     page = signed_in
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page.get_by_role("link", name="API keys").click()
+    nav_to(page, "API keys")
     expect(page.locator("h1")).to_have_text("API keys")
     form = page.locator("#create-key-form")
     form.get_by_label("Name").fill("weather station")

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.support import JWT_SECRET
-from tests.web.conftest import sign_in
+from tests.web.conftest import nav_to, sign_in
 
 PAGES = [
     "index.html",
@@ -140,7 +140,7 @@ def test_token_refreshed_before_expiry_and_on_401(browser: Browser, live_host, a
         "(old) => JSON.parse(sessionStorage.getItem('dtbase.tokens')).access_token !== old",
         arg=short,
     )
-    page.get_by_role("link", name="Sensors", exact=True).click()
+    nav_to(page, "Sensors")
     page.wait_for_url("**/sensors.html")
     expect(page.locator("#sensor-list table")).to_contain_text("s-1")
     assert all(status != 401 for _, status in statuses), statuses
@@ -169,7 +169,7 @@ def test_token_refreshed_before_expiry_and_on_401(browser: Browser, live_host, a
         page, _with_lifetime(issued["access_token"], now - 100, now - 10), issued["refresh_token"]
     )
     statuses.clear()
-    page.get_by_role("link", name="Sensors", exact=True).click()
+    nav_to(page, "Sensors")
     page.wait_for_url("**/sensors.html")
     expect(page.locator("#sensor-list table")).to_contain_text("s-1")
     assert ("user/me", 401) in statuses or ("sensor/list-sensor-types", 401) in statuses, statuses

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.notify_standins import WebhookReceiver
-from tests.web.conftest import sign_in
+from tests.web.conftest import nav_to, sign_in
 
 SECRET = "browser-secret-" + "z" * 20
 
@@ -27,7 +27,7 @@ def test_create_a_webhook_channel_and_send_a_test(
 ) -> None:
     console.allow("422 (Unprocessable")
     page = signed_in
-    page.get_by_role("link", name="Channels", exact=True).click()
+    nav_to(page, "Channels")
     expect(page.locator("h1")).to_have_text("Channels")
     expect(page.locator("#channel-list table")).to_contain_text("No channels yet.")
 

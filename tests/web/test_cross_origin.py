@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from local.host import StaticSite
 from tests.support import ROOT, LocalHost, TestDatabase, free_port, start_host
-from tests.web.conftest import ConsoleLog, sign_in
+from tests.web.conftest import ConsoleLog, nav_to, sign_in
 
 
 def load_packager() -> Any:
@@ -104,7 +104,7 @@ def test_site_signs_in_reads_and_writes_against_the_api_origin(
     # Signing in shows the email read from GET /user/me with the bearer token.
     sign_in(page, split.site, split.api.admin_email, split.api.admin_password)
 
-    page.get_by_role("link", name="Locations", exact=True).click()
+    nav_to(page, "Locations")
     form = page.locator("#add-schema-form")
     form.get_by_label("Schema name").fill("greenhouse")
     form.get_by_label("Description").fill("Written from another origin")

@@ -11,6 +11,8 @@ import json
 
 from playwright.sync_api import Page, Route, expect
 
+from tests.web.conftest import nav_to
+
 
 def seed(admin) -> None:
     admin.ok(
@@ -80,7 +82,7 @@ def test_forecast_is_started_and_followed_to_its_runs(signed_in: Page, live_host
     page.route("**/api/forecast/arima", starter)
     page.route("**/runtime/webhooks/durabletask/instances/**", status)
 
-    page.get_by_role("link", name="Forecasts", exact=True).click()
+    nav_to(page, "Forecasts")
     expect(page.locator("#service-state")).to_have_text("The forecasting service is available.")
     form = page.locator("#arima-form")
     form.get_by_label("Hours to forecast").fill("24")
@@ -131,7 +133,7 @@ def test_a_failed_forecast_says_so(signed_in: Page, live_host, admin) -> None:
             json={"runtimeStatus": "Failed", "output": "No training data", "customStatus": None},
         ),
     )
-    page.get_by_role("link", name="Forecasts", exact=True).click()
+    nav_to(page, "Forecasts")
     expect(page.locator("#service-state")).to_have_text("The forecasting service is available.")
     page.locator("#arima-form").get_by_role("button", name="Start forecast").click()
     expect(page.locator("#run-status")).to_contain_text("Failed")
@@ -155,7 +157,7 @@ def test_a_missing_starter_reads_as_unavailable(signed_in: Page, live_host, admi
     page.route(
         "**/api/forecast/arima", lambda r: r.fulfill(status=404, json={"detail": "Not Found"})
     )
-    page.get_by_role("link", name="Forecasts", exact=True).click()
+    nav_to(page, "Forecasts")
     expect(page.locator("#service-state")).to_contain_text("Could not tell")
     form = page.locator("#arima-form")
     form.get_by_role("button", name="Start forecast").click()
@@ -225,7 +227,7 @@ def test_each_series_outcome_is_shown(signed_in: Page, live_host, admin) -> None
         ),
     )
     page.route("**/runtime/webhooks/durabletask/instances/**", status)
-    page.get_by_role("link", name="Forecasts", exact=True).click()
+    nav_to(page, "Forecasts")
     expect(page.locator("#service-state")).to_have_text("The forecasting service is available.")
     page.locator("#arima-form").get_by_role("button", name="Start forecast").click()
     rows = page.locator("#run-series tbody tr")

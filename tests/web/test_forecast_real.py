@@ -9,13 +9,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.test_forecasting import seed_climate
+from tests.web.conftest import nav_to
 
 
 @pytest.mark.timeout(600)
 def test_a_real_forecast_from_the_form_to_its_run(signed_in: Page, admin, shoot) -> None:
     seed_climate(admin, ["TRH1"])
     page = signed_in
-    page.get_by_role("link", name="Forecasts", exact=True).click()
+    nav_to(page, "Forecasts")
     expect(page.locator("#service-state")).to_have_text("The forecasting service is available.")
     expect(page.locator("#f-sensor")).to_have_value("TRH1")
     page.locator("#f-training-days").fill("30")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
-from tests.web.conftest import sign_in
+from tests.web.conftest import nav_to, sign_in
 
 STATIC = Path(__file__).resolve().parents[2] / "static_web"
 PAGES = {
@@ -102,11 +102,13 @@ def test_pages_fit_the_screen(
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow}px too wide at {width}px"
     menu = page.get_by_role("button", name="Menu")
+    data_group = page.get_by_role("button", name="Data", exact=True)
     sensors_link = page.get_by_role("link", name="Sensors", exact=True)
     if width == 390:
-        expect(sensors_link).to_be_hidden()
+        expect(data_group).to_be_hidden()
         menu.click()
         expect(menu).to_have_attribute("aria-expanded", "true")
+        data_group.click()
         expect(sensors_link).to_be_visible()
         page.screenshot(path=str(screenshots / "mobile-menu.png"))
         sensors_link.click()
@@ -115,8 +117,34 @@ def test_pages_fit_the_screen(
         page.screenshot(path=str(screenshots / "mobile-sensors.png"), full_page=True)
     else:
         expect(menu).to_be_hidden()
+        expect(sensors_link).to_be_hidden()
+        data_group.click()
         expect(sensors_link).to_be_visible()
     context.close()
+
+
+def test_the_navigation_groups_open_one_at_a_time_and_close_on_escape_or_outside(
+    signed_in: Page, live_host
+) -> None:
+    page = signed_in
+    page.goto(f"{live_host.url}/channels.html")
+    data = page.get_by_role("button", name="Data", exact=True)
+    alerts = page.get_by_role("button", name="Alerts", exact=True)
+    # The group holding the page shown is marked, though closed.
+    expect(alerts).to_have_class(re.compile(r"\bcurrent\b"))
+    expect(data).not_to_have_class(re.compile(r"\bcurrent\b"))
+    data.click()
+    expect(data).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_role("link", name="Plots", exact=True)).to_be_visible()
+    alerts.click()  # opening another closes the first
+    expect(data).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_role("link", name="Plots", exact=True)).to_be_hidden()
+    page.keyboard.press("Escape")
+    expect(alerts).to_have_attribute("aria-expanded", "false")
+    expect(alerts).to_be_focused()
+    data.click()
+    page.locator("h1").click()
+    expect(data).to_have_attribute("aria-expanded", "false")
 
 
 def test_keyboard_alone(page: Page, live_host, admin, console) -> None:
@@ -185,7 +213,7 @@ def test_api_down_is_reported_and_pages_still_work(
     form.locator(".measure-row").first.get_by_label("Name").fill("m")
     form.get_by_role("button", name="Add sensor type").click()
     expect(form.locator(".form-status.error")).to_contain_text("The API cannot be reached")
-    page.get_by_role("link", name="Readings", exact=True).click()
+    nav_to(page, "Readings")
     page.wait_for_url("**/readings.html")
     expect(page.locator("#api-banner")).to_be_visible()
     # A 503 from the API (its database down) is reported the same way.
@@ -267,7 +295,8 @@ def test_a_loading_state_shows_while_the_api_answers(signed_in: Page, live_host,
 HEADER_LINE = """() => {
     const bar = document.querySelector('#site-header .bar');
     // Parts shown to this user only (a link for admins is hidden from others).
-    const parts = [...bar.querySelectorAll('.brand, nav a, .docs-link, .user-email, #sign-out')]
+    const shown = '.brand, nav a, .nav-group-button, .docs-link, .user-email, #sign-out';
+    const parts = [...bar.querySelectorAll(shown)]
         .filter(p => p.getClientRects().length);
     const middles = parts.map(p => {
         const r = p.getBoundingClientRect();

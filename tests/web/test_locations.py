@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
+from tests.web.conftest import nav_to
+
 
 def fill_identifier(form, index: int, name: str, units: str, datatype: str) -> None:
     row = form.locator(".measure-row").nth(index)
@@ -18,7 +20,7 @@ def test_schemas_locations_and_sensor_history(
 ) -> None:
     console.allow("409 (Conflict)")
     page = signed_in
-    page.get_by_role("link", name="Locations", exact=True).click()
+    nav_to(page, "Locations")
     form = page.locator("#add-schema-form")
     form.get_by_label("Schema name").fill("field")
     form.get_by_label("Description").fill("Positions in the field")
@@ -101,7 +103,7 @@ def test_schemas_locations_and_sensor_history(
         },
         status=201,
     )
-    page.get_by_role("link", name="Sensors", exact=True).click()
+    nav_to(page, "Sensors")
     page.get_by_role("button", name="Location history of s-1").click()
     history = page.locator("#history table")
     expect(history.locator("tbody tr")).to_have_count(1)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import canvas_ink, copy_for_readme
+from tests.web.conftest import canvas_ink, copy_for_readme, nav_to
 
 
 def iso(t: datetime) -> str:
@@ -90,7 +90,7 @@ def seed_forecast(admin) -> None:
 def test_runs_filtered_and_forecast_drawn(signed_in: Page, live_host, admin, shoot) -> None:
     seed_forecast(admin)
     page = signed_in
-    page.get_by_role("link", name="Models", exact=True).click()
+    nav_to(page, "Models")
     form = page.locator("#runs-form")
     expect(form.get_by_label("Model")).to_have_value("Arima")
     form.get_by_role("button", name="List runs").click()
@@ -144,7 +144,7 @@ def test_runs_filtered_and_forecast_drawn(signed_in: Page, live_host, admin, sho
 def test_recent_runs_show_on_arrival(signed_in: Page, live_host, admin) -> None:
     seed_forecast(admin)
     page = signed_in
-    page.get_by_role("link", name="Models", exact=True).click()
+    nav_to(page, "Models")
     runs = page.locator("#runs table tbody tr")
     expect(runs).to_have_count(2)  # without pressing "List runs"
     expect(runs.nth(0)).to_contain_text("Hot summer")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import sign_in
+from tests.web.conftest import nav_to, sign_in
 
 
 def test_a_viewer_sees_no_control_that_writes(page: Page, live_host, admin, console) -> None:
@@ -42,7 +42,7 @@ def test_a_viewer_sees_no_control_that_writes(page: Page, live_host, admin, cons
 def test_an_admin_changes_a_role_on_the_users_page(signed_in: Page, admin) -> None:
     page = signed_in
     admin.ok("/user/create-user", {"email": "e@example.com", "password": "pw-editor-1"}, 201)
-    page.get_by_role("link", name="Users", exact=True).click()
+    nav_to(page, "Users")
     role = page.get_by_label("Role of e@example.com")
     expect(role).to_have_value("editor")
     with page.expect_response("**/user/update-user-role") as saved:

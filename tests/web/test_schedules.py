@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from playwright.sync_api import Page, expect
 
 from dtbase_core.cron import Cron
+from tests.web.conftest import nav_to
 
 SCHEMA = '{"type": "object", "properties": {"days": {"type": "integer", "minimum": 1}}}'
 
@@ -21,7 +22,7 @@ def test_schedule_a_service_and_see_its_next_fire_times(
 ) -> None:
     console.allow("422 (Unprocessable")
     page = signed_in
-    page.get_by_role("link", name="Services", exact=True).click()
+    nav_to(page, "Services")
     add = page.locator("#add-service-form")
     add.get_by_label("Name").fill("counted")
     add.get_by_label("URL").fill("http://127.0.0.1:9/run")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import canvas_ink
+from tests.web.conftest import canvas_ink, nav_to
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 TIMES = [NOW - timedelta(minutes=50 - 10 * i) for i in range(5)]
@@ -89,7 +89,7 @@ def test_sensor_to_readings_csv_and_plot(signed_in: Page, live_host, admin, shoo
     post_readings(admin, "station-2", offset=5.0)
 
     # Readings table: every value shown as its type.
-    page.get_by_role("link", name="Readings", exact=True).click()
+    nav_to(page, "Readings")
     form = page.locator("#readings-form")
     expect(form.get_by_label("station-1 (Roof)")).to_be_checked()
     form.get_by_label("station-2 (Garden)").uncheck()
@@ -149,7 +149,7 @@ def test_sensor_to_readings_csv_and_plot(signed_in: Page, live_host, admin, shoo
     expect(form.locator(".form-status")).to_have_text("CSV downloaded.")
 
     # Plots: one chart per plottable measure (strings are not plotted), two lines each.
-    page.get_by_role("link", name="Plots", exact=True).click()
+    nav_to(page, "Plots")
     plot_form = page.locator("#plot-form")
     expect(plot_form.get_by_label("station-1 (Roof)")).to_be_checked()
     plot_form.get_by_role("button", name="Last 24 hours").click()
@@ -301,7 +301,7 @@ def test_a_refused_sensor_type_delete_keeps_the_table(signed_in: Page, admin, co
     )
     admin.ok("/sensor/insert-sensor", {"type_name": "Busy", "unique_identifier": "b-1"}, 201)
     page = signed_in
-    page.get_by_role("link", name="Sensors", exact=True).click()
+    nav_to(page, "Sensors")
     types = page.locator("#type-list table tbody tr")
     expect(types).to_have_count(1)
     page.get_by_role("button", name="Delete sensor type Busy").click()

@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import Page, Route, expect
 
+from tests.web.conftest import nav_to
+
 
 class EchoHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
@@ -43,7 +45,7 @@ def test_service_parameter_sets_runs_and_log(
 ) -> None:
     console.allow("409 (Conflict)")
     page = signed_in
-    page.get_by_role("link", name="Services", exact=True).click()
+    nav_to(page, "Services")
     add = page.locator("#add-service-form")
     add.get_by_label("Name").fill("echo")
     add.get_by_label("URL").fill(echo_service)
@@ -140,7 +142,7 @@ def test_a_run_the_service_answers_with_an_error_is_shown_as_a_failure(
         status=201,
     )
     page = signed_in
-    page.get_by_role("link", name="Services", exact=True).click()
+    nav_to(page, "Services")
     page.get_by_role("button", name="Open service broken").click()
     page.get_by_label("Parameters (a JSON object)").fill('{"days": 1}')
     page.get_by_role("button", name="Run with these parameters").click()

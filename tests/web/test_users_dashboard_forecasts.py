@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import copy_for_readme, sign_in
+from tests.web.conftest import copy_for_readme, nav_to, sign_in
 
 
 def iso(t: datetime) -> str:
@@ -19,7 +19,7 @@ def test_admin_creates_and_deletes_users_and_anyone_changes_password(
     signed_in: Page, live_host, admin, shoot, page: Page, console
 ) -> None:
     console.allow("409 (Conflict)")
-    page.get_by_role("link", name="Users", exact=True).click()
+    nav_to(page, "Users")
     users = page.locator("#user-list table tbody tr")
     expect(users).to_have_count(1)
     expect(users.first).to_contain_text(live_host.admin_email)
@@ -192,7 +192,7 @@ def test_forecasts_page_says_when_the_service_is_unavailable(
     paths = admin.get("/openapi.json").json()["paths"]
     has_starter = any(p.rstrip("/").endswith("/forecast/arima") for p in paths)
 
-    page.get_by_role("link", name="Forecasts", exact=True).click()
+    nav_to(page, "Forecasts")
     form = page.locator("#arima-form")
     expect(form.get_by_label("Sensor")).to_have_value("TRH1")
     # Only numeric measures can be forecast.
