@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dtbase_core.assets import asset_id, current_attachments, sensor_id
+from dtbase_core.assets import asset_id, current_attachments, sensor_id, subtree_ids
 from dtbase_core.errors import Invalid, NotFound
 from dtbase_core.orm import Annotation, Asset, Sensor
 
@@ -67,16 +67,26 @@ def list_annotations(
     dt_from: datetime,
     dt_to: datetime,
     include_related: bool = True,
+    recursive: bool = False,
 ) -> list[dict[str, Any]]:
     """The annotations overlapping [dt_from, dt_to], by dt_from then id: every one, or
-    those of an asset or of a sensor (with the related ones, see the module's note)."""
+    those of an asset (`recursive`: and of every asset below it) or of a sensor, with
+    the related ones (see the module's note)."""
     _one_target(asset, unique_identifier)
     current = current_attachments()
+    where: sa.ColumnElement[bool]
     if asset is not None:
         target = asset_id(session, asset)
-        where = Annotation.asset_id == target
-        if include_related:
+        if recursive:
+            subtree = subtree_ids(target)
+            where = Annotation.asset_id.in_(sa.select(subtree.c.id))
+            attached = sa.select(current.c.sensor_id).where(
+                current.c.asset_id.in_(sa.select(subtree.c.id))
+            )
+        else:
+            where = Annotation.asset_id == target
             attached = sa.select(current.c.sensor_id).where(current.c.asset_id == target)
+        if include_related:
             where = sa.or_(where, Annotation.sensor_id.in_(attached))
     elif unique_identifier is not None:
         target = sensor_id(session, unique_identifier)

@@ -149,3 +149,15 @@ def test_a_viewer_reads_notes_but_writes_none(admin: Api, live_host: LocalHost) 
         assert viewer.post("/annotation/delete-annotation", {"id": noted}).status_code == 403
     finally:
         viewer.close()
+
+
+def test_recursive_listing_takes_the_subtree(admin: Api) -> None:
+    setup(admin)
+    admin.ok("/asset/insert-asset", {"name": "fan", "type_name": "AHU", "parent": "ahu"}, 201)
+    admin.ok("/asset/attach-sensor", {"asset": "fan", "unique_identifier": "s2"}, 201)
+    on_fan = note(admin, asset="fan", dt_from="2026-01-01T10:00:00Z", text="belt")
+    on_s2 = note(admin, unique_identifier="s2", dt_from="2026-01-01T11:00:00Z", text="noisy")
+    day = {"dt_from": "2026-01-01T00:00:00Z", "dt_to": "2026-01-02T00:00:00Z"}
+    assert listed(admin, asset="ahu", **day) == []
+    assert listed(admin, asset="ahu", recursive=True, **day) == [on_fan, on_s2]
+    assert listed(admin, asset="ahu", recursive=True, include_related=False, **day) == [on_fan]

@@ -140,6 +140,9 @@ class ListAnnotationsIn(_Target):
         description="An asset's listing adds its attached sensors' annotations; a sensor's, "
         "those of the asset it is attached to.",
     )
+    recursive: bool = Field(
+        False, description="With `asset`: the annotations of every asset below it too."
+    )
 
 
 class AnnotationIdIn(Body):
