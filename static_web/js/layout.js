@@ -10,6 +10,7 @@ import { el, $, $$ } from "./dom.js";
 // are shown to admins only (the API refuses everyone else anyway).
 export const NAV_ITEMS = [
   { page: "dashboard", href: "/index.html", label: "Dashboard" },
+  { page: "assets", href: "/assets.html", label: "Assets" },
   {
     label: "Data",
     items: [
