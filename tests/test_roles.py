@@ -49,6 +49,8 @@ VIEWER_ROUTES = {
     "GET notification/list-channels",
     "POST notification/list-deliveries",
     "GET service/list-schedules",
+    "GET sta/v1.1",
+    "GET sta/v1.1/{*path}",
 }
 ADMIN_ROUTES = {
     "POST apikey/create-api-key",
