@@ -80,7 +80,7 @@ class Link:
 class EntitySet:
     name: str
     singular: str
-    source: Callable[[], sa.Select[Any]]
+    source: Callable[[], sa.Select[*tuple[Any, ...]]]
     props: dict[str, Prop]
     links: dict[str, Link]
     # The where clause for one id (raises NoEntity for a malformed one) and the id's JSON.
@@ -180,6 +180,7 @@ def _coordinates() -> Any:
     ).subquery()
     return (
         sa.select(sa.func.jsonb_object_agg(LocationIdentifier.name, values.c.value))
+        .select_from(values)
         .join(LocationIdentifier, LocationIdentifier.id == values.c.identifier_id)
         .where(values.c.location_id == Location.id)
         .scalar_subquery()
@@ -204,7 +205,7 @@ def _geojson(coordinates: dict[str, Any] | None) -> dict[str, Any]:
 # --- entity sets -------------------------------------------------------------------------
 
 
-def _things() -> sa.Select[Any]:
+def _things() -> sa.Select[*tuple[Any, ...]]:
     return sa.select(
         thing_of_sensor(Sensor.id).label("id"),
         Sensor.id.label("sensor_id"),
@@ -220,7 +221,7 @@ def _thing_by_id(source: Any, text: str | int) -> Any:
     return source.c.sensor_id == sensor_id
 
 
-def _sensors() -> sa.Select[Any]:
+def _sensors() -> sa.Select[*tuple[Any, ...]]:
     return sa.select(
         Sensor.id.label("id"),
         sa.func.coalesce(Sensor.name, Sensor.unique_identifier).label("name"),
@@ -230,7 +231,7 @@ def _sensors() -> sa.Select[Any]:
     ).join(SensorType, SensorType.id == Sensor.type_id)
 
 
-def _measures() -> sa.Select[Any]:
+def _measures() -> sa.Select[*tuple[Any, ...]]:
     return sa.select(
         SensorMeasure.id.label("id"),
         SensorMeasure.name.label("name"),
@@ -239,7 +240,7 @@ def _measures() -> sa.Select[Any]:
     )
 
 
-def _datastreams() -> sa.Select[Any]:
+def _datastreams() -> sa.Select[*tuple[Any, ...]]:
     return (
         sa.select(
             sa.func.concat(Sensor.id, "-", SensorMeasure.id).label("id"),
@@ -274,7 +275,7 @@ OBSERVATION_TYPES = {
 }
 
 
-def _observations() -> sa.Select[Any]:
+def _observations() -> sa.Select[*tuple[Any, ...]]:
     """Every reading: one branch per datatype's table, numbers in `num` (booleans as
     `flag`), strings in `txt`. A condition on sensor and measure reaches each branch's
     primary key (PostgreSQL pushes it into every branch of the UNION ALL)."""
@@ -292,9 +293,9 @@ def _observations() -> sa.Select[Any]:
                 table.c.timestamp,
                 sa.cast(number, sa.Double).label("num"),
                 sa.cast(value if datatype is Datatype.STRING else sa.null(), sa.Text).label("txt"),
-                sa.cast(
-                    value if datatype is Datatype.BOOLEAN else sa.null(), sa.Boolean
-                ).label("flag"),
+                sa.cast(value if datatype is Datatype.BOOLEAN else sa.null(), sa.Boolean).label(
+                    "flag"
+                ),
                 sa.literal(datatype.value).label("datatype"),
             )
         )
@@ -326,7 +327,7 @@ def _result(row: Row) -> Any:
     return row["num"]
 
 
-def _locations() -> sa.Select[Any]:
+def _locations() -> sa.Select[*tuple[Any, ...]]:
     return sa.select(
         Location.id.label("id"),
         sa.func.concat(LocationSchema.name, " ", Location.id).label("name"),
@@ -336,7 +337,7 @@ def _locations() -> sa.Select[Any]:
     ).join(LocationSchema, LocationSchema.id == Location.schema_id)
 
 
-def _historical_locations() -> sa.Select[Any]:
+def _historical_locations() -> sa.Select[*tuple[Any, ...]]:
     return sa.select(
         SensorLocation.id.label("id"),
         SensorLocation.installation_datetime.label("time"),

@@ -137,7 +137,9 @@ def read(session: Session, path: str, params: dict[str, str], base: str, url: st
             parent_row = _one_row(session, target)
             link = target.entity.links[name]
             child = ENTITY_SETS[link.target]
-            target = Target(child, [lambda src, row=parent_row, ln=link: ln.where(row, src)], not link.many)
+            target = Target(
+                child, [lambda src, row=parent_row, ln=link: ln.where(row, src)], not link.many
+            )
         elif raw_id is None and name in target.entity.props:
             return _property(session, target, name, rest)
         else:
@@ -175,13 +177,15 @@ def _text(value: Any) -> str:
 # --- queries ------------------------------------------------------------------------------
 
 
-def _select(target: Target, options: Options | None) -> tuple[sa.Select[Any], Any]:
+def _select(target: Target, options: Options | None) -> tuple[sa.Select[*tuple[Any, ...]], Any]:
     """The query of the target's rows, filtered, and its source (for ORDER BY)."""
     entity = target.entity
     source = entity.source().subquery(entity.name.lower())
     if options is not None and options.select is not None:
         unknown = [
-            n for n in options.select if n != "id" and n not in entity.props and n not in entity.links
+            n
+            for n in options.select
+            if n != "id" and n not in entity.props and n not in entity.links
         ]
         if unknown:
             raise BadQuery(f"$select: {entity.name} have no property {unknown[0]!r}")
@@ -214,9 +218,7 @@ def _one_row(session: Session, target: Target, options: Options | None = None) -
     return rows[0]
 
 
-def _page(
-    session: Session, target: Target, options: Options
-) -> tuple[list[Any], bool, int | None]:
+def _page(session: Session, target: Target, options: Options) -> tuple[list[Any], bool, int | None]:
     """The page of rows, whether more follow, and the count if asked for."""
     query, source = _select(target, options)
     entity = target.entity
@@ -225,8 +227,8 @@ def _page(
     rows = _execute(session, query.order_by(*order).offset(options.skip).limit(options.top + 1))
     count = None
     if options.count:
-        counted = sa.select(sa.func.count()).select_from(query.subquery())
-        count = _execute(session, counted)[0]["count_1"]
+        counted = sa.select(sa.func.count().label("n")).select_from(query.subquery())
+        count = _execute(session, counted)[0]["n"]
     return rows[: options.top], len(rows) > options.top, count
 
 
