@@ -12,7 +12,9 @@ import azure.functions as func
 from dtbase_core.config import check_deployable, get_settings
 from function_app import (
     alerts,
+    annotation,
     apikeys,
+    assets,
     auth,
     fallback,
     forecasting,
@@ -49,6 +51,8 @@ for blueprint in (
     notifications,
     alerts,
     telemetry,
+    assets,
+    annotation,
     sensorthings,
     health,
     openapi,

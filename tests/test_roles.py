@@ -49,6 +49,13 @@ VIEWER_ROUTES = {
     "GET notification/list-channels",
     "POST notification/list-deliveries",
     "GET service/list-schedules",
+    "GET asset/list-asset-types",
+    "POST asset/list-assets",
+    "POST asset/asset-tree",
+    "POST asset/list-asset-moves",
+    "POST asset/list-sensor-attachments",
+    "POST asset/list-asset-sensors",
+    "POST annotation/list-annotations",
     "GET sta/v1.1",
     "GET sta/v1.1/{*path}",
 }

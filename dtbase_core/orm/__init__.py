@@ -2,6 +2,7 @@
 
 from dtbase_core.orm.alerts import Alert, AlertRule, AlertSeries, AlertTick, AlertTransition
 from dtbase_core.orm.apikeys import ApiKey
+from dtbase_core.orm.assets import Annotation, Asset, AssetMove, AssetSensor, AssetType
 from dtbase_core.orm.base import Base, Datatype, HttpMethod
 from dtbase_core.orm.locations import (
     Location,
@@ -48,7 +49,12 @@ __all__ = [
     "AlertSeries",
     "AlertTick",
     "AlertTransition",
+    "Annotation",
     "ApiKey",
+    "Asset",
+    "AssetMove",
+    "AssetSensor",
+    "AssetType",
     "Base",
     "Datatype",
     "HttpMethod",

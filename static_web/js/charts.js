@@ -1,10 +1,12 @@
 // Time-series charts on uPlot (vendored in /vendor/uplot, MIT licence): several series on
 // one time axis, drag to zoom, wheel to zoom, buttons to zoom and pan by keyboard,
 // double-click or "Reset" to see everything, an optional shaded band between two series,
-// and optional shaded time intervals (an alert rule's backtest).
+// optional shaded time intervals (an alert rule's backtest), and annotations: a shaded
+// range or a vertical line each, their text listed under the chart and shown on hover.
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { el } from "./dom.js";
+import { formatTime } from "./format.js";
 
 export const PALETTE = ["#1f5fbf", "#d1495b", "#2a9d8f", "#e9a13b", "#6a4c93", "#3d8b37", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
 
@@ -64,6 +66,44 @@ function seriesRange(data) {
   return xs.length ? { min: xs[0], max: xs[xs.length - 1] } : { min: Date.now() / 1000 - 3600, max: Date.now() / 1000 };
 }
 
+const ANNOTATION_FILL = "rgba(233, 161, 59, 0.22)";
+const ANNOTATION_LINE = "#b36b00";
+
+/** Annotations behind the lines: a range shaded, an instant as a dashed vertical line. */
+function drawAnnotations(u, annotations) {
+  if (!annotations.length) return;
+  const { left, top, width, height } = u.bbox;
+  u.ctx.save();
+  for (const a of annotations) {
+    const x0 = u.valToPos(a.from, "x", true);
+    if (a.to != null && a.to > a.from) {
+      const from = Math.max(left, x0);
+      const to = Math.min(left + width, u.valToPos(a.to, "x", true));
+      u.ctx.fillStyle = ANNOTATION_FILL;
+      if (to > from) u.ctx.fillRect(from, top, Math.max(1, to - from), height);
+    } else if (x0 >= left && x0 <= left + width) {
+      u.ctx.strokeStyle = ANNOTATION_LINE;
+      u.ctx.lineWidth = 2;
+      u.ctx.setLineDash([6, 4]);
+      u.ctx.beginPath();
+      u.ctx.moveTo(x0, top);
+      u.ctx.lineTo(x0, top + height);
+      u.ctx.stroke();
+    }
+  }
+  u.ctx.restore();
+}
+
+/** The annotations as a list under the chart: when, and what. */
+function annotationList(annotations) {
+  const when = (a) => (a.to != null && a.to > a.from ? `${formatTime(a.from * 1000)} – ${formatTime(a.to * 1000)}` : formatTime(a.from * 1000));
+  return el(
+    "ul",
+    { class: "chart-annotations", "aria-label": "Annotations" },
+    annotations.map((a) => el("li", {}, el("span", { class: "muted", text: `${when(a)}: ` }), el("span", { text: a.text }))),
+  );
+}
+
 /**
  * Draw a chart.
  * @param {HTMLElement} container where the chart card goes
@@ -71,6 +111,7 @@ function seriesRange(data) {
  *          series: Array<{label: string, points: Array<[number, number|null]>, color?: string, dash?: number[], width?: number, fill?: string, points_only?: boolean}>,
  *          band?: {upper: number, lower: number, fill: string},
  *          shade?: Array<[number, number]>, shadeFill?: string,
+ *          annotations?: Array<{from: number, to: number|null, text: string}>,
  *          group?: ChartGroup, height?: number,
  *          onRangeChange?: (min: number, max: number, chart) => void}} spec points are [unix seconds, value];
  *          `onRangeChange` is called (debounced) after a zoom or pan, e.g. to fetch finer data.
@@ -94,6 +135,11 @@ export function timeSeriesChart(container, spec) {
     spec.note ? el("figcaption", { class: "chart-note", text: spec.note }) : null,
   );
   if (spec.shade) card.dataset.shaded = String(spec.shade.length);
+  const annotations = spec.annotations || [];
+  if (annotations.length) {
+    card.dataset.annotations = String(annotations.length);
+    card.append(annotationList(annotations));
+  }
   container.append(card);
 
   const tables = spec.series.map((s) => [s.points.map((p) => p[0]), s.points.map((p) => p[1])]);
@@ -145,6 +191,17 @@ export function timeSeriesChart(container, spec) {
             if (x1 > x0) u.ctx.fillRect(x0, top, Math.max(1, x1 - x0), height);
           }
           u.ctx.restore();
+        },
+        (u) => drawAnnotations(u, annotations),
+      ],
+      // The texts of the annotations under the cursor, as the plot's tooltip.
+      setCursor: [
+        (u) => {
+          if (!annotations.length || u.cursor.left == null || u.cursor.left < 0) return;
+          const at = u.posToVal(u.cursor.left, "x");
+          const slack = (u.scales.x.max - u.scales.x.min) / 200; // a line is a few pixels wide
+          const hit = annotations.filter((a) => at >= a.from - slack && at <= (a.to ?? a.from) + slack);
+          u.over.title = hit.map((a) => a.text).join("\n");
         },
       ],
       setScale: [

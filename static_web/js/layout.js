@@ -11,6 +11,7 @@ export const NAV_ITEMS = [
   { page: "readings", href: "/readings.html", label: "Readings" },
   { page: "plots", href: "/plots.html", label: "Plots" },
   { page: "locations", href: "/locations.html", label: "Locations" },
+  { page: "assets", href: "/assets.html", label: "Assets" },
   { page: "models", href: "/models.html", label: "Models" },
   { page: "forecasts", href: "/forecasts.html", label: "Forecasts" },
   { page: "services", href: "/services.html", label: "Services" },

@@ -18,6 +18,7 @@ PAGES = [
     "readings.html",
     "plots.html",
     "locations.html",
+    "assets.html",
     "models.html",
     "forecasts.html",
     "services.html",

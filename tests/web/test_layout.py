@@ -21,6 +21,8 @@ PAGES = {
     "readings.html": "Readings",
     "plots.html": "Time-series plots",
     "locations.html": "Locations",
+    "assets.html": "Assets",
+    "asset.html": "Asset",
     "models.html": "Models",
     "forecasts.html": "Forecasts",
     "services.html": "Services",

@@ -61,6 +61,24 @@ async function fetchSeries(sensor, measure, from, to, interval, aggregation) {
   return buckets.map((b) => [new Date(b.timestamp).getTime() / 1000, toNumber(b.value)]);
 }
 
+/** The annotations of the sensors (and of the assets they are attached to) in the range,
+ * each once, as chart annotations. */
+export async function fetchAnnotations(sensors, from, to) {
+  const lists = await Promise.all(
+    sensors.map((sensor) =>
+      post("/annotation/list-annotations", { unique_identifier: sensor.unique_identifier, dt_from: from.toISOString(), dt_to: to.toISOString() }),
+    ),
+  );
+  const seen = new Map();
+  for (const a of lists.flat()) seen.set(a.id, a);
+  const seconds = (iso) => new Date(iso).getTime() / 1000;
+  return [...seen.values()].map((a) => ({
+    from: seconds(a.dt_from),
+    to: a.dt_to ? seconds(a.dt_to) : null,
+    text: `${a.asset ?? a.unique_identifier}: ${a.text}`,
+  }));
+}
+
 async function draw({ sensors, measures, from, to, resolution, aggregation }) {
   const region = $("#charts");
   if (group) group.destroy();
@@ -68,13 +86,16 @@ async function draw({ sensors, measures, from, to, resolution, aggregation }) {
   replace(region);
   const interval = chooseResolution((to - from) / 1000, resolution);
   const started = performance.now();
-  const results = await withLoading(
+  const [results, annotations] = await withLoading(
     region,
-    Promise.all(
-      measures.map((measure) =>
-        Promise.all(sensors.map((sensor) => fetchSeries(sensor, measure, from, to, interval, aggregation))),
+    Promise.all([
+      Promise.all(
+        measures.map((measure) =>
+          Promise.all(sensors.map((sensor) => fetchSeries(sensor, measure, from, to, interval, aggregation))),
+        ),
       ),
-    ),
+      fetchAnnotations(sensors, from, to),
+    ]),
     interval ? `Loading ${interval} buckets…` : "Loading readings…",
   );
   let points = 0;
@@ -127,6 +148,7 @@ async function draw({ sensors, measures, from, to, resolution, aggregation }) {
       series,
       group,
       note: describe(count, interval),
+      annotations,
       onRangeChange,
     });
   });

@@ -135,6 +135,7 @@ async function showHistory(uniqueIdentifier) {
   section.hidden = false;
   $("#history-heading").textContent = `Location history of ${uniqueIdentifier}`;
   $("#history-heading").focus();
+  showAssetAndAnnotations(uniqueIdentifier);
   const region = $("#history");
   try {
     const [history, schemas] = await withLoading(
@@ -159,6 +160,48 @@ async function showHistory(uniqueIdentifier) {
     const schemaSelect = $("#sl-schema");
     fillSelect(schemaSelect, schemas.map((s) => s.name), { placeholder: schemas.length ? "" : "Create a location schema first" });
     renderCoordinateInputs();
+  } catch (error) {
+    replace(region, errorBox(error));
+  }
+}
+
+// Every annotation of the sensor (and of the asset it is attached to), whatever its time.
+const ALL_TIME = { dt_from: "0001-01-01T00:00:00Z", dt_to: "9999-12-31T23:59:59Z" };
+
+async function showAssetAndAnnotations(uniqueIdentifier) {
+  const assetRegion = $("#sensor-asset");
+  const region = $("#sensor-annotations");
+  try {
+    const [attachments, annotations] = await withLoading(
+      region,
+      Promise.all([
+        post("/asset/list-sensor-attachments", { unique_identifier: uniqueIdentifier }),
+        post("/annotation/list-annotations", { unique_identifier: uniqueIdentifier, ...ALL_TIME }),
+      ]),
+    );
+    const asset = attachments[0]?.asset;
+    replace(
+      assetRegion,
+      asset
+        ? el("p", {}, "Attached to ", el("a", { href: `/asset.html?name=${encodeURIComponent(asset)}`, text: asset }), ` since ${formatTime(attachments[0].installation_datetime)}.`)
+        : el("p", { class: "muted", text: "Not attached to an asset." }),
+    );
+    replace(
+      region,
+      table(
+        `Annotations (times in ${timeZoneName()})`,
+        [
+          { label: "From", render: (a) => formatTime(a.dt_from) },
+          { label: "To", render: (a) => (a.dt_to ? formatTime(a.dt_to) : "") },
+          { label: "On", render: (a) => a.asset ?? a.unique_identifier },
+          { label: "Text", render: (a) => a.text, wrap: true },
+          { label: "Tags", render: (a) => a.tags.join(", ") },
+          { label: "By", render: (a) => a.author },
+        ],
+        annotations,
+        { empty: "No annotations." },
+      ),
+    );
   } catch (error) {
     replace(region, errorBox(error));
   }
