@@ -63,7 +63,8 @@ def readings(api: Api, uid: str, measure: str, values: list[Any], start: datetim
 
 @pytest.fixture
 def twin(admin: Api) -> Api:
-    """Two weather stations, one installed at a place with latitude and longitude."""
+    """Two weather stations, one installed at a place with latitude and longitude, the
+    other attached to an asset."""
     admin.ok("/sensor/insert-sensor-type", WEATHER, 201)
     for uid, name in (("ws-1", "Station 1"), ("ws-2", "Annex")):
         admin.ok(
@@ -92,6 +93,9 @@ def twin(admin: Api) -> Api:
         },
         201,
     )
+    admin.ok("/asset/insert-asset-type", {"name": "building", "brick_class": "brick:Building"}, 201)
+    admin.ok("/asset/insert-asset", {"name": "Lab", "type_name": "building"}, 201)
+    admin.ok("/asset/attach-sensor", {"asset": "Lab", "unique_identifier": "ws-2"}, 201)
     return admin
 
 
@@ -143,7 +147,7 @@ def test_service_root_lists_the_entity_sets(live_host: Any, twin: Api) -> None:
 
 def test_things_and_datastreams_with_units(live_host: Any, sta: fsc.SensorThingsService) -> None:
     things = list(sta.things().query().orderby("name", "asc").list())
-    assert [thing.name for thing in things] == ["Annex", "Station 1"]
+    assert [thing.name for thing in things] == ["Lab", "Station 1"]
     station = things[1]
     assert isinstance(station.id, str) and station.id.startswith("sensor-")
     assert station.properties == {"unique_identifier": "ws-1", "sensor_type": "weather"}
@@ -222,13 +226,13 @@ def test_expand_nested_with_options(sta: fsc.SensorThingsService, twin: Api) -> 
     assert "Thing@iot.navigationLink" in expanded
     # `A/B` expands B inside A.
     path = get(twin, "Observations", **{"$top": 1, "$expand": "Datastream/Thing"})
-    assert path["value"][0]["Datastream"]["Thing"]["name"] in ("Station 1", "Annex")
+    assert path["value"][0]["Datastream"]["Thing"]["name"] in ("Station 1", "Lab")
 
 
 def test_select_orderby_count(twin: Api) -> None:
     page = get(twin, "Things", **{"$select": "id,name", "$orderby": "name desc"})
     assert [set(t) for t in page["value"]] == [{"@iot.id", "@iot.selfLink", "name"}] * 2
-    assert [t["name"] for t in page["value"]] == ["Station 1", "Annex"]
+    assert [t["name"] for t in page["value"]] == ["Station 1", "Lab"]
     counted = get(twin, "Observations", **{"$count": "true", "$top": 1})
     assert counted["@iot.count"] == MINUTES + 3 + 10 + 3
     assert len(counted["value"]) == 1
@@ -324,3 +328,28 @@ def test_the_same_credentials_authorise_it(live_host: Any, twin: Api) -> None:
         f"{live_host.api}/sta/v1.1", auth_handler=HeaderAuth("X-API-Key", reader)
     )
     assert len(list(keyed.sensors().query().list())) == 2
+
+
+def test_things_are_assets_and_unattached_sensors(sta: fsc.SensorThingsService, twin: Api) -> None:
+    (lab,) = sta.things().query().filter("name eq 'Lab'").list()
+    assert lab.id.startswith("asset-")
+    assert lab.properties == {
+        "asset_type": "building",
+        "brick_class": "brick:Building",
+        "parent": None,
+    }
+    # The asset's Datastreams are those of the sensors attached to it now.
+    streams = sorted(s.name for s in lab.get_datastreams().query().list())
+    assert streams == ["Annex count", "Annex icon", "Annex temperature"]
+    things = {t.name for t in sta.things().query().list()}
+    assert things == {"Lab", "Station 1"}
+    # While attached, the sensor is no Thing of its own.
+    (sensor,) = sta.sensors().query().filter("name eq 'Annex'").list()
+    assert twin.get(f"/sta/v1.1/Things('sensor-{sensor.id}')").status_code == 404
+    twin.ok("/asset/detach-sensor", {"unique_identifier": "ws-2"}, 201)
+    # Detached, the sensor is a Thing of its own again, with its Datastreams.
+    (annex,) = sta.things().query().filter("name eq 'Annex'").list()
+    assert annex.id == f"sensor-{sensor.id}"
+    assert len(list(annex.get_datastreams().query().list())) == 3
+    assert list(lab.get_datastreams().query().list()) == []
+    assert twin.get("/sta/v1.1/Things('asset-99999')").status_code == 404

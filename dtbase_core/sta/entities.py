@@ -2,10 +2,13 @@
 its properties (how a row reads as JSON, which columns a filter names), its navigation
 properties (a join condition) and its ids.
 
-Ids (docs/api.md, SensorThings API): Sensors, ObservedProperties (measures), Locations,
-FeaturesOfInterest (one per location) and HistoricalLocations (a sensor's installation)
-keep their integer ids. The rest have no single-column key and get string ids:
-a Thing is `sensor-<sensor id>` (a sensor attached to no asset), a Datastream
+Things are the assets, and the sensors attached to no asset now; a Thing's Datastreams
+are those of the sensors attached to it now (docs/api.md, SensorThings API).
+
+Ids: Sensors, ObservedProperties (measures), Locations, FeaturesOfInterest (one per
+location) and HistoricalLocations (a sensor's installation) keep their integer ids. The
+rest have no single-column key and get string ids: a Thing is `asset-<asset id>`, or
+`sensor-<sensor id>` for a sensor attached to no asset, a Datastream
 `<sensor id>-<measure id>`, an Observation `<sensor id>-<measure id>-<microseconds since
 1970 UTC>`. Clients address them quoted, `Datastreams('3-7')`, as the standard says.
 
@@ -23,7 +26,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
+from dtbase_core.orm.assets import Asset, AssetSensor, AssetType
 from dtbase_core.orm.base import Datatype
 from dtbase_core.orm.locations import (
     Location,
@@ -42,7 +47,8 @@ from dtbase_core.orm.sensors import (
 from dtbase_core.sta.errors import BadQuery, NoEntity
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-THING_PREFIX = "sensor-"
+ASSET_THING = "asset-"
+SENSOR_THING = "sensor-"
 
 Row = Any  # a row's mapping, or a selectable's columns
 
@@ -150,9 +156,25 @@ def _match(pattern: str, text: str | int) -> tuple[int, ...]:
 # --- shared SQL ------------------------------------------------------------------------
 
 
+def asset_of_sensor(sensor_id: Any) -> Any:
+    """The asset a sensor is attached to now (null: none; its latest attachment that has
+    begun names no asset, or it has none)."""
+    return (
+        sa.select(AssetSensor.asset_id)
+        .where(AssetSensor.sensor_id == sensor_id, AssetSensor.installation_datetime <= _now())
+        .order_by(AssetSensor.installation_datetime.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
 def thing_of_sensor(sensor_id: Any) -> Any:
-    """The id of the Thing a sensor belongs to."""
-    return sa.func.concat(THING_PREFIX, sensor_id)
+    """The id of the Thing a sensor belongs to now: its asset, or itself."""
+    asset = asset_of_sensor(sensor_id)
+    return sa.case(
+        (asset.is_(None), sa.func.concat(SENSOR_THING, sensor_id)),
+        else_=sa.func.concat(ASSET_THING, asset),
+    )
 
 
 def location_at(sensor_id: Any, when: Any) -> Any:
@@ -206,19 +228,74 @@ def _geojson(coordinates: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _things() -> sa.Select[*tuple[Any, ...]]:
-    return sa.select(
-        thing_of_sensor(Sensor.id).label("id"),
-        Sensor.id.label("sensor_id"),
-        sa.func.coalesce(Sensor.name, Sensor.unique_identifier).label("name"),
-        sa.func.coalesce(Sensor.notes, "").label("description"),
-        Sensor.unique_identifier.label("unique_identifier"),
-        SensorType.name.label("sensor_type"),
-    ).join(SensorType, SensorType.id == Sensor.type_id)
+    """The assets, then the sensors attached to none, in the same columns."""
+    parent = aliased(Asset)
+    assets = (
+        sa.select(
+            sa.func.concat(ASSET_THING, Asset.id).label("id"),
+            Asset.id.label("asset_id"),
+            sa.cast(sa.null(), sa.Integer).label("sensor_id"),
+            Asset.name.label("name"),
+            sa.func.coalesce(Asset.description, "").label("description"),
+            AssetType.name.label("type"),
+            AssetType.brick_class.label("brick_class"),
+            parent.name.label("parent"),
+            sa.cast(sa.null(), sa.String).label("unique_identifier"),
+        )
+        .join(AssetType, AssetType.id == Asset.type_id)
+        .outerjoin(parent, parent.id == Asset.parent_id)
+    )
+    sensors = (
+        sa.select(
+            sa.func.concat(SENSOR_THING, Sensor.id).label("id"),
+            sa.cast(sa.null(), sa.Integer).label("asset_id"),
+            Sensor.id.label("sensor_id"),
+            sa.func.coalesce(Sensor.name, Sensor.unique_identifier).label("name"),
+            sa.func.coalesce(Sensor.notes, "").label("description"),
+            SensorType.name.label("type"),
+            sa.cast(sa.null(), sa.String).label("brick_class"),
+            sa.cast(sa.null(), sa.String).label("parent"),
+            Sensor.unique_identifier.label("unique_identifier"),
+        )
+        .join(SensorType, SensorType.id == Sensor.type_id)
+        .where(asset_of_sensor(Sensor.id).is_(None))
+    )
+    union = sa.union_all(assets, sensors).subquery("things")
+    return sa.select(*union.c)
 
 
 def _thing_by_id(source: Any, text: str | int) -> Any:
-    (sensor_id,) = _match(re.escape(THING_PREFIX) + r"(\d+)", text)
-    return source.c.sensor_id == sensor_id
+    kind, number = _match_thing(text)
+    return (source.c.asset_id if kind == ASSET_THING else source.c.sensor_id) == number
+
+
+def _match_thing(text: str | int) -> tuple[str, int]:
+    found = re.fullmatch(f"({ASSET_THING}|{SENSOR_THING})(\\d+)", str(text))
+    if found is None:
+        raise NoEntity(f"No entity with id {text!r}")
+    return found.group(1), int(found.group(2))
+
+
+def _thing_properties(row: Row) -> dict[str, Any]:
+    if row["asset_id"] is not None:
+        return {
+            "asset_type": row["type"],
+            "brick_class": row["brick_class"],
+            "parent": row["parent"],
+        }
+    return {"unique_identifier": row["unique_identifier"], "sensor_type": row["type"]}
+
+
+def _locations_of_thing(thing_id: Any) -> Any:
+    """The current locations of the sensors that make up a Thing now."""
+    return sa.select(location_at(Sensor.id, _now())).where(thing_of_sensor(Sensor.id) == thing_id)
+
+
+def _things_at(location_id: Any) -> Any:
+    """The Things whose sensors are at the location now."""
+    return sa.select(thing_of_sensor(Sensor.id)).where(
+        location_at(Sensor.id, _now()) == location_id
+    )
 
 
 def _sensors() -> sa.Select[*tuple[Any, ...]]:
@@ -368,11 +445,8 @@ ENTITY_SETS: dict[str, EntitySet] = {
                 "name": plain("name"),
                 "description": plain("description"),
                 "properties": Prop(
-                    ("unique_identifier", "sensor_type"),
-                    lambda row: {
-                        "unique_identifier": row["unique_identifier"],
-                        "sensor_type": row["sensor_type"],
-                    },
+                    ("asset_id", "type", "brick_class", "parent", "unique_identifier"),
+                    _thing_properties,
                 ),
             },
             links={
@@ -382,15 +456,14 @@ ENTITY_SETS: dict[str, EntitySet] = {
                 "Locations": Link(
                     "Locations",
                     True,
-                    lambda p, t: t.c.id == location_at(p["sensor_id"], _now()),
-                    ("sensor_id",),
+                    lambda p, t: t.c.id.in_(_locations_of_thing(p["id"])),
+                    ("id",),
                 ),
                 "HistoricalLocations": Link(
                     "HistoricalLocations", True, lambda p, t: t.c.thing_id == p["id"], ("id",)
                 ),
             },
             by_id=_thing_by_id,
-            order=("sensor_id",),
             int_ids=False,
         ),
         EntitySet(
@@ -406,10 +479,7 @@ ENTITY_SETS: dict[str, EntitySet] = {
             },
             links={
                 "Things": Link(
-                    "Things",
-                    True,
-                    lambda p, t: location_at(t.c.sensor_id, _now()) == p["id"],
-                    ("id",),
+                    "Things", True, lambda p, t: t.c.id.in_(_things_at(p["id"])), ("id",)
                 ),
                 "HistoricalLocations": Link(
                     "HistoricalLocations", True, lambda p, t: t.c.location_id == p["id"], ("id",)
