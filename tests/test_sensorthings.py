@@ -324,6 +324,12 @@ def test_the_same_credentials_authorise_it(live_host: Any, twin: Api) -> None:
     assert httpx.get(url, headers={"X-API-Key": reader}).status_code == 200
     refused = httpx.get(url, headers={"Authorization": f"ApiKey {writer}"})
     assert refused.status_code == 403, refused.text
+    # The entity sets are not cut down to a key's sensors: such a key may not read them.
+    limited = twin.ok(
+        "/apikey/create-api-key", {"name": "ws-1", "scopes": ["read"], "sensors": ["ws-1"]}, 201
+    )["key"]
+    refused = httpx.get(url, headers={"X-API-Key": limited})
+    assert refused.status_code == 403 and "limited to some sensors" in refused.json()["detail"]
     keyed = fsc.SensorThingsService(
         f"{live_host.api}/sta/v1.1", auth_handler=HeaderAuth("X-API-Key", reader)
     )
