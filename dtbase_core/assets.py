@@ -253,6 +253,8 @@ def attach_sensor(
 ) -> None:
     """Attach a sensor to `asset` from `installation_datetime` (default now); a null
     asset detaches it. Earlier attachments stay in its history."""
+    # The tree's lock: delete_asset must not miss a sensor attached while it checks.
+    _lock_tree(session)
     sensor = sensor_id(session, unique_identifier)
     target = asset_id(session, asset) if asset is not None else None
     inserted = session.scalar(

@@ -3,10 +3,12 @@ tree and its moves, attachments and their history, annotation windows."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from dtbase_core import annotation, assets, sensors
@@ -151,3 +153,39 @@ def test_annotation_windows(session: Session) -> None:
     annotation.delete_annotation(session, id=on_asset)
     with pytest.raises(NotFound):
         annotation.delete_annotation(session, id=on_asset)
+
+
+def test_concurrent_moves_cannot_make_a_cycle(migrated: support.TestDatabase) -> None:
+    """b1 under b2 in one transaction, b2 under b1 in another: the second waits for the
+    tree's lock, then sees the first move and refuses."""
+    migrated.truncate_all()
+    with Session(migrated.engine) as session, session.begin():
+        assets.insert_asset_type(session, name="Building")
+        assets.insert_asset(session, name="b1", type_name="Building")
+        assets.insert_asset(session, name="b2", type_name="Building")
+    outcome: list[BaseException | None] = []
+
+    def second() -> None:
+        try:
+            with Session(migrated.engine) as other, other.begin():
+                assets.move_asset(other, name="b2", parent="b1")
+            outcome.append(None)
+        except Conflict as exc:
+            outcome.append(exc)
+
+    with Session(migrated.engine) as first:
+        assets.move_asset(first, name="b1", parent="b2")
+        thread = threading.Thread(target=second)
+        thread.start()
+        waiting = sa.text(
+            "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+            " and database = (select oid from pg_database where datname = current_database())"
+        )
+        with migrated.engine.connect() as probe:
+            while not probe.execute(waiting).scalar() and thread.is_alive():
+                probe.rollback()  # a fresh snapshot of pg_locks each time
+        first.commit()
+        thread.join()
+    assert isinstance(outcome[0], Conflict)
+    with Session(migrated.engine) as session:
+        assert names(assets.asset_tree(session)) == [["b2", ["b1"]]]

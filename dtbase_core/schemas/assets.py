@@ -146,7 +146,7 @@ class ListAnnotationsIn(_Target):
 
 
 class AnnotationIdIn(Body):
-    id: int
+    id: int = Field(ge=1, le=2**31 - 1)  # the column is a PostgreSQL integer
 
 
 class AnnotationIdOut(BaseModel):

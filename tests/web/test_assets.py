@@ -140,6 +140,10 @@ def test_tree_asset_page_and_annotations(signed_in: Page, live_host, admin, shoo
     page.wait_for_timeout(300)  # the canvas is painted on the next animation frame
     assert canvas_ink(page, "temperature (C)", LINE) > 50
     assert canvas_ink(page, "temperature (C)", SHADE, tolerance=50, alpha=(20, 120)) > 500
+    # The plot sits inside its card (uPlot's stylesheet is loaded).
+    card, canvas = chart.bounding_box(), chart.locator("canvas").bounding_box()
+    assert card and canvas and card["y"] < canvas["y"]
+    assert canvas["y"] + canvas["height"] < card["y"] + card["height"]
     expect(page.locator("#asset-moves table")).to_contain_text("campus")
     shoot("asset-page")
 
