@@ -50,7 +50,7 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
     }
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in re.findall(r"\{([^}]+)\}", route.path)
+        for name in re.findall(r"\{\*?([^}]+)\}", route.path)
     ]
     if parameters:
         op["parameters"] = parameters
@@ -102,7 +102,9 @@ def build_document() -> dict[str, Any]:
     components.schema_of(Message)
     paths: dict[str, Any] = {}
     for route in ROUTES:
-        paths.setdefault(f"/{route.path}", {})[route.method.lower()] = _operation(route, components)
+        # A catch-all `{*name}` is, in OpenAPI, a parameter like any other.
+        path = "/" + route.path.replace("{*", "{")
+        paths.setdefault(path, {})[route.method.lower()] = _operation(route, components)
     return {
         "openapi": "3.1.0",
         "info": {

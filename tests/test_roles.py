@@ -56,6 +56,8 @@ VIEWER_ROUTES = {
     "POST asset/list-sensor-attachments",
     "POST asset/list-asset-sensors",
     "POST annotation/list-annotations",
+    "GET sta/v1.1",
+    "GET sta/v1.1/{*path}",
 }
 ADMIN_ROUTES = {
     "POST apikey/create-api-key",
