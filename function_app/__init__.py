@@ -13,6 +13,7 @@ from dtbase_core.config import check_deployable, get_settings
 from function_app import (
     alerts,
     apikeys,
+    audit,
     auth,
     fallback,
     forecasting,
@@ -48,6 +49,7 @@ for blueprint in (
     notifications,
     alerts,
     telemetry,
+    audit,
     health,
     openapi,
     fallback,

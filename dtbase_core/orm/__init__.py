@@ -2,6 +2,7 @@
 
 from dtbase_core.orm.alerts import Alert, AlertRule, AlertSeries, AlertTick, AlertTransition
 from dtbase_core.orm.apikeys import ApiKey
+from dtbase_core.orm.audit import AuditEvent
 from dtbase_core.orm.base import Base, Datatype, HttpMethod
 from dtbase_core.orm.locations import (
     Location,
@@ -49,6 +50,7 @@ __all__ = [
     "AlertTick",
     "AlertTransition",
     "ApiKey",
+    "AuditEvent",
     "Base",
     "Datatype",
     "HttpMethod",
