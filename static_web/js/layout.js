@@ -19,6 +19,7 @@ export const NAV_ITEMS = [
   { page: "users", href: "/users.html", label: "Users" },
   // Shown to admins only (the API refuses everyone else anyway).
   { page: "apikeys", href: "/apikeys.html", label: "Keys", title: "API keys", admin: true },
+  { page: "audit", href: "/audit.html", label: "Audit", title: "Audit log", admin: true },
 ];
 
 function buildHeader(currentPage) {
