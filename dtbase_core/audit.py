@@ -78,6 +78,8 @@ class Actor:
 
 
 def _short(value: str, limit: int) -> str:
+    # PostgreSQL's text holds no NUL, which a refused body may carry.
+    value = value.replace("\x00", "\ufffd")
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 

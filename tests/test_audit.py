@@ -200,6 +200,10 @@ def test_failed_writes_are_recorded_with_their_status_and_change_nothing(
     ]
     assert admin.post("/sensor/list-sensors", {}).json() == []
     assert "z@example.com" not in admin.get("/user/list-users").json()
+    # What a refused body names is stored as text PostgreSQL can hold.
+    nul = admin.post("/sensor/insert-sensor-type", {"name": "a\x00b", "measures": []})
+    assert nul.status_code == 422
+    assert (latest(admin)["target"], latest(admin)["status"]) == ("name=a\ufffdb", 422)
 
 
 def test_a_rolled_back_write_leaves_a_failure_and_no_success(admin: Api) -> None:

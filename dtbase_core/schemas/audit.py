@@ -10,17 +10,21 @@ from pydantic import BaseModel, Field
 from dtbase_core.audit import DEFAULT_LIMIT, MAX_LIMIT, ActorKind, Outcome
 from dtbase_core.schemas.common import Body, UtcDatetime
 
+BIGINT_MAX = 2**63 - 1
+# Text to match exactly: no NUL, which PostgreSQL's text cannot hold.
+Match = Annotated[str, Field(min_length=1, max_length=320, pattern=r"^[^\x00]*$")]
+
 
 class AuditFilterIn(Body):
     # A user's email, an API key's name, or "built-in services".
-    actor: Annotated[str, Field(min_length=1, max_length=320)] | None = None
+    actor: Match | None = None
     # A route ("sensor/insert-sensor") or an area ("sensor").
-    action: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    action: Match | None = None
     outcome: Outcome | None = None
     dt_from: UtcDatetime | None = None
     dt_to: UtcDatetime | None = None
     # Paging, newest first: the next page is `before_id` the last event's id.
-    before_id: Annotated[int, Field(ge=1)] | None = None
+    before_id: Annotated[int, Field(ge=1, le=BIGINT_MAX)] | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT
 
 
