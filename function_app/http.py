@@ -16,6 +16,10 @@ run again, from the credential check on, a few times (`retry_conflicts`), then a
 An asynchronous handler (`async def`) runs on the event loop with no transaction or pooled
 connection held: credentials are checked in a short transaction of their own first, and the
 handler opens its own with `in_transaction` where it needs one.
+A write (`Route.audit`) is recorded in the audit log (`dtbase_core/audit.py`, `_AuditTrail`):
+a synchronous handler's row goes in its own transaction, so that it commits with the write
+or not at all; a refusal once the caller is known (4xx), and an asynchronous handler's
+outcome, get a short transaction of their own after the reply is made.
 A public (`Auth.NONE`) asynchronous handler never waits for a thread or the database:
 routes that need no database are declared `async def` so that a hung database, holding
 every worker thread, cannot delay them.
@@ -47,7 +51,7 @@ from psycopg import errors as pg_errors
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from dtbase_core import apikeys, users
+from dtbase_core import apikeys, audit, users
 from dtbase_core.apikeys import KeyPrincipal, Scope
 from dtbase_core.config import ConfigError, Settings, get_settings
 from dtbase_core.db import NoReply, Timeouts, session_scope
@@ -131,9 +135,20 @@ class Route:
     db: bool = True  # a synchronous handler gets a transaction (`call.session`)
     # Other successful replies, each with its schema and description (a 202 "running").
     replies: dict[int, tuple[Any, str]] = field(default_factory=dict)
+    # Whether a call is recorded in the audit log (`default_audit`: the writes).
+    audit: bool = False
+    # What a call writes, for its audit row, when the body's identifier fields do not say
+    # (`dtbase_core.audit.describe_target`); takes the parsed body.
+    target: Callable[[Any], str | None] | None = None
 
 
 ROUTES: list[Route] = []
+
+
+def default_audit(method: str, auth: Auth, role: Role) -> bool:
+    """Whether a route is audited unless declared: a write, that is, a route with a caller
+    to name that is neither a GET nor open to viewers (whose routes read)."""
+    return auth is not Auth.NONE and method != "GET" and role is not Role.VIEWER
 
 
 @dataclass
@@ -359,6 +374,74 @@ def respond(route: Route, result: Any) -> func.HttpResponse:
     return json_response(result, route.status)
 
 
+# --- the audit log -----------------------------------------------------------------------
+
+
+@dataclass
+class _AuditTrail:
+    """A request's audit row, filled in as `prepare` learns who calls and what they name;
+    written only for a route declared `audit` once the caller is known."""
+
+    route: Route
+    actor: audit.Actor | None = None
+    target: str | None = None
+    written: bool = False  # committed with the handler's transaction
+
+    def know_caller(self, caller: users.CurrentUser | KeyPrincipal | None) -> None:
+        if not self.route.audit:
+            return
+        if isinstance(caller, KeyPrincipal):
+            self.actor = audit.Actor.key(caller.name)
+        elif caller is not None:
+            self.actor = audit.Actor.user(caller.email)
+
+    def know_request(self, req: func.HttpRequest, raw: Any) -> None:
+        """The target from the identifier fields the caller sent (parsed or not yet)."""
+        if not self.route.audit:
+            return
+        fields = dict(req.route_params or {})
+        if isinstance(raw, dict):
+            fields.update(raw)
+        body = self.route.body
+        readings = (
+            body.count_readings(raw)
+            if body is not None and issubclass(body, ReadingsBody) and raw is not _NO_BODY
+            else None
+        )
+        self.target = audit.describe_target(fields, readings)
+
+    def know_body(self, body: Any) -> None:
+        if self.route.audit and self.route.target is not None:
+            self.target = self.route.target(body)
+
+    def write(self, session: Session, status: int) -> bool:
+        """The row, in `session`; whether there was one to write."""
+        if not self.route.audit or self.actor is None:
+            return False
+        audit.record_event(
+            session,
+            at=utcnow(),
+            actor=self.actor,
+            method=self.route.method,
+            route=self.route.path,
+            target=self.target,
+            status=status,
+        )
+        return True
+
+    def write_alone(self, status: int) -> None:
+        """The row in a transaction of its own, unless the handler's transaction holds it.
+        The request's outcome does not depend on it: a row that cannot be written is
+        logged, and the reply stands."""
+        if self.written or not self.route.audit or self.actor is None:
+            return
+        try:
+            with session_scope() as session:
+                self.write(session, status)
+        except Exception:
+            log.exception("audit row not written: %s %s", self.route.path, status)
+
+
 # --- requests ----------------------------------------------------------------------------
 
 
@@ -522,17 +605,24 @@ def _needs_database(route: Route) -> bool:
 
 
 def prepare(
-    route: Route, req: func.HttpRequest, session: Session | None = None
+    route: Route,
+    req: func.HttpRequest,
+    session: Session | None = None,
+    trail: _AuditTrail | None = None,
 ) -> Call[Any] | func.HttpResponse:
     """JSON syntax, then credentials, then the body's fields: the handler's `Call`, or the
     reply that ends the request here. Credentials other than the service key are checked in
-    `session`."""
+    `session`. `trail` learns the caller and the target as they are known."""
+    trail = trail or _AuditTrail(route)
     try:
         raw = _read_json(req) if route.method != "GET" else _NO_BODY
         settings = get_settings()
         caller = _authenticate(route, req, session, settings)
+        trail.know_caller(caller)
+        trail.know_request(req, raw)
         _authorize(route, caller)
         body = _parse_body(route, raw, settings)
+        trail.know_body(body)
         if isinstance(caller, KeyPrincipal):
             if route.sensors is not None:
                 assert session is not None
@@ -546,30 +636,38 @@ def prepare(
 
 
 def _run_sync(route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpRequest) -> Any:
+    trail = _AuditTrail(route)
     try:
         if _needs_database(route):
             startup.ensure(get_settings())
 
         def attempt() -> func.HttpResponse:
+            trail.actor, trail.written = None, False
             scope = session_scope() if _needs_database(route) else nullcontext(None)
             with scope as session:
-                call = prepare(route, req, session)
+                call = prepare(route, req, session, trail)
                 if isinstance(call, func.HttpResponse):
                     return call
-                return respond(route, handler(call))
+                response = respond(route, handler(call))
+                written = session is not None and trail.write(session, response.status_code)
+            trail.written = written  # the transaction committed with its row
+            return response
 
-        return retry_conflicts(attempt)
+        response = retry_conflicts(attempt)
     except _EarlyReply as early:
-        return early.response
+        response = early.response
     except Exception as exc:
-        return error_response(exc)
+        response = error_response(exc)
+    if 400 <= response.status_code < 500:  # refused: nothing written but this row
+        trail.write_alone(response.status_code)
+    return response
 
 
-def _prepare_in_own_transaction(route: Route, req: func.HttpRequest) -> Any:
+def _prepare_in_own_transaction(route: Route, req: func.HttpRequest, trail: _AuditTrail) -> Any:
     try:
         startup.ensure(get_settings())
         with session_scope() as session:
-            return prepare(route, req, session)
+            return prepare(route, req, session, trail)
     except Exception as exc:
         return error_response(exc)
 
@@ -580,21 +678,29 @@ async def _run_async(
     req: func.HttpRequest,
     durable: Any = None,
 ) -> func.HttpResponse:
+    trail = _AuditTrail(route)
     if route.auth is Auth.NONE:
         # Nothing to check in the database: no worker thread either, so that database
         # calls filling the thread pool cannot delay these routes (health, documents).
         call = prepare(route, req)
     else:
-        call = await asyncio.to_thread(_prepare_in_own_transaction, route, req)
+        call = await asyncio.to_thread(_prepare_in_own_transaction, route, req, trail)
+    replied = False  # by the handler, whatever the status: what it did is recorded
     if isinstance(call, func.HttpResponse):
-        return call
-    call.durable = durable
-    try:
-        return respond(route, await handler(call))
-    except _EarlyReply as early:
-        return early.response
-    except Exception as exc:
-        return error_response(exc)
+        response = call
+    else:
+        call.durable = durable
+        try:
+            response = respond(route, await handler(call))
+            replied = True
+        except _EarlyReply as early:
+            response = early.response
+        except Exception as exc:
+            response = error_response(exc)
+    # The handler commits its own transactions: its audit row follows in one more.
+    if trail.actor is not None and (replied or 400 <= response.status_code < 500):
+        await asyncio.to_thread(trail.write_alone, response.status_code)
+    return response
 
 
 async def in_transaction(work: Callable[[Session], T], executor: Executor | None = None) -> T:
@@ -632,6 +738,8 @@ def endpoint(
     db: bool = True,
     durable_client: bool = False,
     replies: dict[int, tuple[Any, str]] | None = None,
+    audit: bool | None = None,
+    target: Callable[[Any], str | None] | None = None,
 ) -> Callable[[Callable[[Call[Any]], Any]], Callable[[Call[Any]], Any]]:
     """Register `handler(call) -> JSON-able | HttpResponse` (or an `async def` returning
     one) as the function for `method path`.
@@ -643,12 +751,19 @@ def endpoint(
     to some sensors must be allowed; `db=False` gives a synchronous handler no transaction;
     `durable_client=True` (async handlers, on a `df.Blueprint`) puts a Durable client in
     `call.durable`; `replies` documents other successful replies (status → (schema,
-    description)), which the handler returns as its own `HttpResponse`."""
+    description)), which the handler returns as its own `HttpResponse`.
+
+    `audit` says whether calls are recorded in the audit log: by default the writes
+    (`default_audit`); declare it where a viewer's route writes (`True`) or a route closed
+    to viewers only reads (`False`). `target(body)` describes what a call writes, for a
+    body whose identifier fields do not (many sensors at once)."""
 
     def register(handler: Callable[[Call[Any]], Any]) -> Callable[[Call[Any]], Any]:
         is_async = inspect.iscoroutinefunction(handler)
         if durable_client and not is_async:
             raise TypeError(f"{path}: a Durable client needs an async handler")
+        if audit and auth is Auth.NONE:
+            raise TypeError(f"{path}: a public route has no caller for the audit log to name")
         # Function names must match [A-Za-z][A-Za-z0-9_-]* for the Functions host.
         name = re.sub(r"[^A-Za-z0-9_]", "_", path.replace("{", "").replace("}", ""))
         route = Route(
@@ -669,6 +784,8 @@ def endpoint(
             media_type=media_type,
             db=db and not is_async,
             replies=replies or {},
+            audit=default_audit(method, auth, role) if audit is None else audit,
+            target=target,
         )
         ROUTES.append(route)
 

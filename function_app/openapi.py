@@ -80,6 +80,8 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
     if route.auth is not Auth.NONE:
         # The least role a signed-in caller needs (viewer, editor or admin).
         op["x-dtbase-role"] = route.role.value
+        # Whether calls are recorded in the audit log (docs/api.md, Audit log).
+        op["x-dtbase-audited"] = route.audit
         op["security"] = [{"bearer": []}]
         if route.auth is Auth.TOKEN_OR_SERVICE_KEY:
             op["security"].append({"serviceKey": []})

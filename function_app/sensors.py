@@ -8,7 +8,7 @@ from typing import Any
 
 import azure.functions as func
 
-from dtbase_core import aggregation, readings, sensors
+from dtbase_core import aggregation, audit, readings, sensors
 from dtbase_core.apikeys import Scope
 from dtbase_core.roles import Role
 from dtbase_core.schemas.common import Value
@@ -188,6 +188,10 @@ def insert_sensor_readings(call: Call[ReadingsIn]) -> Any:
     body=BulkReadingsIn,
     scope=Scope.READINGS_WRITE,
     sensors=lambda body: [series.unique_identifier for series in body.series],
+    target=lambda body: audit.describe_sensors(
+        [series.unique_identifier for series in body.series],
+        sum(len(series.readings) for series in body.series),
+    ),
     status=201,
     response=BulkInsertOut,
     errors={400: "A sensor or measure does not exist"},

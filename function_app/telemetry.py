@@ -78,6 +78,7 @@ def telemetry_iothub(events: list[func.EventHubEvent]) -> None:
     body_required=False,
     response=list[DeadLetterOut],
     role=Role.EDITOR,
+    audit=False,  # a read (closed to viewers: payloads may hold what devices send)
 )
 def list_dead_letters(call: Call[DeadLettersIn]) -> Any:
     """Telemetry messages that could not be stored, with their reasons: newest first, at

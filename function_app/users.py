@@ -110,6 +110,7 @@ def list_user_roles(call: Call[None]) -> Any:
     "user/change-password",
     body=ChangePasswordIn,
     role=Role.VIEWER,
+    audit=True,  # a viewer's write: their own password
     errors={400: "User doesn't exist", 403: "Only an admin can change another user's password"},
 )
 def change_password(call: Call[ChangePasswordIn]) -> Any:

@@ -73,6 +73,7 @@ ADMIN_ROUTES = {
     "POST user/delete-user",
     "POST user/update-user-role",
     "GET user/list-user-roles",
+    "POST audit/list-events",
 }
 
 

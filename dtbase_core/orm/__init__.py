@@ -3,6 +3,7 @@
 from dtbase_core.orm.alerts import Alert, AlertRule, AlertSeries, AlertTick, AlertTransition
 from dtbase_core.orm.apikeys import ApiKey
 from dtbase_core.orm.assets import Annotation, Asset, AssetMove, AssetSensor, AssetType
+from dtbase_core.orm.audit import AuditEvent
 from dtbase_core.orm.base import Base, Datatype, HttpMethod
 from dtbase_core.orm.locations import (
     Location,
@@ -55,6 +56,7 @@ __all__ = [
     "AssetMove",
     "AssetSensor",
     "AssetType",
+    "AuditEvent",
     "Base",
     "Datatype",
     "HttpMethod",

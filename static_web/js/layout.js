@@ -40,6 +40,7 @@ export const NAV_ITEMS = [
     items: [
       { page: "users", href: "/users.html", label: "Users" },
       { page: "apikeys", href: "/apikeys.html", label: "Keys", title: "API keys", admin: true },
+      { page: "audit", href: "/audit.html", label: "Audit", title: "Audit log", admin: true },
     ],
   },
 ];

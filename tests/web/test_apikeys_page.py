@@ -57,6 +57,9 @@ def test_the_page_is_for_admins(page: Page, live_host, admin) -> None:
 
     admin.ok("/user/create-user", {"email": "ed@example.com", "password": "pw-editor-1"}, 201)
     sign_in(page, live_host.url, "ed@example.com", "pw-editor-1")
+    # In the open Admin group, the admins' links alone stay hidden.
+    page.get_by_role("button", name="Admin", exact=True).click()
+    expect(page.get_by_role("link", name="Users", exact=True)).to_be_visible()
     expect(page.get_by_role("link", name="API keys")).to_be_hidden()
     page.goto(live_host.url + "/apikeys.html")
     expect(page.locator("#keys-note")).to_be_visible()

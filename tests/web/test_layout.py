@@ -30,6 +30,7 @@ PAGES = {
     "alerts.html": "Alerts",
     "users.html": "Users",
     "apikeys.html": "API keys",
+    "audit.html": "Audit log",
 }
 
 UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
