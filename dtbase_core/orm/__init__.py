@@ -3,6 +3,7 @@
 from dtbase_core.orm.alerts import Alert, AlertRule, AlertSeries, AlertTick, AlertTransition
 from dtbase_core.orm.apikeys import ApiKey
 from dtbase_core.orm.base import Base, Datatype, HttpMethod
+from dtbase_core.orm.derived import DerivedMeasure
 from dtbase_core.orm.locations import (
     Location,
     LocationIdentifier,
@@ -51,6 +52,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "Datatype",
+    "DerivedMeasure",
     "HttpMethod",
     "Location",
     "LocationIdentifier",

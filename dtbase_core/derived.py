@@ -1,0 +1,233 @@
+"""Derived measures (docs/api.md, Derived measures): a sensor type's measure computed from
+its stored numeric measures by an expression (expressions.py), read like a stored measure.
+
+Readings at different instants are matched exactly: a derived value exists at each
+timestamp where every input measure of the sensor has a reading at that same instant
+(an inner join of the inputs' readings on sensor and timestamp), and the expression gives
+a finite number there. One SQL statement computes a window of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.orm import Session
+
+from dtbase_core import expressions
+from dtbase_core.errors import AlreadyExists, Invalid, NotFound
+from dtbase_core.orm import (
+    Datatype,
+    DerivedMeasure,
+    Sensor,
+    SensorMeasure,
+    SensorType,
+    SensorTypeMeasure,
+    reading_tables,
+)
+
+NUMERIC = (Datatype.FLOAT, Datatype.INTEGER)
+# Derived values beyond this magnitude are left out, as float readings beyond it are
+# refused (readings.MAX_FLOAT_READING): no sum of them over a bucket can overflow.
+MAX_VALUE = 1e290
+
+
+@dataclass(frozen=True)
+class DerivedSeries:
+    """One sensor's derived measure, with what its readings are computed from."""
+
+    sensor_id: int
+    derived_id: int
+    units: str | None
+    expression: str
+    inputs: tuple[tuple[str, int, Datatype], ...]  # variable, measure id, datatype
+
+    @property
+    def series_key(self) -> int:
+        """The measure id under which alert state keys this series: negative, so it
+        never meets a stored measure's id."""
+        return -self.derived_id
+
+
+def insert_derived_measure(
+    session: Session,
+    *,
+    type_name: str,
+    name: str,
+    units: str | None,
+    expression: str,
+    inputs: dict[str, str],
+) -> None:
+    type_id = session.scalar(
+        sa.select(SensorType.id).where(SensorType.name == type_name).with_for_update()
+    )
+    if type_id is None:
+        raise NotFound(f"Sensor type '{type_name}' does not exist")
+    stored = {
+        row.name: row.datatype
+        for row in session.execute(
+            sa.select(SensorMeasure.name, SensorMeasure.datatype)
+            .join(SensorTypeMeasure, SensorTypeMeasure.measure_id == SensorMeasure.id)
+            .where(SensorTypeMeasure.type_id == type_id)
+        )
+    }
+    if name in stored:
+        raise Invalid(
+            f"Sensor type '{type_name}' has a stored measure called '{name}'", ("body", "name")
+        )
+    for variable, measure in inputs.items():
+        loc = ("body", "inputs", variable)
+        if measure not in stored:
+            raise Invalid(f"'{measure}' is not a measure of sensor type '{type_name}'", loc)
+        if stored[measure] not in NUMERIC:
+            raise Invalid(f"'{measure}' holds {stored[measure].value}s, not numbers", loc)
+    expressions.parse(expression, inputs)
+    inserted = session.execute(
+        pg.insert(DerivedMeasure)
+        .values(type_id=type_id, name=name, units=units, expression=expression, inputs=inputs)
+        .on_conflict_do_nothing(index_elements=[DerivedMeasure.type_id, DerivedMeasure.name])
+        .returning(DerivedMeasure.id)
+    ).scalar()
+    if inserted is None:
+        raise AlreadyExists(f"Sensor type '{type_name}' has a derived measure '{name}' already")
+
+
+def list_derived_measures(
+    session: Session, *, type_name: str | None = None
+) -> list[dict[str, Any]]:
+    query = (
+        sa.select(
+            SensorType.name.label("type_name"),
+            DerivedMeasure.name,
+            DerivedMeasure.units,
+            DerivedMeasure.expression,
+            DerivedMeasure.inputs,
+        )
+        .join(SensorType, SensorType.id == DerivedMeasure.type_id)
+        .order_by(SensorType.id, DerivedMeasure.id)
+    )
+    if type_name is not None:
+        query = query.where(SensorType.name == type_name)
+    return [dict(row._mapping) for row in session.execute(query)]
+
+
+def delete_derived_measure(session: Session, *, type_name: str, name: str) -> None:
+    deleted = session.scalar(
+        sa.delete(DerivedMeasure)
+        .where(
+            DerivedMeasure.name == name,
+            DerivedMeasure.type_id
+            == sa.select(SensorType.id).where(SensorType.name == type_name).scalar_subquery(),
+        )
+        .returning(DerivedMeasure.id)
+    )
+    if deleted is None:
+        raise NotFound(f"Sensor type '{type_name}' has no derived measure '{name}'")
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def find_series(session: Session, unique_identifier: str, name: str) -> DerivedSeries | None:
+    """The derived measure `name` of the sensor's type, or None when there is none."""
+    row = session.execute(
+        sa.select(Sensor.id, DerivedMeasure.id, DerivedMeasure.units, DerivedMeasure.expression)
+        .join(DerivedMeasure, DerivedMeasure.type_id == Sensor.type_id)
+        .where(Sensor.unique_identifier == unique_identifier, DerivedMeasure.name == name)
+    ).one_or_none()
+    if row is None:
+        return None
+    return series_of(session, [(row[0], row[1])])[0]
+
+
+def series_of(session: Session, pairs: list[tuple[int, int]]) -> list[DerivedSeries]:
+    """DerivedSeries for (sensor id, derived measure id) pairs, in their order, with the
+    input variables resolved to the sensor type's measures."""
+    ids = {derived_id for _, derived_id in pairs}
+    if not ids:
+        return []
+    rows = session.execute(
+        sa.select(
+            DerivedMeasure.id,
+            DerivedMeasure.type_id,
+            DerivedMeasure.units,
+            DerivedMeasure.expression,
+            DerivedMeasure.inputs,
+        ).where(DerivedMeasure.id.in_(ids))
+    ).all()
+    measures = {
+        (row.type_id, row.name): (row.id, row.datatype)
+        for row in session.execute(
+            sa.select(
+                SensorTypeMeasure.type_id,
+                SensorMeasure.id,
+                SensorMeasure.name,
+                SensorMeasure.datatype,
+            )
+            .join(SensorMeasure, SensorMeasure.id == SensorTypeMeasure.measure_id)
+            .where(SensorTypeMeasure.type_id.in_({row.type_id for row in rows}))
+        )
+    }
+    by_id = {}
+    for row in rows:
+        inputs = tuple(
+            (variable, *measures[(row.type_id, measure)])
+            for variable, measure in row.inputs.items()
+        )
+        by_id[row.id] = (row.units, row.expression, inputs)
+    return [
+        DerivedSeries(sensor_id, derived_id, *by_id[derived_id]) for sensor_id, derived_id in pairs
+    ]
+
+
+def derived_rows(
+    series: DerivedSeries,
+    *,
+    since: datetime | None = None,
+    after: datetime | None = None,
+    until: datetime | None = None,
+) -> Any:
+    """SELECT timestamp, value: the series' derived readings, the inputs' readings
+    inner-joined on sensor and timestamp, at instants from `since` (inclusive) or `after`
+    (exclusive) to `until` (inclusive), where the expression has a value within
+    ±MAX_VALUE (not NULL)."""
+    aliases = [
+        (reading_tables[datatype].alias(f"input_{index}"), measure_id)
+        for index, (_, measure_id, datatype) in enumerate(series.inputs)
+    ]
+    first = aliases[0][0]
+    joined: Any = first
+    for alias, _ in aliases[1:]:
+        joined = joined.join(
+            alias,
+            sa.and_(alias.c.sensor_id == first.c.sensor_id, alias.c.timestamp == first.c.timestamp),
+        )
+    columns = {
+        variable: alias.c.value
+        for (variable, _, _), (alias, _) in zip(series.inputs, aliases, strict=True)
+    }
+    value = expressions.to_sql(expressions.parse(series.expression, columns), columns)
+    computed = (
+        sa.select(first.c.timestamp, value.label("value"))
+        .select_from(joined)
+        .where(
+            first.c.sensor_id == series.sensor_id,
+            *(alias.c.measure_id == measure_id for alias, measure_id in aliases),
+            *([] if since is None else [first.c.timestamp >= since]),
+            *([] if after is None else [first.c.timestamp > after]),
+            *([] if until is None else [first.c.timestamp <= until]),
+        )
+        .subquery("computed")
+    )
+    return sa.select(computed.c.timestamp, computed.c.value).where(
+        computed.c.value.between(-MAX_VALUE, MAX_VALUE)
+    )
+
+
+def readings_between(series: DerivedSeries, dt_from: datetime, dt_to: datetime) -> Any:
+    """The derived readings in [dt_from, dt_to], oldest first."""
+    query = derived_rows(series, since=dt_from, until=dt_to)
+    return query.order_by(query.selected_columns.timestamp)
