@@ -26,14 +26,13 @@ VPD = {
     "inputs": {"T": "temperature", "RH": "humidity"},
 }
 # (minute, temperature °C, relative humidity %) and the VPD worked out by hand, in kPa:
-# SVP(20) = 0.6108 * e^(345.4 / 257.3) = 0.6108 * e^1.342402 = 0.6108 * 3.82843 = 2.33840,
-# so VPD(20, 50) = 2.33840 * 0.5 = 1.16920; SVP(25) = 0.6108 * e^(431.75 / 262.3)
-# = 0.6108 * e^1.646016 = 0.6108 * 5.18627 = 3.16777, VPD(25, 60) = 3.16777 * 0.4 = 1.26711;
-# SVP(30) = 0.6108 * e^(518.1 / 267.3) = 0.6108 * e^1.938272 = 0.6108 * 6.94644 = 4.24289,
-# VPD(30, 80) = 4.24289 * 0.2 = 0.84858; SVP(10) = 0.6108 * e^(172.7 / 247.3)
-# = 0.6108 * e^0.698342 = 0.6108 * 2.01037 = 1.22793, VPD(10, 100) = 0.
-HAND_COMPUTED = [(0, 20.0, 50.0, 1.16920), (1, 25.0, 60.0, 1.26711), (2, 30.0, 80.0, 0.84858)]
-HAND_COMPUTED.append((3, 10.0, 100.0, 0.0))
+# SVP(20) = 0.6108 * e^(345.4 / 257.3) = 0.6108 * e^1.342402 = 0.6108 * 3.82823 = 2.33828,
+# so VPD(20, 50) = 2.33828 * 0.5 = 1.16914; SVP(25) = 0.6108 * e^(431.75 / 262.3)
+# = 0.6108 * e^1.646016 = 0.6108 * 5.18628 = 3.16778, VPD(25, 60) = 3.16778 * 0.4 = 1.26711;
+# SVP(30) = 0.6108 * e^(518.1 / 267.3) = 0.6108 * e^1.938272 = 0.6108 * 6.94673 = 4.24307,
+# VPD(30, 80) = 4.24307 * 0.2 = 0.84861; and VPD(10, 100) = SVP(10) * 0 = 0.
+HAND_COMPUTED = [(0, 20.0, 50, 1.16914), (1, 25.0, 60, 1.26711), (2, 30.0, 80, 0.84861)]
+HAND_COMPUTED.append((3, 10.0, 100, 0.0))
 
 
 def iso(moment: datetime) -> str:
@@ -73,7 +72,7 @@ def setup_climate(api: Api) -> None:
     api.ok("/sensor/insert-sensor", {"type_name": "Climate", "unique_identifier": "c-1"}, 201)
     # Minutes 0-3 have both inputs; temperature alone at 0.5, humidity alone at 4.
     post(api, "temperature", [(m, t) for m, t, _, _ in HAND_COMPUTED] + [(0.5, 22.0)])
-    post(api, "humidity", [(m, rh) for m, _, rh, _ in HAND_COMPUTED] + [(4, 40.0)])
+    post(api, "humidity", [(m, rh) for m, _, rh, _ in HAND_COMPUTED] + [(4, 40)])
 
 
 def readings(api: Api, measure: str, dt_from: str = at(-1), dt_to: str = at(10)) -> list[Any]:
@@ -106,8 +105,8 @@ def test_vpd_matches_hand_computed_values_at_matching_timestamps_only(admin: Api
     }
     means = admin.ok("/sensor/sensor-readings-aggregated", {**body, "aggregation": "mean"})
     assert [m["timestamp"] for m in means] == [at(0), at(2)]
-    assert means[0]["value"] == pytest.approx((1.16920 + 1.26711) / 2, abs=5e-5)
-    assert means[1]["value"] == pytest.approx(0.84858 / 2, abs=5e-5)
+    assert means[0]["value"] == pytest.approx((1.16914 + 1.26711) / 2, abs=5e-5)
+    assert means[1]["value"] == pytest.approx(0.84861 / 2, abs=5e-5)
     counts = admin.ok("/sensor/sensor-readings-aggregated", {**body, "aggregation": "count"})
     assert [c["value"] for c in counts] == [2, 2]
     hourly = admin.ok(
@@ -267,7 +266,7 @@ def test_an_alert_rule_fires_on_a_derived_measure(climate: Api) -> None:
     stamps = [iso(now - timedelta(seconds=s)) for s in (50, 40, 30)]
     # VPD 1.169 (below), then 1.267 (above) at the second instant; temperature alone at
     # the third gives no derived reading.
-    for measure, values in [("temperature", [20.0, 25.0, 40.0]), ("humidity", [50.0, 60.0])]:
+    for measure, values in [("temperature", [20.0, 25.0, 40.0]), ("humidity", [50, 60])]:
         climate.ok(
             "/sensor/insert-sensor-readings",
             {
