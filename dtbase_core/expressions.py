@@ -124,7 +124,7 @@ def _translate(node: ast.expr, columns: Mapping[str, Any]) -> _Typed:
         case ast.Constant(value=bool()) | ast.Constant(value=None):
             raise _refuse(f"Only numbers are allowed as constants, not '{ast.unparse(node)}'")
         case ast.Constant(value=int() | float() as value):
-            number = float(value)
+            number = float(value) if abs(value) <= MAX_CONSTANT else math.inf
             if not math.isfinite(number) or abs(number) > MAX_CONSTANT:
                 raise _refuse(f"The constant '{ast.unparse(node)}' is too large")
             return _Typed(sa.literal(number, sa.Double), False)

@@ -196,6 +196,7 @@ MALICIOUS = [
     ("exp(T, T)", "takes 1 arguments"),
     ("max(T)", "takes 2 to 10"),
     ("1e999 + T", "too large"),
+    ("9" * 400 + " * T", "too large"),
     ("T" + " + T" * 300, "at most 500 characters"),
     ("-" * 30 + "T", "deeper"),
 ]
