@@ -189,11 +189,13 @@ def derived_rows(
     since: datetime | None = None,
     after: datetime | None = None,
     until: datetime | None = None,
+    sensor: Any = None,
 ) -> Any:
     """SELECT timestamp, value: the series' derived readings, the inputs' readings
     inner-joined on sensor and timestamp, at instants from `since` (inclusive) or `after`
     (exclusive) to `until` (inclusive), where the expression has a value within
-    ±MAX_VALUE (not NULL)."""
+    ±MAX_VALUE (not NULL). `sensor` (a column, for a lateral join over many sensors)
+    stands for the series' own sensor."""
     aliases = [
         (reading_tables[datatype].alias(f"input_{index}"), measure_id)
         for index, (_, measure_id, datatype) in enumerate(series.inputs)
@@ -214,7 +216,7 @@ def derived_rows(
         sa.select(first.c.timestamp, value.label("value"))
         .select_from(joined)
         .where(
-            first.c.sensor_id == series.sensor_id,
+            first.c.sensor_id == (series.sensor_id if sensor is None else sensor),
             *(alias.c.measure_id == measure_id for alias, measure_id in aliases),
             *([] if since is None else [first.c.timestamp >= since]),
             *([] if after is None else [first.c.timestamp > after]),
@@ -231,3 +233,38 @@ def readings_between(series: DerivedSeries, dt_from: datetime, dt_to: datetime) 
     """The derived readings in [dt_from, dt_to], oldest first."""
     query = derived_rows(series, since=dt_from, until=dt_to)
     return query.order_by(query.selected_columns.timestamp)
+
+
+def latest_derived(session: Session, *, type_name: str | None = None) -> list[dict[str, Any]]:
+    """The latest derived reading of every sensor and derived measure that has one (of a
+    type, or of all): one statement per derived measure, a lateral backwards scan per
+    sensor. Each row carries `sensor_id` and `derived_id`, to merge with stored ones."""
+    query = sa.select(DerivedMeasure.id, DerivedMeasure.type_id, DerivedMeasure.name)
+    if type_name is not None:
+        query = query.join(SensorType, SensorType.id == DerivedMeasure.type_id).where(
+            SensorType.name == type_name
+        )
+    definitions = session.execute(query.order_by(DerivedMeasure.id)).all()
+    found: list[dict[str, Any]] = []
+    for template, row in zip(
+        series_of(session, [(0, d.id) for d in definitions]), definitions, strict=True
+    ):
+        rows = derived_rows(template, sensor=Sensor.id)
+        latest = rows.order_by(rows.selected_columns.timestamp.desc()).limit(1).lateral()
+        for sensor_id, uid, value, at in session.execute(
+            sa.select(Sensor.id, Sensor.unique_identifier, latest.c.value, latest.c.timestamp)
+            .join(latest, sa.true())
+            .where(Sensor.type_id == row.type_id)
+        ):
+            found.append(
+                {
+                    "sensor_id": sensor_id,
+                    "derived_id": row.id,
+                    "unique_identifier": uid,
+                    "measure_name": row.name,
+                    "units": template.units,
+                    "value": value,
+                    "timestamp": at,
+                }
+            )
+    return found

@@ -596,7 +596,8 @@ def _fetch_binary(session: Session, statement: Any) -> list[tuple[Any, ...]]:
 
 def latest_readings(session: Session, *, type_name: str | None = None) -> list[dict[str, Any]]:
     """The newest reading of every (sensor, measure) that has one, in one query: a
-    backwards index scan per pair, across the four typed tables."""
+    backwards index scan per pair, across the four typed tables; then those of derived
+    measures (derived.latest_derived)."""
     parts = []
     for datatype, table in reading_tables.items():
         latest = (
@@ -629,6 +630,7 @@ def latest_readings(session: Session, *, type_name: str | None = None) -> list[d
     union = sa.union_all(*parts).subquery()
     rows = session.execute(
         sa.select(
+            union.c.sensor_id,
             union.c.unique_identifier,
             union.c.measure_name,
             union.c.units,
@@ -636,7 +638,12 @@ def latest_readings(session: Session, *, type_name: str | None = None) -> list[d
             union.c.timestamp,
         ).order_by(union.c.sensor_id, union.c.relation_id)
     )
-    return [dict(row._mapping) for row in rows]
+    stored = [dict(row._mapping) for row in rows]
+    # Each sensor's derived measures follow its stored ones (a stable sort by sensor).
+    computed = derived.latest_derived(session, type_name=type_name)
+    every = sorted([*stored, *computed], key=lambda row: row["sensor_id"])
+    keys = ("unique_identifier", "measure_name", "units", "value", "timestamp")
+    return [{key: row[key] for key in keys} for row in every]
 
 
 CSV_HEADER = ("unique_identifier", "measure_name", "units", "timestamp", "value")

@@ -1,8 +1,9 @@
 """Derived measures over real HTTP (docs/api.md, Derived measures): vapour-pressure deficit
 from temperature and relative humidity against hand-computed values, read through
-sensor-readings, sensor-readings-aggregated, export-readings, an alert rule and a
-backtest; only timestamps where every input has a reading; expressions that are refused;
-points without a finite value (division by zero, log of zero) left out, never a 500."""
+sensor-readings, sensor-readings-aggregated, latest-readings, export-readings, an alert
+rule and a backtest; only timestamps where every input has a reading; expressions that
+are refused; points without a finite value (division by zero, log of zero) left out,
+never a 500."""
 
 from __future__ import annotations
 
@@ -113,6 +114,13 @@ def test_vpd_matches_hand_computed_values_at_matching_timestamps_only(admin: Api
         "/sensor/sensor-readings-aggregated", {**body, "interval": "1h", "aggregation": "max"}
     )
     assert [h["value"] for h in hourly] == [pytest.approx(1.26711, abs=5e-5)]
+
+    latest = admin.ok("/sensor/latest-readings", {"type_name": "Climate"})
+    assert [(r["measure_name"], r["units"], r["timestamp"], r["value"]) for r in latest] == [
+        ("temperature", "C", at(3), 10.0),
+        ("humidity", "%", at(4), 40),
+        ("vpd", "kPa", at(3), 0.0),
+    ]
 
     reply = admin.post(
         "/sensor/export-readings",
