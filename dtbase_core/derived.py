@@ -45,12 +45,6 @@ class DerivedSeries:
     expression: str
     inputs: tuple[tuple[str, int, Datatype], ...]  # variable, measure id, datatype
 
-    @property
-    def series_key(self) -> int:
-        """The measure id under which alert state keys this series: negative, so it
-        never meets a stored measure's id."""
-        return -self.derived_id
-
 
 def insert_derived_measure(
     session: Session,
@@ -66,14 +60,13 @@ def insert_derived_measure(
     )
     if type_id is None:
         raise NotFound(f"Sensor type '{type_name}' does not exist")
-    stored = {
-        row.name: row.datatype
-        for row in session.execute(
-            sa.select(SensorMeasure.name, SensorMeasure.datatype)
-            .join(SensorTypeMeasure, SensorTypeMeasure.measure_id == SensorMeasure.id)
-            .where(SensorTypeMeasure.type_id == type_id)
-        )
-    }
+    rows = session.execute(
+        sa.select(SensorMeasure.name, SensorMeasure.datatype)
+        .join(SensorTypeMeasure, SensorTypeMeasure.measure_id == SensorMeasure.id)
+        .where(SensorTypeMeasure.type_id == type_id)
+    ).all()
+    stored = {row.name: row.datatype for row in rows}
+    names = [row.name for row in rows]
     if name in stored:
         raise Invalid(
             f"Sensor type '{type_name}' has a stored measure called '{name}'", ("body", "name")
@@ -82,6 +75,8 @@ def insert_derived_measure(
         loc = ("body", "inputs", variable)
         if measure not in stored:
             raise Invalid(f"'{measure}' is not a measure of sensor type '{type_name}'", loc)
+        if names.count(measure) > 1:
+            raise Invalid(f"Sensor type '{type_name}' has several measures called '{measure}'", loc)
         if stored[measure] not in NUMERIC:
             raise Invalid(f"'{measure}' holds {stored[measure].value}s, not numbers", loc)
     expressions.parse(expression, inputs)
@@ -134,7 +129,7 @@ def delete_derived_measure(session: Session, *, type_name: str, name: str) -> No
 def find_series(session: Session, unique_identifier: str, name: str) -> DerivedSeries | None:
     """The derived measure `name` of the sensor's type, or None when there is none."""
     row = session.execute(
-        sa.select(Sensor.id, DerivedMeasure.id, DerivedMeasure.units, DerivedMeasure.expression)
+        sa.select(Sensor.id, DerivedMeasure.id)
         .join(DerivedMeasure, DerivedMeasure.type_id == Sensor.type_id)
         .where(Sensor.unique_identifier == unique_identifier, DerivedMeasure.name == name)
     ).one_or_none()
