@@ -185,12 +185,14 @@ def derived_rows(
     after: datetime | None = None,
     until: datetime | None = None,
     sensor: Any = None,
+    newest_first: bool = False,
 ) -> Any:
     """SELECT timestamp, value: the series' derived readings, the inputs' readings
     inner-joined on sensor and timestamp, at instants from `since` (inclusive) or `after`
     (exclusive) to `until` (inclusive), where the expression has a value within
-    ±MAX_VALUE (not NULL). `sensor` (a column, for a lateral join over many sensors)
-    stands for the series' own sensor."""
+    ±MAX_VALUE (not NULL), in time order (`newest_first`: backwards, so that a LIMIT
+    reads no further than it needs). `sensor` (a column, for a lateral join over many
+    sensors) stands for the series' own sensor."""
     aliases = [
         (reading_tables[datatype].alias(f"input_{index}"), measure_id)
         for index, (_, measure_id, datatype) in enumerate(series.inputs)
@@ -202,13 +204,15 @@ def derived_rows(
             alias,
             sa.and_(alias.c.sensor_id == first.c.sensor_id, alias.c.timestamp == first.c.timestamp),
         )
-    columns = {
-        variable: alias.c.value
-        for (variable, _, _), (alias, _) in zip(series.inputs, aliases, strict=True)
-    }
-    value = expressions.to_sql(expressions.parse(series.expression, columns), columns)
-    computed = (
-        sa.select(first.c.timestamp, value.label("value"))
+    plan = expressions.parse(series.expression, [variable for variable, _, _ in series.inputs])
+    base = (
+        sa.select(
+            first.c.timestamp,
+            *(
+                sa.cast(alias.c.value, sa.Double).label(expressions.column_of(variable))
+                for (variable, _, _), (alias, _) in zip(series.inputs, aliases, strict=True)
+            ),
+        )
         .select_from(joined)
         .where(
             first.c.sensor_id == (series.sensor_id if sensor is None else sensor),
@@ -217,8 +221,9 @@ def derived_rows(
             *([] if after is None else [first.c.timestamp > after]),
             *([] if until is None else [first.c.timestamp <= until]),
         )
-        .subquery("computed")
+        .order_by(first.c.timestamp.desc() if newest_first else first.c.timestamp)
     )
+    computed = plan.rows(base).subquery("computed")
     return sa.select(computed.c.timestamp, computed.c.value).where(
         computed.c.value.between(-MAX_VALUE, MAX_VALUE)
     )
@@ -244,7 +249,7 @@ def latest_derived(session: Session, *, type_name: str | None = None) -> list[di
     for template, row in zip(
         series_of(session, [(0, d.id) for d in definitions]), definitions, strict=True
     ):
-        rows = derived_rows(template, sensor=Sensor.id)
+        rows = derived_rows(template, sensor=Sensor.id, newest_first=True)
         latest = rows.order_by(rows.selected_columns.timestamp.desc()).limit(1).lateral()
         for sensor_id, uid, value, at in session.execute(
             sa.select(Sensor.id, Sensor.unique_identifier, latest.c.value, latest.c.timestamp)

@@ -223,7 +223,7 @@ def reading_at_or_before(
     found: dict[SeriesKey, Reading] = {}
     keys, computed = _split_derived(session, keys)
     for key, series, at in computed:
-        query = derived.derived_rows(series, until=at)
+        query = derived.derived_rows(series, until=at, newest_first=True)
         latest = session.execute(
             query.order_by(query.selected_columns.timestamp.desc()).limit(1)
         ).one_or_none()
