@@ -193,30 +193,42 @@ def derived_rows(
     ±MAX_VALUE (not NULL), in time order (`newest_first`: backwards, so that a LIMIT
     reads no further than it needs). `sensor` (a column, for a lateral join over many
     sensors) stands for the series' own sensor."""
-    aliases = [
-        (reading_tables[datatype].alias(f"input_{index}"), measure_id)
-        for index, (_, measure_id, datatype) in enumerate(series.inputs)
-    ]
-    first = aliases[0][0]
-    joined: Any = first
-    for alias, _ in aliases[1:]:
-        joined = joined.join(
-            alias,
-            sa.and_(alias.c.sensor_id == first.c.sensor_id, alias.c.timestamp == first.c.timestamp),
+    sensor_id = series.sensor_id if sensor is None else sensor
+    (_, first_measure, first_datatype), *others = series.inputs
+    first = reading_tables[first_datatype].alias("input_0")
+    # Each further input's reading at the first one's instant: one primary-key lookup a
+    # row, a plan that does not hang on the planner's row estimates (LIMIT 1 keeps it a
+    # lateral lookup; with a fresh table's estimates a plain join could scan per row).
+    lookups = []
+    for index, (_, measure_id, datatype) in enumerate(others, start=1):
+        table = reading_tables[datatype].alias(f"input_{index}")
+        lookups.append(
+            sa.select(table.c.value)
+            .where(
+                table.c.sensor_id == sensor_id,
+                table.c.measure_id == measure_id,
+                table.c.timestamp == first.c.timestamp,
+            )
+            .limit(1)
+            .lateral(f"match_{index}")
         )
+    joined: Any = first
+    for lookup in lookups:
+        joined = joined.join(lookup, sa.true())
+    values = [first.c.value, *(lookup.c.value for lookup in lookups)]
     plan = expressions.parse(series.expression, [variable for variable, _, _ in series.inputs])
     base = (
         sa.select(
             first.c.timestamp,
             *(
-                sa.cast(alias.c.value, sa.Double).label(expressions.column_of(variable))
-                for (variable, _, _), (alias, _) in zip(series.inputs, aliases, strict=True)
+                sa.cast(value, sa.Double).label(expressions.column_of(variable))
+                for (variable, _, _), value in zip(series.inputs, values, strict=True)
             ),
         )
         .select_from(joined)
         .where(
-            first.c.sensor_id == (series.sensor_id if sensor is None else sensor),
-            *(alias.c.measure_id == measure_id for alias, measure_id in aliases),
+            first.c.sensor_id == sensor_id,
+            first.c.measure_id == first_measure,
             *([] if since is None else [first.c.timestamp >= since]),
             *([] if after is None else [first.c.timestamp > after]),
             *([] if until is None else [first.c.timestamp <= until]),
