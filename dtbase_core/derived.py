@@ -190,9 +190,9 @@ def derived_rows(
     """SELECT timestamp, value: the series' derived readings, the inputs' readings
     inner-joined on sensor and timestamp, at instants from `since` (inclusive) or `after`
     (exclusive) to `until` (inclusive), where the expression has a value within
-    ±MAX_VALUE (not NULL), in time order (`newest_first`: backwards, so that a LIMIT
-    reads no further than it needs). `sensor` (a column, for a lateral join over many
-    sensors) stands for the series' own sensor."""
+    ±MAX_VALUE (not NULL). The first input's index is read in time order (backwards
+    with `newest_first`); callers order the result. `sensor` (a column, for a lateral
+    join over many sensors) stands for the series' own sensor."""
     sensor_id = series.sensor_id if sensor is None else sensor
     (_, first_measure, first_datatype), *others = series.inputs
     first = reading_tables[first_datatype].alias("input_0")
