@@ -7,6 +7,8 @@ Two ways to the same answer:
   come from `sensor_reading_hourly`, the part of an hour at the end of the range from the
   readings themselves, and the partial aggregates are then combined per bucket;
 - from the readings, for anything else.
+A derived measure (derived.py) has no rollups: its values are computed from its inputs'
+readings in the range and aggregated per bucket in the same statement.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Session
 
+from dtbase_core import derived
 from dtbase_core.errors import Invalid
 from dtbase_core.orm import Datatype, reading_rollup, reading_tables
-from dtbase_core.readings import EPOCH, NUMERIC, SeriesTarget, target_for_read
+from dtbase_core.readings import EPOCH, NUMERIC, SeriesTarget, resolve_for_read
 from dtbase_core.schemas.sensors import parse_interval
 from dtbase_core.values import INT64
 
@@ -40,9 +43,12 @@ def aggregated_readings(
     aggregation: str,
 ) -> list[dict[str, Any]]:
     """Readings in buckets of `interval` starting at `dt_from`; both bounds inclusive."""
-    target = target_for_read(session, unique_identifier, measure_name)
+    target = resolve_for_read(session, unique_identifier, measure_name)
     if target is None:
         return []
+    if isinstance(target, derived.DerivedSeries):
+        query = _from_derived(target, dt_from, dt_to, parse_interval(interval), aggregation)
+        return [{"timestamp": ts, "value": v} for ts, v in session.execute(query)]
     if aggregation in ARITHMETIC and target.datatype not in NUMERIC:
         raise Invalid(
             f"aggregation '{aggregation}' needs a numeric measure; '{measure_name}' is "
@@ -108,6 +114,29 @@ def _from_readings(
     if target.datatype in NUMERIC:
         aggregate = _typed(aggregate, target.datatype, aggregation)
     return sa.select(bucket, aggregate).where(*where).group_by(bucket).order_by(bucket)
+
+
+def _from_derived(
+    series: derived.DerivedSeries,
+    dt_from: datetime,
+    dt_to: datetime,
+    step: timedelta,
+    aggregation: str,
+) -> Any:
+    rows = derived.derived_rows(series, since=dt_from, until=dt_to).subquery()
+    bucket = sa.func.date_bin(step, rows.c.timestamp, dt_from).label("bucket")
+    if aggregation in ("first", "last"):
+        order = rows.c.timestamp if aggregation == "first" else rows.c.timestamp.desc()
+        return sa.select(bucket, rows.c.value).distinct(bucket).order_by(bucket, order)
+    aggregate = {
+        "count": sa.func.count(rows.c.value),
+        "mean": sa.func.avg(rows.c.value),
+        "sum": sa.func.sum(rows.c.value),
+        "min": sa.func.min(rows.c.value),
+        "max": sa.func.max(rows.c.value),
+    }[aggregation]
+    typed = _typed(aggregate, Datatype.FLOAT, aggregation)
+    return sa.select(bucket, typed).group_by(bucket).order_by(bucket)
 
 
 def _from_rollups(

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Session
 
-from dtbase_core import pgcopy
+from dtbase_core import derived, pgcopy
 from dtbase_core.errors import Invalid, NotFound
 from dtbase_core.instants import EPOCH, ONE_MICROSECOND, Micros, as_micros, from_micros
 from dtbase_core.orm import (
@@ -109,6 +109,12 @@ def series_target(
     if not rows:
         raise NotFound(f"Sensor '{unique_identifier}' does not exist")
     matches = [row for row in rows if row.measure_id is not None]
+    if not matches and for_write and derived.find_series(session, unique_identifier, measure_name):
+        raise Invalid(
+            f"'{measure_name}' is a derived measure of sensor type '{rows[0].type_name}': its "
+            "readings are computed from its inputs' readings, not written",
+            loc=("body", "measure_name"),
+        )
     if not matches:
         raise NotFound(
             f"Measure '{measure_name}' is not a measure of sensor type '{rows[0].type_name}'"
@@ -136,6 +142,21 @@ def target_for_read(
         if session.scalar(sa.select(sensor.exists() & measure.exists())):
             return None
         raise
+
+
+def resolve_for_read(
+    session: Session, unique_identifier: str, measure_name: str
+) -> SeriesTarget | derived.DerivedSeries | None:
+    """The stored series, or the derived measure of that name of the sensor's type (a
+    type's derived and stored measures never share a name), or None as target_for_read."""
+    try:
+        target = target_for_read(session, unique_identifier, measure_name)
+    except NotFound:
+        found = derived.find_series(session, unique_identifier, measure_name)
+        if found is None:
+            raise
+        return found
+    return target or derived.find_series(session, unique_identifier, measure_name)
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -536,9 +557,12 @@ def sensor_readings(
     dt_from: datetime,
     dt_to: datetime,
 ) -> list[dict[str, Any]]:
-    target = target_for_read(session, unique_identifier, measure_name)
+    target = resolve_for_read(session, unique_identifier, measure_name)
     if target is None:
         return []
+    if isinstance(target, derived.DerivedSeries):
+        computed = _fetch_binary(session, derived.readings_between(target, dt_from, dt_to))
+        return [{"value": value, "timestamp": ts} for ts, value in computed]
     table = reading_tables[target.datatype]
     rows = _fetch_binary(
         session,
@@ -572,7 +596,8 @@ def _fetch_binary(session: Session, statement: Any) -> list[tuple[Any, ...]]:
 
 def latest_readings(session: Session, *, type_name: str | None = None) -> list[dict[str, Any]]:
     """The newest reading of every (sensor, measure) that has one, in one query: a
-    backwards index scan per pair, across the four typed tables."""
+    backwards index scan per pair, across the four typed tables; then those of derived
+    measures (derived.latest_derived)."""
     parts = []
     for datatype, table in reading_tables.items():
         latest = (
@@ -605,6 +630,7 @@ def latest_readings(session: Session, *, type_name: str | None = None) -> list[d
     union = sa.union_all(*parts).subquery()
     rows = session.execute(
         sa.select(
+            union.c.sensor_id,
             union.c.unique_identifier,
             union.c.measure_name,
             union.c.units,
@@ -612,7 +638,12 @@ def latest_readings(session: Session, *, type_name: str | None = None) -> list[d
             union.c.timestamp,
         ).order_by(union.c.sensor_id, union.c.relation_id)
     )
-    return [dict(row._mapping) for row in rows]
+    stored = [dict(row._mapping) for row in rows]
+    # Each sensor's derived measures follow its stored ones (a stable sort by sensor).
+    computed = derived.latest_derived(session, type_name=type_name)
+    every = sorted([*stored, *computed], key=lambda row: row["sensor_id"])
+    keys = ("unique_identifier", "measure_name", "units", "value", "timestamp")
+    return [{key: row[key] for key in keys} for row in every]
 
 
 CSV_HEADER = ("unique_identifier", "measure_name", "units", "timestamp", "value")
@@ -631,13 +662,22 @@ def export_readings(
     and time; fetched in batches from a server-side cursor, never all at once."""
     sensors_named = [unique_identifier] if isinstance(unique_identifier, str) else unique_identifier
     measures_named = [measure_name] if isinstance(measure_name, str) else measure_name
-    targets: list[tuple[str, str, SeriesTarget]] = []
+    targets: list[tuple[str, str, SeriesTarget | derived.DerivedSeries]] = []
     for uid in dict.fromkeys(sensors_named):
         for name in dict.fromkeys(measures_named):
-            target = target_for_read(session, uid, name)
+            target = resolve_for_read(session, uid, name)
             if target is not None:  # None: the sensor's type lacks the measure
                 targets.append((uid, name, target))
     for uid, name, target in targets:
+        if isinstance(target, derived.DerivedSeries):
+            computed = session.execute(
+                derived.readings_between(target, dt_from, dt_to).execution_options(
+                    yield_per=batch_size
+                )
+            )
+            for ts, value in computed:
+                yield (uid, name, target.units, ts, value)
+            continue
         table = reading_tables[target.datatype]
         result = session.execute(
             sa.select(table.c.timestamp, table.c.value)

@@ -8,7 +8,7 @@ from typing import Any
 
 import azure.functions as func
 
-from dtbase_core import aggregation, audit, readings, sensors
+from dtbase_core import aggregation, audit, derived, readings, sensors
 from dtbase_core.apikeys import Scope
 from dtbase_core.roles import Role
 from dtbase_core.schemas.common import Value
@@ -17,6 +17,9 @@ from dtbase_core.schemas.sensors import (
     AggregateOut,
     BulkInsertOut,
     BulkReadingsIn,
+    DerivedMeasureIn,
+    DerivedMeasureKey,
+    DerivedMeasureOut,
     EditSensorIn,
     ExportQuery,
     LatestReadingOut,
@@ -279,3 +282,47 @@ def export_readings(call: Call[ExportQuery]) -> Any:
         charset="utf-8",
         headers={"Content-Disposition": 'attachment; filename="readings.csv"'},
     )
+
+
+@endpoint(
+    bp,
+    "sensor/insert-derived-measure",
+    body=DerivedMeasureIn,
+    status=201,
+    errors={
+        400: "Sensor type does not exist",
+        409: "The type has a derived measure of that name already",
+    },
+)
+def insert_derived_measure(call: Call[DerivedMeasureIn]) -> Any:
+    """Define a measure of a sensor type computed from its numeric measures by an
+    expression (arithmetic, exp, log, sqrt, abs, min, max, comparisons, `a if c else b`),
+    at the timestamps where every input has a reading."""
+    derived.insert_derived_measure(call.session, **call.body.model_dump())
+    return {"detail": "Derived measure inserted"}
+
+
+@endpoint(
+    bp,
+    "sensor/list-derived-measures",
+    body=ListSensorsIn,
+    body_required=False,
+    response=list[DerivedMeasureOut],
+    role=Role.VIEWER,
+    scope=Scope.READ,
+)
+def list_derived_measures(call: Call[ListSensorsIn]) -> Any:
+    """Every derived measure, or those of one type, with expression, inputs and units."""
+    return derived.list_derived_measures(call.session, type_name=call.body.type_name)
+
+
+@endpoint(
+    bp,
+    "sensor/delete-derived-measure",
+    body=DerivedMeasureKey,
+    errors={400: "The type has no derived measure of that name"},
+)
+def delete_derived_measure(call: Call[DerivedMeasureKey]) -> Any:
+    """Delete a derived measure (nothing is stored for it but its definition)."""
+    derived.delete_derived_measure(call.session, **call.body.model_dump())
+    return {"detail": "Derived measure deleted"}

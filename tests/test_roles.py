@@ -36,6 +36,7 @@ VIEWER_ROUTES = {
     "POST sensor/sensor-readings-aggregated",
     "POST sensor/latest-readings",
     "POST sensor/export-readings",
+    "POST sensor/list-derived-measures",
     "GET service/list-services",
     "POST service/list-parameter-sets",
     "GET service/run-status/{run_id}",

@@ -92,9 +92,14 @@ def _readings(
     the hour's first reading; without `for_seconds`, in an hour whose every reading is past
     a trigger level, a rule fires at the first reading or is firing already. Either way
     that reading stands for the hour (exactly the same result, without reading the rest).
-    The other hours, and other kinds, are read in full."""
+    The other hours, other kinds, and derived measures are read in full."""
     keys = [((w.sensor_id, w.measure_id), w.datatype, dt_from) for w in watched]
-    numeric = {(w.sensor_id, w.measure_id): w.datatype for w in watched if w.datatype in NUMERIC}
+    # Derived measures (a negative measure id) have no rollups: they are read in full.
+    numeric = {
+        (w.sensor_id, w.measure_id): w.datatype
+        for w in watched
+        if w.datatype in NUMERIC and w.measure_id > 0
+    }
     if not isinstance(spec.params, ThresholdParams) or len(numeric) < len(watched):
         limit = MAX_READINGS + 1
         return data.readings_after(session, keys, until=dt_to, limit=limit), {}

@@ -14,9 +14,11 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from dtbase_core import derived
 from dtbase_core.orm import (
     AlertRule,
     Datatype,
+    DerivedMeasure,
     Model,
     ModelMeasure,
     ModelProduct,
@@ -106,6 +108,33 @@ def watched_series(
                 ),
             )
         )
+        # A derived measure of the sensor's type (dtbase_core/derived.py), keyed by the
+        # negative of its id: it never meets a stored measure's.
+        derived_branch = sa.select(
+            rules.c.id,
+            Sensor.id,
+            Sensor.unique_identifier,
+            -DerivedMeasure.id,
+            sa.cast(sa.literal(Datatype.FLOAT.value), SensorMeasure.datatype.type),
+        ).select_from(rules)
+        if by_type:
+            derived_branch = derived_branch.join(
+                SensorType, SensorType.name == rules.c.type_name
+            ).join(Sensor, Sensor.type_id == SensorType.id)
+        else:
+            derived_branch = derived_branch.join(
+                Sensor, Sensor.unique_identifier == rules.c.unique_identifier
+            )
+        branches.append(
+            derived_branch.join(
+                DerivedMeasure,
+                sa.and_(
+                    DerivedMeasure.type_id == Sensor.type_id,
+                    DerivedMeasure.name == rules.c.measure_name,
+                    sa.or_(rules.c.units.is_(None), DerivedMeasure.units == rules.c.units),
+                ),
+            )
+        )
     query = sa.union_all(*branches).order_by(sa.text("1, 2, 4"))
     return [Watched(*row) for row in session.execute(query)]
 
@@ -124,6 +153,24 @@ def _by_datatype(
     return grouped
 
 
+def _split_derived(
+    session: Session, keys: Iterable[tuple[SeriesKey, Datatype, datetime]]
+) -> tuple[
+    list[tuple[SeriesKey, Datatype, datetime]],
+    list[tuple[SeriesKey, derived.DerivedSeries, datetime]],
+]:
+    """The stored series' keys, and the derived ones (a negative measure id) with their
+    definitions; each derived series is then read with one statement of its own."""
+    stored: list[tuple[SeriesKey, Datatype, datetime]] = []
+    wanted: list[tuple[SeriesKey, Datatype, datetime]] = []
+    for key, datatype, at in keys:
+        (wanted if key[1] < 0 else stored).append((key, datatype, at))
+    definitions = derived.series_of(session, [(key[0], -key[1]) for key, _, _ in wanted])
+    return stored, [
+        (key, series, at) for (key, _, at), series in zip(wanted, definitions, strict=True)
+    ]
+
+
 def readings_after(
     session: Session,
     keys: Iterable[tuple[SeriesKey, Datatype, datetime]],
@@ -134,6 +181,11 @@ def readings_after(
     """Each series' readings after its instant and up to `until`, oldest first, at most
     `limit` of them: one statement per datatype, one index range scan per series."""
     found: dict[SeriesKey, list[Reading]] = defaultdict(list)
+    keys, computed = _split_derived(session, keys)
+    for key, series, at in computed:
+        query = derived.derived_rows(series, after=at, until=until)
+        at_col = query.selected_columns.timestamp
+        found[key] = [tuple(row) for row in session.execute(query.order_by(at_col).limit(limit))]
     for datatype, after in _by_datatype(keys).items():
         table = reading_tables[datatype].name
         rows = session.execute(
@@ -169,6 +221,14 @@ def reading_at_or_before(
 ) -> dict[SeriesKey, Reading]:
     """Each series' latest reading at or before its instant (a backwards index step)."""
     found: dict[SeriesKey, Reading] = {}
+    keys, computed = _split_derived(session, keys)
+    for key, series, at in computed:
+        query = derived.derived_rows(series, until=at, newest_first=True)
+        latest = session.execute(
+            query.order_by(query.selected_columns.timestamp.desc()).limit(1)
+        ).one_or_none()
+        if latest is not None:
+            found[key] = (latest[0], latest[1])
     for datatype, before in _by_datatype(keys).items():
         table = reading_tables[datatype].name
         rows = session.execute(

@@ -25,6 +25,7 @@ from dtbase_core.orm import (
     AlertRule,
     AlertSeries,
     Datatype,
+    DerivedMeasure,
     Sensor,
     SensorMeasure,
     SensorType,
@@ -42,12 +43,20 @@ def check_rule(session: Session, body: Mapping[str, Any]) -> RuleSpec:
             ("body", "unique_identifier"),
         )
     params = parse_params(body["kind"], body.get("params") or {})
-    measure = sa.select(SensorMeasure.units, SensorMeasure.datatype).where(
-        SensorMeasure.name == body["measure_name"]
-    )
+    # A stored measure, or a derived one (of some type; always floats), by name and units.
+    stored = sa.select(
+        SensorMeasure.units, sa.cast(SensorMeasure.datatype, sa.String).label("datatype")
+    ).where(SensorMeasure.name == body["measure_name"])
+    computed = sa.select(
+        DerivedMeasure.units, sa.literal(Datatype.FLOAT.value, sa.String).label("datatype")
+    ).where(DerivedMeasure.name == body["measure_name"])
     if body.get("units") is not None:
-        measure = measure.where(SensorMeasure.units == body["units"])
-    found = session.execute(measure).all()
+        stored = stored.where(SensorMeasure.units == body["units"])
+        computed = computed.where(DerivedMeasure.units == body["units"])
+    found = [
+        (units, Datatype(datatype))
+        for units, datatype in session.execute(sa.union(stored, computed)).all()
+    ]
     if not found:
         raise NotFound(f"Sensor measure '{body['measure_name']}' does not exist")
     if len(found) > 1:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import keyword
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter, field_validator
 
-from dtbase_core import instants
+from dtbase_core import expressions, instants
 from dtbase_core.instants import Micros
 from dtbase_core.orm.base import Datatype
 from dtbase_core.schemas.common import (
@@ -231,3 +232,37 @@ class BulkInsertOut(BaseModel):
     detail: str
     inserted: int
     duplicates: int
+
+
+# A variable of a derived measure's expression: a plain identifier, never a dunder or a
+# function's name (dtbase_core/expressions.py checks the expression itself).
+Variable = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")]
+
+
+class DerivedMeasureIn(Body):
+    type_name: Name
+    name: Name
+    units: Units | None
+    expression: Annotated[str, Field(min_length=1, max_length=expressions.MAX_LENGTH)]
+    inputs: Annotated[dict[Variable, Name], Field(min_length=1, max_length=expressions.MAX_INPUTS)]
+
+    @field_validator("inputs")
+    @classmethod
+    def _no_reserved_names(cls, inputs: dict[str, str]) -> dict[str, str]:
+        for variable in inputs:
+            if variable in expressions.FUNCTIONS or keyword.iskeyword(variable):
+                raise ValueError(f"'{variable}' is reserved and cannot name an input")
+        return inputs
+
+
+class DerivedMeasureKey(Body):
+    type_name: Name
+    name: Name
+
+
+class DerivedMeasureOut(BaseModel):
+    type_name: str
+    name: str
+    units: str | None
+    expression: str
+    inputs: dict[str, str]

@@ -13,6 +13,23 @@ export function listMeasures() {
   return get("/sensor/list-measures");
 }
 
+/** `[{type_name, name, units, expression, inputs: {variable: measure_name}}]` */
+export function listDerivedMeasures() {
+  return post("/sensor/list-derived-measures", {});
+}
+
+/** Each type's stored measures followed by its derived ones, read like floats. */
+export async function listSensorTypesWithDerived() {
+  const [types, derived] = await Promise.all([listSensorTypes(), listDerivedMeasures()]);
+  return types.map((type) => ({
+    ...type,
+    measures: [
+      ...type.measures,
+      ...derived.filter((d) => d.type_name === type.name).map((d) => ({ name: d.name, units: d.units, datatype: "float", derived: d })),
+    ],
+  }));
+}
+
 /** Key for a (name, units) pair; null units are a value like any other. */
 export function measureKey(name, units) {
   return `${name}\u0000${units ?? "\u0001"}`;

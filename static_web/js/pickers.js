@@ -4,7 +4,7 @@
 import { post } from "./api.js";
 import { el, fillSelect, uniqueId } from "./dom.js";
 import { toLocalInput, localInputToIso } from "./format.js";
-import { listSensorTypes, measureLabel } from "./catalog.js";
+import { listSensorTypesWithDerived, measureLabel } from "./catalog.js";
 
 function checkbox(name, value, text, checked) {
   const id = uniqueId(name);
@@ -21,7 +21,7 @@ function checkbox(name, value, text, checked) {
  *          measureFilter?: (m) => boolean, initial?: {type?: string, sensors?: string[], measures?: string[]}}} parts
  */
 export async function sensorPicker({ typeSelect, sensorsBox, measuresBox, measureFilter = () => true, initial = {} }) {
-  const types = await listSensorTypes();
+  const types = await listSensorTypesWithDerived();
   let sensors = [];
   fillSelect(
     typeSelect,
@@ -57,7 +57,7 @@ export async function sensorPicker({ typeSelect, sensorsBox, measuresBox, measur
     measuresBox.replaceChildren(
       measureLegend,
       ...(measures.length
-        ? measures.map((m) => checkbox("measure", m.name, `${measureLabel(m)} · ${m.datatype}`, wantMeasures ? wantMeasures.has(m.name) : true))
+        ? measures.map((m) => checkbox("measure", m.name, `${measureLabel(m)} · ${m.derived ? "derived" : m.datatype}`, wantMeasures ? wantMeasures.has(m.name) : true))
         : [el("p", { class: "muted", text: "This type has no measures that can be shown here." })]),
     );
   }

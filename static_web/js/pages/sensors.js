@@ -4,10 +4,10 @@ import { post } from "../api.js";
 import { startPage } from "../layout.js";
 import { el, $, replace, table, withLoading, errorBox, bindForm, fillSelect, confirmDialog, queryParams, setQueryParams } from "../dom.js";
 import { formatTime, timeZoneName, toLocalInput, localInputToIso, formatValue } from "../format.js";
-import { listSensorTypes, listMeasures, listSensorsWithTypes, listLocationSchemas, measureLabel } from "../catalog.js";
+import { listSensorTypes, listMeasures, listSensorsWithTypes, listLocationSchemas, listDerivedMeasures, measureLabel } from "../catalog.js";
 import { definitionList, coordinateInputs } from "../editors.js";
 
-const state = { types: [], sensors: [], schemas: [], historyFor: null, coordinates: null };
+const state = { types: [], sensors: [], derived: [], schemas: [], historyFor: null, coordinates: null };
 
 function renderTypes() {
   replace(
@@ -38,6 +38,59 @@ function renderTypes() {
   const typeNames = state.types.map((t) => t.name);
   fillSelect($("#type-filter"), typeNames, { placeholder: "All types" });
   fillSelect($("#new-sensor-type"), typeNames, { placeholder: typeNames.length ? "" : "Add a sensor type first" });
+}
+
+function renderDerived() {
+  replace(
+    $("#derived-list"),
+    table(
+      "Derived measures",
+      [
+        { label: "Type", render: (d) => d.type_name },
+        { label: "Measure", render: (d) => measureLabel(d) },
+        { label: "Expression", render: (d) => el("code", { text: d.expression }), wrap: true },
+        { label: "Inputs", render: (d) => Object.entries(d.inputs).map(([v, m]) => `${v} = ${m}`).join(", "), wrap: true },
+        {
+          label: "Actions",
+          render: (d) =>
+            el("button", {
+              type: "button",
+              class: "secondary small",
+              text: "Delete",
+              "data-editor-only": "",
+              "aria-label": `Delete derived measure ${d.name} of ${d.type_name}`,
+              onclick: () => deleteDerived(d),
+            }),
+        },
+      ],
+      state.derived,
+      { empty: "No derived measures yet." },
+    ),
+  );
+  fillSelect($("#derived-type"), state.types.map((t) => t.name), { placeholder: state.types.length ? "" : "Add a sensor type first" });
+}
+
+async function deleteDerived(d) {
+  if (!(await confirmDialog(`Delete derived measure “${d.name}” of ${d.type_name}? No readings are stored for it.`))) return;
+  const region = $("#derived-list");
+  try {
+    await post("/sensor/delete-derived-measure", { type_name: d.type_name, name: d.name });
+  } catch (error) {
+    region.prepend(errorBox(error));
+    return;
+  }
+  await reload();
+}
+
+/** "T = temperature, RH = humidity" as {T: "temperature", RH: "humidity"}. */
+function parseInputs(text) {
+  const inputs = {};
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const [variable, measure, ...rest] = part.split("=").map((p) => p.trim());
+    if (!variable || !measure || rest.length) throw new Error(`Write each input as “variable = measure”, not “${part}”.`);
+    inputs[variable] = measure;
+  }
+  return inputs;
 }
 
 function renderSensors() {
@@ -74,11 +127,13 @@ function renderSensors() {
 async function reload() {
   const region = $("#sensor-list");
   try {
-    const [types, measures] = await withLoading(region, Promise.all([listSensorTypes(), listMeasures()]));
+    const [types, measures, derived] = await withLoading(region, Promise.all([listSensorTypes(), listMeasures(), listDerivedMeasures()]));
     state.types = types;
+    state.derived = derived;
     measureEditor.setExisting(measures);
     state.sensors = await withLoading(region, listSensorsWithTypes(types));
     renderTypes();
+    renderDerived();
     renderSensors();
   } catch (error) {
     replace(region, errorBox(error));
@@ -115,6 +170,21 @@ async function deleteSensor(uniqueIdentifier) {
 // ------------------------------------------------------------------ edit dialog
 
 function openEdit(sensor) {
+  bindForm($("#add-derived-form"), async (form) => {
+    const body = {
+      type_name: form.elements.type_name.value,
+      name: form.elements.name.value.trim(),
+      units: form.elements.units.value.trim() || null,
+      expression: form.elements.expression.value.trim(),
+      inputs: parseInputs(form.elements.inputs.value),
+    };
+    await post("/sensor/insert-derived-measure", body);
+    form.reset();
+    form.elements.type_name.value = body.type_name;
+    await reload();
+    return `Derived measure “${body.name}” added.`;
+  });
+
   const dialog = $("#edit-dialog");
   $("#edit-id").textContent = sensor.unique_identifier;
   $("#edit-name").value = sensor.name ?? "";
@@ -252,6 +322,21 @@ async function main() {
     form.elements.type_name.value = typeName;
     await reload();
     return `Sensor “${body.unique_identifier}” added.`;
+  });
+
+  bindForm($("#add-derived-form"), async (form) => {
+    const body = {
+      type_name: form.elements.type_name.value,
+      name: form.elements.name.value.trim(),
+      units: form.elements.units.value.trim() || null,
+      expression: form.elements.expression.value.trim(),
+      inputs: parseInputs(form.elements.inputs.value),
+    };
+    await post("/sensor/insert-derived-measure", body);
+    form.reset();
+    form.elements.type_name.value = body.type_name;
+    await reload();
+    return `Derived measure “${body.name}” added.`;
   });
 
   const dialog = $("#edit-dialog");
