@@ -131,6 +131,9 @@ class Route:
     db: bool = True  # a synchronous handler gets a transaction (`call.session`)
     # Other successful replies, each with its schema and description (a 202 "running").
     replies: dict[int, tuple[Any, str]] = field(default_factory=dict)
+    # A body field that a `text/csv` request fills with its whole body, the other fields
+    # coming from the query parameters (a CSV import); None: JSON bodies only.
+    text_field: str | None = None
 
 
 ROUTES: list[Route] = []
@@ -387,6 +390,30 @@ def _read_json(req: func.HttpRequest) -> Any:
         raise _EarlyReply(detail_response(422, [item])) from exc
 
 
+TEXT_MEDIA_TYPE = "text/csv"
+
+
+def _read_body(route: Route, req: func.HttpRequest) -> Any:
+    """The JSON body, or for a route with a `text_field`, a `text/csv` body as that field
+    with the query parameters as the other fields."""
+    if route.method == "GET":
+        return _NO_BODY
+    content_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if route.text_field is None or content_type != TEXT_MEDIA_TYPE:
+        return _read_json(req)
+    try:
+        text = req.get_body().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        item = {
+            "type": "unicode_decode",
+            "loc": ["body", exc.start],
+            "msg": "The text/csv body is not UTF-8",
+            "input": None,
+        }
+        raise _EarlyReply(detail_response(422, [item])) from exc
+    return {**req.params, route.text_field: text}
+
+
 def _parse_body(route: Route, raw: Any, settings: Settings) -> Any:
     if route.body is None:
         return None
@@ -528,7 +555,7 @@ def prepare(
     reply that ends the request here. Credentials other than the service key are checked in
     `session`."""
     try:
-        raw = _read_json(req) if route.method != "GET" else _NO_BODY
+        raw = _read_body(route, req)
         settings = get_settings()
         caller = _authenticate(route, req, session, settings)
         _authorize(route, caller)
@@ -632,6 +659,7 @@ def endpoint(
     db: bool = True,
     durable_client: bool = False,
     replies: dict[int, tuple[Any, str]] | None = None,
+    text_field: str | None = None,
 ) -> Callable[[Callable[[Call[Any]], Any]], Callable[[Call[Any]], Any]]:
     """Register `handler(call) -> JSON-able | HttpResponse` (or an `async def` returning
     one) as the function for `method path`.
@@ -643,7 +671,9 @@ def endpoint(
     to some sensors must be allowed; `db=False` gives a synchronous handler no transaction;
     `durable_client=True` (async handlers, on a `df.Blueprint`) puts a Durable client in
     `call.durable`; `replies` documents other successful replies (status → (schema,
-    description)), which the handler returns as its own `HttpResponse`."""
+    description)), which the handler returns as its own `HttpResponse`; `text_field` names
+    the body field a `text/csv` request's whole body fills, its other fields then coming
+    from the query parameters (the host's request size limit still applies)."""
 
     def register(handler: Callable[[Call[Any]], Any]) -> Callable[[Call[Any]], Any]:
         is_async = inspect.iscoroutinefunction(handler)
@@ -669,6 +699,7 @@ def endpoint(
             media_type=media_type,
             db=db and not is_async,
             replies=replies or {},
+            text_field=text_field,
         )
         ROUTES.append(route)
 

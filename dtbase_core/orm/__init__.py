@@ -3,6 +3,7 @@
 from dtbase_core.orm.alerts import Alert, AlertRule, AlertSeries, AlertTick, AlertTransition
 from dtbase_core.orm.apikeys import ApiKey
 from dtbase_core.orm.base import Base, Datatype, HttpMethod
+from dtbase_core.orm.csv_uploads import CsvUploadPart
 from dtbase_core.orm.locations import (
     Location,
     LocationIdentifier,
@@ -50,6 +51,7 @@ __all__ = [
     "AlertTransition",
     "ApiKey",
     "Base",
+    "CsvUploadPart",
     "Datatype",
     "HttpMethod",
     "Location",

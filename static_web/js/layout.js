@@ -11,6 +11,7 @@ export const NAV_ITEMS = [
   { page: "readings", href: "/readings.html", label: "Readings" },
   { page: "plots", href: "/plots.html", label: "Plots" },
   { page: "locations", href: "/locations.html", label: "Locations" },
+  { page: "import", href: "/import.html", label: "Import", editor: true },
   { page: "models", href: "/models.html", label: "Models" },
   { page: "forecasts", href: "/forecasts.html", label: "Forecasts" },
   { page: "services", href: "/services.html", label: "Services" },
@@ -36,7 +37,7 @@ function buildHeader(currentPage) {
     NAV_ITEMS.map((item) =>
       el(
         "li",
-        item.admin ? { "data-admin-only": "", hidden: true } : {},
+        item.admin ? { "data-admin-only": "", hidden: true } : item.editor ? { "data-editor-only": "" } : {},
         el("a", {
           href: item.href,
           text: item.label,
