@@ -21,20 +21,20 @@ import csv
 import math
 import uuid
 import zoneinfo
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Session
 
 from dtbase_core import readings
 from dtbase_core.errors import Invalid, NotFound
-from dtbase_core.instants import MAX_MICROS, MIN_MICROS, from_micros, micros
+from dtbase_core.instants import MAX_MICROS, MIN_MICROS, from_micros, micros, parse_iso
 from dtbase_core.orm import CsvUploadPart, Datatype
 from dtbase_core.readings import MAX_FLOAT_READING, SeriesTarget
 from dtbase_core.schemas.csv_import import CsvMapping
@@ -42,10 +42,12 @@ from dtbase_core.values import INT64
 
 # Staged parts are deleted after their import, or after this long.
 EXPIRY = timedelta(days=1)
-# Rows per write: about 2 MB of arrays per measure, small beside a part.
-BATCH_ROWS = 50_000
+# Rows per write: a few MB of strings and arrays, small beside a part.
+BATCH_ROWS = 20_000
 # A report lists this many errors, and counts the rest.
 MAX_REPORTED_ERRORS = 1000
+# Where an error sorts among a row's cells: the row's own, the timestamp, then the measures.
+ROW, TIMESTAMP = -2, -1
 TRUE = frozenset({"true", "t", "yes", "y", "1"})
 FALSE = frozenset({"false", "f", "no", "n", "0"})
 
@@ -228,14 +230,6 @@ class Report:
     first_us: int | None = None
     last_us: int | None = None
 
-    def accept(self, us: int, readings: int) -> None:
-        self.rows_accepted += 1
-        self.readings += readings
-        if self.first_us is None or us < self.first_us:
-            self.first_us = us
-        if self.last_us is None or us > self.last_us:
-            self.last_us = us
-
     def error(self, line: int, column: str | None, message: str) -> None:
         self.error_count += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
@@ -255,38 +249,6 @@ class Report:
             "last_timestamp": None if self.last_us is None else from_micros(self.last_us),
         }
         return {"detail": detail, **counts, **span}
-
-
-@dataclass
-class _Batch:
-    """Readings gathered for one write, per (sensor, measure)."""
-
-    series: dict[tuple[str, str], tuple[list[Any], array[int]]] = field(default_factory=dict)
-    rows: int = 0
-
-    def add(self, uid: str, measure: str, value: Any, us: int) -> None:
-        values, instants = self.series.setdefault((uid, measure), ([], array("q")))
-        values.append(value)
-        instants.append(us)
-
-    def write(self, session: Session, report: Report) -> None:
-        if self.series:
-            counts = readings.insert_readings_bulk(
-                session,
-                series=[
-                    {
-                        "unique_identifier": uid,
-                        "measure_name": measure,
-                        "readings": values,
-                        "timestamps": np.frombuffer(instants, np.int64),
-                    }
-                    for (uid, measure), (values, instants) in self.series.items()
-                ],
-            )
-            report.inserted += counts["inserted"]
-            report.duplicates += counts["duplicates"]
-        self.series.clear()
-        self.rows = 0
 
 
 class _Targets:
@@ -344,7 +306,7 @@ def import_csv(
     report = Report(dry_run=dry_run)
     _read(session, mapping, _lines(chunks), report)
     if report.error_count and not dry_run:
-        items = [
+        items: list[tuple[tuple[str | int, ...], str]] = [
             (("body", "csv", e["line"], e["column"] or ""), _where(e) + e["message"])
             for e in report.errors
         ]
@@ -364,27 +326,28 @@ def _where(error: dict[str, Any]) -> str:
 
 
 def _read(session: Session, mapping: CsvMapping, lines: Iterator[str], report: Report) -> None:
-    timestamp = timestamp_parser(mapping.timestamp_format, mapping.timezone)
     reader = csv.reader(lines, delimiter=mapping.delimiter)
     try:
         header = next(reader)
     except StopIteration:
-        raise Invalid(
-            "csv: the file is empty; it needs a header row", loc=("body", "csv")
-        ) from None
+        raise Invalid("csv: the file is empty; it needs a header row", ("body", "csv")) from None
     except csv.Error as exc:
         raise Invalid(f"csv: line 1: {exc}", loc=("body", "csv")) from None
     positions = _header_index(header, mapping)
-    ts_at = positions[mapping.timestamp_column]
-    sensor_at = positions[mapping.sensor_column] if mapping.sensor_column is not None else None
-    measures = [(column, positions[column], name) for column, name in mapping.columns.items()]
-    targets = _Targets(session)
+    batch = _Rows(
+        mapping,
+        [(column, positions[column], name) for column, name in mapping.columns.items()],
+        timestamp_parser(mapping.timestamp_format, mapping.timezone),
+        _Targets(session),
+    )
     if mapping.unique_identifier is not None:
-        for _, _, name in measures:
-            found = targets.get(mapping.unique_identifier, name)
+        for _, _, name in batch.measures:
+            found = batch.targets.get(mapping.unique_identifier, name)
             if isinstance(found, str):
                 raise NotFound(found)
-    batch = _Batch()
+    ts_at = positions[mapping.timestamp_column]
+    sensor_at = positions[mapping.sensor_column] if mapping.sensor_column is not None else ts_at
+    at = [position for _, position, _ in batch.measures]
     width = len(header)
     rows = iter(reader)
     while True:
@@ -394,48 +357,206 @@ def _read(session: Session, mapping: CsvMapping, lines: Iterator[str], report: R
             break
         except csv.Error as exc:
             report.rows += 1
-            report.error(reader.line_num, None, str(exc))
+            batch.errors.append((reader.line_num, ROW, None, str(exc)))
             continue
         if not row:
             continue  # a blank line
-        line = reader.line_num
         report.rows += 1
         if len(row) != width:
-            report.error(line, None, f"{len(row)} fields where the header has {width}")
+            message = f"{len(row)} fields where the header has {width}"
+            batch.errors.append((reader.line_num, ROW, None, message))
             continue
-        errors_before = report.error_count
-        try:
-            us = timestamp(row[ts_at].strip())
-            if not MIN_MICROS <= us <= MAX_MICROS:
-                raise ValueError(f"'{row[ts_at]}' is outside years 1 to 9999")
-        except (ValueError, OverflowError) as exc:
-            report.error(line, mapping.timestamp_column, str(exc))
-        uid = mapping.unique_identifier or row[sensor_at].strip()  # type: ignore[index]
-        values = []
-        for column, at, name in measures:
-            text = row[at]
+        batch.lines.append(reader.line_num)
+        batch.stamps.append(row[ts_at])
+        batch.sensors.append(row[sensor_at])
+        for cells, position in zip(batch.cells, at, strict=True):
+            cells.append(row[position])
+        if len(batch.lines) >= BATCH_ROWS:
+            batch.process(session, report)
+    batch.process(session, report)
+
+
+@dataclass
+class _Rows:
+    """A batch of rows, column by column: checked and converted over whole columns where
+    the file allows (ISO timestamps in UTC, numbers of one sensor), cell by cell where it
+    does not, which names each bad cell; then written, unless an error was found."""
+
+    mapping: CsvMapping
+    measures: list[tuple[str, int, str]]  # (column, position, measure name)
+    parse_timestamp: Callable[[str], int]
+    targets: _Targets
+    lines: list[int] = field(default_factory=list)
+    stamps: list[str] = field(default_factory=list)
+    sensors: list[str] = field(default_factory=list)
+    cells: list[list[str]] = field(default_factory=list)
+    # (line, column index, column, message) of this batch, sorted before they are reported.
+    errors: list[tuple[int, int, str | None, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cells = [[] for _ in self.measures]
+
+    def process(self, session: Session, report: Report) -> None:
+        if not self.lines:
+            self._report_errors(report)
+            return
+        us, bad = self._timestamps()
+        if self.mapping.unique_identifier is not None:
+            series = self._fixed_sensor(bad)
+        else:
+            series = self._sensor_column(bad)
+        self._report_errors(report)
+        accepted = ~bad
+        count = int(accepted.sum())
+        if count:
+            report.rows_accepted += count
+            first, last = int(us[accepted].min()), int(us[accepted].max())
+            report.first_us = first if report.first_us is None else min(report.first_us, first)
+            report.last_us = last if report.last_us is None else max(report.last_us, last)
+        writes = []
+        for uid, measure, values, present in series:
+            keep = present & accepted
+            report.readings += int(keep.sum())
+            if keep.any() and not report.dry_run and not report.error_count:
+                writes.append(
+                    {
+                        "unique_identifier": uid,
+                        "measure_name": measure,
+                        "readings": _selected(values, keep),
+                        "timestamps": us[keep],
+                    }
+                )
+        if writes:
+            counts = readings.insert_readings_bulk(session, series=writes)
+            report.inserted += counts["inserted"]
+            report.duplicates += counts["duplicates"]
+        self.lines, self.stamps, self.sensors = [], [], []
+        self.cells = [[] for _ in self.measures]
+
+    def _report_errors(self, report: Report) -> None:
+        for line, _, column, message in sorted(self.errors, key=lambda e: (e[0], e[1])):
+            report.error(line, column, message)
+        self.errors = []
+
+    def _error(self, i: int, index: int, column: str | None, message: str) -> None:
+        self.errors.append((self.lines[i], index, column, message))
+
+    def _timestamps(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """The rows' instants, and which rows have none."""
+        n = len(self.stamps)
+        bad = np.zeros(n, bool)
+        if self.mapping.timestamp_format == "iso" and self.mapping.timezone.upper() == "UTC":
+            fast = parse_iso(self.stamps)
+            if fast is not None:
+                return fast, bad
+        us = np.zeros(n, np.int64)
+        column = self.mapping.timestamp_column
+        for i, text in enumerate(self.stamps):
+            try:
+                value = self.parse_timestamp(text.strip())
+                if not MIN_MICROS <= value <= MAX_MICROS:
+                    raise ValueError(f"'{text}' is outside years 1 to 9999")
+                us[i] = value
+            except (ValueError, OverflowError) as exc:
+                bad[i] = True
+                self._error(i, TIMESTAMP, column, str(exc))
+        return us, bad
+
+    def _fixed_sensor(self, bad: npt.NDArray[np.bool_]) -> list[_Series]:
+        uid = self.mapping.unique_identifier
+        assert uid is not None
+        series: list[_Series] = []
+        for index, ((column, _, name), cells) in enumerate(
+            zip(self.measures, self.cells, strict=True)
+        ):
+            target = self.targets.get(uid, name)
+            assert not isinstance(target, str), "checked before the first row"
+            whole = _whole_column(cells, target.datatype)
+            if whole is not None:
+                series.append((uid, name, whole, np.ones(len(cells), bool)))
+            else:
+                values, present = self._cell_by_cell(cells, target.datatype, index, column, bad)
+                series.append((uid, name, values, present))
+        return series
+
+    def _cell_by_cell(
+        self,
+        cells: list[str],
+        datatype: Datatype,
+        index: int,
+        column: str,
+        bad: npt.NDArray[np.bool_],
+    ) -> tuple[list[Any], npt.NDArray[np.bool_]]:
+        convert = CONVERT[datatype]
+        values: list[Any] = [None] * len(cells)
+        present = np.zeros(len(cells), bool)
+        for i, text in enumerate(cells):
             if not text.strip():
                 continue  # an empty cell: no reading
-            target = targets.get(uid, name)
-            if isinstance(target, str):
-                report.error(line, mapping.sensor_column or column, target)
-                continue
             try:
-                values.append((name, CONVERT[target.datatype](text)))
+                values[i] = convert(text)
+                present[i] = True
             except ValueError as exc:
-                message = str(exc)
-                if message.startswith(("could not convert", "invalid literal", "not true")):
-                    message = f"'{text}' is not a valid {target.datatype.value} value"
-                report.error(line, column, message)
-        if report.error_count > errors_before:
-            continue
-        report.accept(us, len(values))
-        if report.dry_run or report.error_count:
-            continue  # nothing more will be written
-        for name, value in values:
-            batch.add(uid, name, value, us)
-        batch.rows += 1
-        if batch.rows >= BATCH_ROWS:
-            batch.write(session, report)
-    if not report.dry_run and not report.error_count:
-        batch.write(session, report)
+                bad[i] = True
+                self._error(i, index, column, _message(exc, text, datatype))
+        return values, present
+
+    def _sensor_column(self, bad: npt.NDArray[np.bool_]) -> list[_Series]:
+        """Each row's sensor from its column: looked up, and its cells converted, one by one."""
+        n = len(self.lines)
+        gathered: dict[tuple[str, str], tuple[list[Any], npt.NDArray[np.bool_]]] = {}
+        for i, raw_uid in enumerate(self.sensors):
+            uid = raw_uid.strip()
+            for index, ((column, _, name), cells) in enumerate(
+                zip(self.measures, self.cells, strict=True)
+            ):
+                text = cells[i]
+                if not text.strip():
+                    continue
+                target = self.targets.get(uid, name)
+                if isinstance(target, str):
+                    bad[i] = True
+                    self._error(i, index, self.mapping.sensor_column, target)
+                    continue
+                try:
+                    value = CONVERT[target.datatype](text)
+                except ValueError as exc:
+                    bad[i] = True
+                    self._error(i, index, column, _message(exc, text, target.datatype))
+                    continue
+                values, present = gathered.setdefault((uid, name), ([None] * n, np.zeros(n, bool)))
+                values[i] = value
+                present[i] = True
+        return [(uid, name, values, present) for (uid, name), (values, present) in gathered.items()]
+
+
+# (unique_identifier, measure name, a value per row of the batch, which rows have one)
+_Series = tuple[str, str, "list[Any] | npt.NDArray[Any]", "npt.NDArray[np.bool_]"]
+
+
+def _whole_column(cells: list[str], datatype: Datatype) -> npt.NDArray[Any] | None:
+    """A column of numbers converted at once, or None when any cell needs a closer look
+    (empty, not a number, out of range): then each is converted on its own."""
+    try:
+        if datatype is Datatype.FLOAT:
+            floats = np.array(cells, np.float64)
+            # NaN fails the comparison too.
+            return floats if (np.abs(floats) <= MAX_FLOAT_READING).all() else None
+        if datatype is Datatype.INTEGER:
+            return np.array(cells, np.int64)
+    except (ValueError, OverflowError):
+        return None
+    return None
+
+
+def _selected(values: list[Any] | npt.NDArray[Any], keep: npt.NDArray[np.bool_]) -> list[Any]:
+    if isinstance(values, np.ndarray):
+        return values[keep].tolist()
+    return [value for value, kept in zip(values, keep.tolist(), strict=True) if kept]
+
+
+def _message(exc: ValueError, text: str, datatype: Datatype) -> str:
+    message = str(exc)
+    if message.startswith(("could not convert", "invalid literal", "not true")):
+        return f"'{text}' is not a valid {datatype.value} value"
+    return message
