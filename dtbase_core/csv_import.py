@@ -43,7 +43,7 @@ from dtbase_core.values import INT64
 # Staged parts are deleted after their import, or after this long.
 EXPIRY = timedelta(days=1)
 # Rows per write: a few MB of strings and arrays, small beside a part.
-BATCH_ROWS = 20_000
+BATCH_ROWS = 10_000
 # A report lists this many errors, and counts the rest.
 MAX_REPORTED_ERRORS = 1000
 # Where an error sorts among a row's cells: the row's own, the timestamp, then the measures.
