@@ -53,6 +53,7 @@ def test_a_year_of_minute_readings_imports_from_csv_and_plots(
     page = signed_in
     page.goto(live_host.url + "/import.html")
     form = page.locator("#import-form")
+    expect(form.get_by_label("Sensor", exact=True)).to_have_value("minute-logger")
     form.get_by_label("CSV file").set_input_files(str(path))
     preview = page.locator("#i-preview table")
     expect(preview.locator("tbody tr")).to_have_count(10)
@@ -103,6 +104,7 @@ def test_a_dry_run_lists_the_bad_lines(
     page = signed_in
     page.goto(live_host.url + "/import.html")
     form = page.locator("#import-form")
+    expect(form.get_by_label("Sensor", exact=True)).to_have_value("minute-logger")
     form.get_by_label("Delimiter").select_option(";")
     form.get_by_label("CSV file").set_input_files(str(path))
     expect(form.get_by_label("Timestamp column")).to_have_value("when")

@@ -260,7 +260,8 @@ async function main() {
   $("#i-ts-format").addEventListener("change", () => {
     $("#i-custom-field").hidden = $("#i-ts-format").value !== "custom";
   });
-  renderMeasures();
+  if ($("#i-file").files.length) await preview(); // chosen before the page was ready
+  else renderMeasures();
   bindForm(form, submit, { busyText: "Working…" });
 }
 
