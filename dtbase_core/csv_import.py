@@ -300,9 +300,13 @@ def import_csv(
     """Import readings from `csv_text`, or from the parts staged as `upload_id` (deleted
     once imported). A dry run writes nothing and answers the report; otherwise a file with
     any bad cell is refused whole, Invalid naming each bad line and column."""
-    chunks: Iterable[str] = (
-        [csv_text] if csv_text is not None else _staged_parts(session, upload_id, parts)  # type: ignore[arg-type]
-    )
+    chunks: Iterable[str]
+    if csv_text is not None:
+        chunks = [csv_text]
+    elif upload_id is not None:
+        chunks = _staged_parts(session, upload_id, parts)
+    else:
+        raise Invalid("give either csv or upload_id")
     report = Report(dry_run=dry_run)
     _read(session, mapping, _lines(chunks), report)
     if report.error_count and not dry_run:
