@@ -21,6 +21,7 @@ PAGES = {
     "readings.html": "Readings",
     "plots.html": "Time-series plots",
     "locations.html": "Locations",
+    "import.html": "Import readings from CSV",
     "models.html": "Models",
     "forecasts.html": "Forecasts",
     "services.html": "Services",
