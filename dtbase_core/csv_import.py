@@ -122,7 +122,7 @@ def _zone(name: str) -> tzinfo:
         return UTC
     try:
         return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # "America" is a folder
         raise Invalid(
             f"mapping.timezone: unknown time zone '{name}'", loc=("body", "mapping", "timezone")
         ) from None
