@@ -140,6 +140,9 @@ class Route:
     # What a call writes, for its audit row, when the body's identifier fields do not say
     # (`dtbase_core.audit.describe_target`); takes the parsed body.
     target: Callable[[Any], str | None] | None = None
+    # A body field that a `text/csv` request fills with its whole body, the other fields
+    # coming from the query parameters (a CSV import); None: JSON bodies only.
+    text_field: str | None = None
 
 
 ROUTES: list[Route] = []
@@ -470,6 +473,30 @@ def _read_json(req: func.HttpRequest) -> Any:
         raise _EarlyReply(detail_response(422, [item])) from exc
 
 
+TEXT_MEDIA_TYPE = "text/csv"
+
+
+def _read_body(route: Route, req: func.HttpRequest) -> Any:
+    """The JSON body, or for a route with a `text_field`, a `text/csv` body as that field
+    with the query parameters as the other fields."""
+    if route.method == "GET":
+        return _NO_BODY
+    content_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if route.text_field is None or content_type != TEXT_MEDIA_TYPE:
+        return _read_json(req)
+    try:
+        text = req.get_body().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        item = {
+            "type": "unicode_decode",
+            "loc": ["body", exc.start],
+            "msg": "The text/csv body is not UTF-8",
+            "input": None,
+        }
+        raise _EarlyReply(detail_response(422, [item])) from exc
+    return {**req.params, route.text_field: text}
+
+
 def _parse_body(route: Route, raw: Any, settings: Settings) -> Any:
     if route.body is None:
         return None
@@ -615,7 +642,7 @@ def prepare(
     `session`. `trail` learns the caller and the target as they are known."""
     trail = trail or _AuditTrail(route)
     try:
-        raw = _read_json(req) if route.method != "GET" else _NO_BODY
+        raw = _read_body(route, req)
         settings = get_settings()
         caller = _authenticate(route, req, session, settings)
         trail.know_caller(caller)
@@ -740,6 +767,7 @@ def endpoint(
     replies: dict[int, tuple[Any, str]] | None = None,
     audit: bool | None = None,
     target: Callable[[Any], str | None] | None = None,
+    text_field: str | None = None,
 ) -> Callable[[Callable[[Call[Any]], Any]], Callable[[Call[Any]], Any]]:
     """Register `handler(call) -> JSON-able | HttpResponse` (or an `async def` returning
     one) as the function for `method path`.
@@ -751,7 +779,9 @@ def endpoint(
     to some sensors must be allowed; `db=False` gives a synchronous handler no transaction;
     `durable_client=True` (async handlers, on a `df.Blueprint`) puts a Durable client in
     `call.durable`; `replies` documents other successful replies (status → (schema,
-    description)), which the handler returns as its own `HttpResponse`.
+    description)), which the handler returns as its own `HttpResponse`; `text_field` names
+    the body field a `text/csv` request's whole body fills, its other fields then coming
+    from the query parameters (the host's request size limit still applies).
 
     `audit` says whether calls are recorded in the audit log: by default the writes
     (`default_audit`); declare it where a viewer's route writes (`True`) or a route closed
@@ -786,6 +816,7 @@ def endpoint(
             replies=replies or {},
             audit=default_audit(method, auth, role) if audit is None else audit,
             target=target,
+            text_field=text_field,
         )
         ROUTES.append(route)
 

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from dtbase_core.schemas.common import ValidationErrorReply
 from function_app.http import (
     ROUTES,
     SERVICE_KEY_HEADER,
+    TEXT_MEDIA_TYPE,
     Auth,
     Route,
     detail_response,
@@ -42,6 +43,20 @@ class _Components:
         return schema
 
 
+def _query_fields(route: Route) -> list[str]:
+    """The query parameters of a `text/csv` request: the body's other fields, and those
+    of a nested mapping it takes from the query (CsvMapping's)."""
+    assert route.body is not None
+    names: list[str] = []
+    for name, info in route.body.model_fields.items():
+        nested = info.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            names += list(nested.model_fields)
+        elif name != route.text_field:
+            names.append(name)
+    return names
+
+
 def _operation(route: Route, components: _Components) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": route.name,
@@ -59,6 +74,16 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
             "required": route.body_required,
             "content": {"application/json": {"schema": components.schema_of(route.body)}},
         }
+        if route.text_field is not None:
+            # The same fields, the text one as the whole body and the rest in the query.
+            op["requestBody"]["content"][TEXT_MEDIA_TYPE] = {"schema": {"type": "string"}}
+            op["parameters"] = [
+                *parameters,
+                *(
+                    {"name": name, "in": "query", "required": False, "schema": {}}
+                    for name in _query_fields(route)
+                ),
+            ]
     if route.media_type == "application/json":
         content = {"application/json": {"schema": components.schema_of(route.response)}}
     else:

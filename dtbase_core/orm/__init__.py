@@ -5,6 +5,7 @@ from dtbase_core.orm.apikeys import ApiKey
 from dtbase_core.orm.assets import Annotation, Asset, AssetMove, AssetSensor, AssetType
 from dtbase_core.orm.audit import AuditEvent
 from dtbase_core.orm.base import Base, Datatype, HttpMethod
+from dtbase_core.orm.csv_uploads import CsvUploadPart
 from dtbase_core.orm.derived import DerivedMeasure
 from dtbase_core.orm.locations import (
     Location,
@@ -59,6 +60,7 @@ __all__ = [
     "AssetType",
     "AuditEvent",
     "Base",
+    "CsvUploadPart",
     "Datatype",
     "DerivedMeasure",
     "HttpMethod",

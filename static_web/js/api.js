@@ -258,10 +258,11 @@ export async function errorFromResponse(reply) {
  * @param {{method?: string, body?: any, accept?: string, auth?: boolean}} options
  * @returns {Promise<Response>} a 2xx reply
  */
-export async function request(path, { method = "GET", body, accept = "application/json", auth = true } = {}) {
+export async function request(path, { method = "GET", body, text, accept = "application/json", auth = true } = {}) {
   const attempt = async () => {
     const headers = { Accept: accept };
     if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (text !== undefined) headers["Content-Type"] = "text/csv";
     if (auth) {
       const tokens = getTokens();
       if (!tokens) {
@@ -270,7 +271,7 @@ export async function request(path, { method = "GET", body, accept = "applicatio
       }
       headers.Authorization = `Bearer ${tokens.access_token}`;
     }
-    return rawFetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    return rawFetch(path, { method, headers, body: text !== undefined ? text : body === undefined ? undefined : JSON.stringify(body) });
   };
 
   if (auth && accessTokenNeedsRefresh()) {
@@ -308,6 +309,13 @@ export async function post(path, body = {}) {
   const reply = await request(path, { method: "POST", body });
   const text = await reply.text();
   return text ? JSON.parse(text) : null;
+}
+
+/** POST CSV text (`text/csv`) with query parameters; return the JSON reply. */
+export async function postCsv(path, text, params = {}) {
+  const query = new URLSearchParams(params).toString();
+  const reply = await request(query ? `${path}?${query}` : path, { method: "POST", text });
+  return reply.json();
 }
 
 /** POST a JSON body and return the reply as a Blob (for downloads). */

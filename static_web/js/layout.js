@@ -18,6 +18,7 @@ export const NAV_ITEMS = [
       { page: "readings", href: "/readings.html", label: "Readings" },
       { page: "plots", href: "/plots.html", label: "Plots" },
       { page: "locations", href: "/locations.html", label: "Locations" },
+      { page: "import", href: "/import.html", label: "Import", editor: true },
     ],
   },
   {
@@ -48,7 +49,7 @@ export const NAV_ITEMS = [
 function navLink(item, currentPage) {
   return el(
     "li",
-    item.admin ? { "data-admin-only": "", hidden: true } : {},
+    item.admin ? { "data-admin-only": "", hidden: true } : item.editor ? { "data-editor-only": "" } : {},
     el("a", {
       href: item.href,
       text: item.label,

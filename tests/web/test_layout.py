@@ -23,6 +23,7 @@ PAGES = {
     "locations.html": "Locations",
     "assets.html": "Assets",
     "asset.html": "Asset",
+    "import.html": "Import readings from CSV",
     "models.html": "Models",
     "forecasts.html": "Forecasts",
     "services.html": "Services",

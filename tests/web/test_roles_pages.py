@@ -29,6 +29,11 @@ def test_a_viewer_sees_no_control_that_writes(page: Page, live_host, admin, cons
     expect(page.locator("#add-service-form")).to_be_hidden()
     page.goto(live_host.url + "/forecasts.html")
     expect(page.locator("#arima-form")).to_be_hidden()
+    page.get_by_role("button", name="Data", exact=True).click()
+    expect(page.get_by_role("link", name="Plots", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="Import", exact=True)).to_be_hidden()
+    page.goto(live_host.url + "/import.html")
+    expect(page.locator("#import-form")).to_be_hidden()
 
     # The same pages as an editor show them.
     page.get_by_role("button", name="Sign out").click()
@@ -36,6 +41,8 @@ def test_a_viewer_sees_no_control_that_writes(page: Page, live_host, admin, cons
     sign_in(page, live_host.url, "v@example.com", "pw-viewer-1", start="/sensors.html")
     expect(page.locator("#add-sensor-form")).to_be_visible()
     expect(page.get_by_role("button", name="Delete sensor w1")).to_be_visible()
+    page.get_by_role("button", name="Data", exact=True).click()
+    expect(page.get_by_role("link", name="Import", exact=True)).to_be_visible()
     expect(page.locator(".viewer-badge")).to_be_hidden()
 
 
