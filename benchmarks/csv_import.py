@@ -151,14 +151,14 @@ def profiled(path: Path, rows: int, tmp: Path) -> None:
             for number, text in enumerate(parts(path), 1):
                 now = datetime.now(UTC)
                 csv_import.stage_part(
-                    session, upload_id=upload_id, part_number=number, csv=text, now=now
+                    session, owner="me", upload_id=upload_id, part_number=number, csv=text, now=now
                 )
         mapping = CsvMapping.model_validate(MAPPING)
         profile = cProfile.Profile()
         started = time.perf_counter()
         with Session(database.engine) as session, session.begin():
             profile.enable()
-            csv_import.import_csv(session, mapping=mapping, upload_id=upload_id)
+            csv_import.import_csv(session, owner="me", mapping=mapping, upload_id=upload_id)
             profile.disable()
         elapsed = time.perf_counter() - started
         print(f"{rows:,} rows in {elapsed:.1f} s in process, {rows / elapsed:,.0f} rows/s")

@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Session
 
 from dtbase_core import readings
-from dtbase_core.errors import Invalid, NotFound
+from dtbase_core.errors import Forbidden, Invalid, NotFound
 from dtbase_core.instants import MAX_MICROS, MIN_MICROS, from_micros, micros, parse_iso
 from dtbase_core.orm import CsvUploadPart, Datatype
 from dtbase_core.readings import MAX_FLOAT_READING, SeriesTarget
@@ -56,13 +56,20 @@ FALSE = frozenset({"false", "f", "no", "n", "0"})
 
 
 def stage_part(
-    session: Session, *, upload_id: uuid.UUID, part_number: int, csv: str, now: datetime
+    session: Session,
+    *,
+    upload_id: uuid.UUID,
+    part_number: int,
+    csv: str,
+    owner: str,
+    now: datetime,
 ) -> int:
-    """Store one part of a file (a part sent again replaces the first), and delete parts
-    staged more than a day ago. Returns the part's length in characters."""
+    """Store one part of `owner`'s file (a part sent again replaces the first), and delete
+    parts staged more than a day ago. Returns the part's length in characters."""
     session.execute(sa.delete(CsvUploadPart).where(CsvUploadPart.created_at < now - EXPIRY))
+    _check_owner(session, upload_id, owner)
     statement = pg.insert(CsvUploadPart).values(
-        upload_id=upload_id, part_number=part_number, text=csv, created_at=now
+        upload_id=upload_id, part_number=part_number, text=csv, owner=owner, created_at=now
     )
     session.execute(
         statement.on_conflict_do_update(
@@ -73,8 +80,23 @@ def stage_part(
     return len(csv)
 
 
-def _staged_parts(session: Session, upload_id: uuid.UUID, parts: int | None) -> Iterator[str]:
+def _check_owner(session: Session, upload_id: uuid.UUID, owner: str) -> None:
+    """Refuse an upload that another user started: parts are only ever theirs to add to or
+    import (an upload id seen in a log or a screen must not let anyone change the file)."""
+    others = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(CsvUploadPart)
+        .where(CsvUploadPart.upload_id == upload_id, CsvUploadPart.owner != owner)
+    )
+    if others:
+        raise Forbidden(f"Upload '{upload_id}' was started by another user")
+
+
+def _staged_parts(
+    session: Session, upload_id: uuid.UUID, parts: int | None, owner: str
+) -> Iterator[str]:
     """The staged parts' text in order, fetched one at a time."""
+    _check_owner(session, upload_id, owner)
     key = CsvUploadPart.upload_id == upload_id
     numbers = session.scalars(
         sa.select(CsvUploadPart.part_number).where(key).order_by(CsvUploadPart.part_number)
@@ -295,16 +317,17 @@ def import_csv(
     csv_text: str | None = None,
     upload_id: uuid.UUID | None = None,
     parts: int | None = None,
+    owner: str,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Import readings from `csv_text`, or from the parts staged as `upload_id` (deleted
-    once imported). A dry run writes nothing and answers the report; otherwise a file with
+    """Import readings from `csv_text`, or from the parts `owner` staged as `upload_id`
+    (deleted once imported). A dry run writes nothing and answers the report; otherwise a file with
     any bad cell is refused whole, Invalid naming each bad line and column."""
     chunks: Iterable[str]
     if csv_text is not None:
         chunks = [csv_text]
     elif upload_id is not None:
-        chunks = _staged_parts(session, upload_id, parts)
+        chunks = _staged_parts(session, upload_id, parts, owner)
     else:
         raise Invalid("give either csv or upload_id")
     report = Report(dry_run=dry_run)

@@ -30,6 +30,7 @@ def upload_csv_part(call: Call[UploadPartIn]) -> Any:
         upload_id=body.upload_id,
         part_number=body.part_number,
         csv=body.csv,
+        owner=call.actor.email,
         now=utcnow(),
     )
     return {
@@ -59,6 +60,7 @@ def import_readings_csv(call: Call[ImportCsvIn]) -> Any:
         csv_text=body.csv,
         upload_id=body.upload_id,
         parts=body.parts,
+        owner=call.actor.email,
         dry_run=body.dry_run,
     )
     return json_response(report, 200 if body.dry_run else 201)

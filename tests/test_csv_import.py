@@ -301,14 +301,41 @@ def test_a_file_staged_in_parts(station: Api) -> None:
     assert reply.status_code == 422
 
 
+def test_only_the_user_who_started_an_upload_may_add_to_it_or_import_it(
+    station: Api, live_host
+) -> None:
+    station.ok("/user/create-user", {"email": "ed@example.com", "password": "pw-editor-1"}, 201)
+    other = Api(live_host.api, "ed@example.com", "pw-editor-1")
+    upload_id = str(uuid.uuid4())
+    text = minute_csv(10)
+    assert stage(station, upload_id, 1, text).status_code == 201
+    body = {"upload_id": upload_id, "mapping": {**FIXED, "columns": {"n": "count"}}}
+    for reply in (
+        stage(other, upload_id, 1, "time,n\n2020-01-01T00:00:00Z,666\n"),
+        stage(other, upload_id, 2, "2020-01-01T00:00:00Z,666\n"),
+        other.post("/sensor/import-readings-csv", body),
+    ):
+        assert reply.status_code == 403, reply.text
+        assert reply.json()["detail"] == f"Upload '{upload_id}' was started by another user"
+    other.close()
+    # The owner's file is untouched and imports.
+    assert station.ok("/sensor/import-readings-csv", body, 201)["inserted"] == 10
+    assert [r["value"] for r in read(station, "count")] == list(range(10))
+
+
 def test_staged_parts_expire_after_a_day(station: Api, clean_db: TestDatabase) -> None:
     old, new = uuid.uuid4(), uuid.uuid4()
     with Session(clean_db.engine) as session, session.begin():
         now = datetime.now(UTC)
         csv_import.stage_part(
-            session, upload_id=old, part_number=1, csv="a\n", now=now - timedelta(hours=25)
+            session,
+            owner="me",
+            upload_id=old,
+            part_number=1,
+            csv="a\n",
+            now=now - timedelta(hours=25),
         )
-        csv_import.stage_part(session, upload_id=new, part_number=1, csv="a\n", now=now)
+        csv_import.stage_part(session, owner="me", upload_id=new, part_number=1, csv="a\n", now=now)
     with Session(clean_db.engine) as session:
         assert set(session.scalars(sa.select(CsvUploadPart.upload_id))) == {new}
 
@@ -328,7 +355,12 @@ def test_importing_a_staged_file_holds_far_less_than_the_file(
                 part = part.split("\n", 1)[1]  # the header once
             size += len(part)
             csv_import.stage_part(
-                session, upload_id=upload_id, part_number=number, csv=part, now=datetime.now(UTC)
+                session,
+                owner="me",
+                upload_id=upload_id,
+                part_number=number,
+                csv=part,
+                now=datetime.now(UTC),
             )
     assert size > 15_000_000
     mapping = CsvMapping.model_validate({**FIXED, "columns": {"temp_c": "temperature"}})
@@ -336,13 +368,15 @@ def test_importing_a_staged_file_holds_far_less_than_the_file(
     # statements it compiles once are no part of what a file costs.
     with Session(clean_db.engine) as session, session.begin():
         warm_up = csv_import.import_csv(
-            session, mapping=mapping, csv_text=minute_csv(10, T0 - timedelta(days=1))
+            session, owner="me", mapping=mapping, csv_text=minute_csv(10, T0 - timedelta(days=1))
         )
         assert warm_up["inserted"] == 10
     tracemalloc.start()
     try:
         with Session(clean_db.engine) as session, session.begin():
-            report = csv_import.import_csv(session, mapping=mapping, upload_id=upload_id)
+            report = csv_import.import_csv(
+                session, owner="me", mapping=mapping, upload_id=upload_id
+            )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

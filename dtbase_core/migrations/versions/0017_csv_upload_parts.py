@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("upload_id", sa.Uuid(), nullable=False),
         sa.Column("part_number", sa.Integer(), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("owner", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("upload_id", "part_number", name=op.f("pk_csv_upload_part")),
     )
