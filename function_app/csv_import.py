@@ -14,6 +14,23 @@ from function_app.http import Call, endpoint, json_response
 bp = func.Blueprint()
 
 
+def _part_target(body: UploadPartIn) -> str:
+    return f"upload_id={body.upload_id}, part {body.part_number}"
+
+
+def _import_target(body: ImportCsvIn) -> str:
+    """What an import writes, for its audit row: the sensor (or the column naming them),
+    the upload, and whether it was a dry run."""
+    mapping = body.mapping
+    sensor = (
+        f"unique_identifier={mapping.unique_identifier}"
+        if mapping.unique_identifier is not None
+        else f"sensor_column={mapping.sensor_column}"
+    )
+    upload = f", upload_id={body.upload_id}" if body.upload_id is not None else ""
+    return sensor + upload + (", dry run" if body.dry_run else "")
+
+
 @endpoint(
     bp,
     "sensor/upload-csv-part",
@@ -21,6 +38,7 @@ bp = func.Blueprint()
     text_field="csv",
     status=201,
     response=UploadPartOut,
+    target=_part_target,
 )
 def upload_csv_part(call: Call[UploadPartIn]) -> Any:
     """Stage one part (at most 8 MB of text, cut at a line end) of a CSV file to import."""
@@ -50,6 +68,7 @@ def upload_csv_part(call: Call[UploadPartIn]) -> Any:
     response=ImportReport,
     replies={200: (ImportReport, "A dry run: the report, nothing written")},
     errors={400: "A sensor or measure does not exist, or the upload has no parts"},
+    target=_import_target,
 )
 def import_readings_csv(call: Call[ImportCsvIn]) -> Any:
     """Import readings from CSV, all or nothing; a dry run reports every bad line."""

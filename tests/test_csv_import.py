@@ -321,6 +321,14 @@ def test_only_the_user_who_started_an_upload_may_add_to_it_or_import_it(
     # The owner's file is untouched and imports.
     assert station.ok("/sensor/import-readings-csv", body, 201)["inserted"] == 10
     assert [r["value"] for r in read(station, "count")] == list(range(10))
+    # The audit log names the upload and the sensor, and the refused attempts.
+    events = station.ok("/audit/list-events", {"action": "sensor/import-readings-csv"})
+    assert [(e["status"], e["actor"], e["target"]) for e in events] == [
+        (201, live_host.admin_email, f"unique_identifier=st-1, upload_id={upload_id}"),
+        (403, "ed@example.com", f"unique_identifier=st-1, upload_id={upload_id}"),
+    ]
+    parts = station.ok("/audit/list-events", {"action": "sensor/upload-csv-part"})
+    assert [e["target"] for e in parts][-1] == f"upload_id={upload_id}, part 1"
 
 
 def test_staged_parts_expire_after_a_day(station: Api, clean_db: TestDatabase) -> None:
