@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import canvas_ink
+from tests.web.conftest import canvas_ink, nav_to
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 TIMES = [NOW - timedelta(minutes=40 - 10 * i) for i in range(5)]
@@ -51,6 +51,16 @@ def test_define_a_derived_measure_and_plot_it(
 
     page = signed_in
     page.goto(live_host.url + "/sensors.html")
+    posts: list[str] = []
+    page.on(
+        "request",
+        lambda r: posts.append(r.url) if r.url.endswith("/insert-derived-measure") else None,
+    )
+    # Editing a sensor first must leave the form with its one handler (each submit, one POST).
+    page.get_by_role("button", name="Edit sensor c-1").click()
+    expect(page.locator("#edit-dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#edit-dialog")).to_be_hidden()
     form = page.locator("#add-derived-form")
     form.get_by_label("Sensor type").select_option("Climate")
     form.get_by_label("Name").fill("vpd")
@@ -62,12 +72,13 @@ def test_define_a_derived_measure_and_plot_it(
     form.get_by_label("Expression").fill("0.6108 * exp(17.27 * T / (T + 237.3)) * (1 - RH / 100)")
     form.get_by_role("button", name="Add derived measure").click()
     expect(form.locator(".form-status")).to_have_text("Derived measure “vpd” added.")
+    assert len(posts) == 2, posts  # the refused expression and this one
     listed = page.locator("#derived-list table")
     expect(listed).to_contain_text("vpd (kPa)")
     expect(listed).to_contain_text("T = temperature, RH = humidity")
     shoot("derived-measures")
 
-    page.get_by_role("link", name="Plots", exact=True).click()
+    nav_to(page, "Plots")
     plot_form = page.locator("#plot-form")
     plot_form.get_by_label("Sensor type").select_option("Climate")
     expect(plot_form.get_by_label("vpd (kPa) · derived")).to_be_checked()

@@ -170,21 +170,6 @@ async function deleteSensor(uniqueIdentifier) {
 // ------------------------------------------------------------------ edit dialog
 
 function openEdit(sensor) {
-  bindForm($("#add-derived-form"), async (form) => {
-    const body = {
-      type_name: form.elements.type_name.value,
-      name: form.elements.name.value.trim(),
-      units: form.elements.units.value.trim() || null,
-      expression: form.elements.expression.value.trim(),
-      inputs: parseInputs(form.elements.inputs.value),
-    };
-    await post("/sensor/insert-derived-measure", body);
-    form.reset();
-    form.elements.type_name.value = body.type_name;
-    await reload();
-    return `Derived measure “${body.name}” added.`;
-  });
-
   const dialog = $("#edit-dialog");
   $("#edit-id").textContent = sensor.unique_identifier;
   $("#edit-name").value = sensor.name ?? "";
