@@ -17,9 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dtbase_core.assets import asset_id, current_attachments, sensor_id, subtree_ids
+from dtbase_core.assets import asset_id, current_attachments, subtree_ids
 from dtbase_core.errors import Invalid, NotFound
 from dtbase_core.orm import Annotation, Asset, Sensor
+from dtbase_core.sensors import find_sensor_id
 
 
 def _one_target(asset: str | None, unique_identifier: str | None) -> None:
@@ -49,7 +50,7 @@ def insert_annotation(
     target = (
         {"asset_id": asset_id(session, asset)}
         if asset is not None
-        else {"sensor_id": sensor_id(session, unique_identifier or "")}
+        else {"sensor_id": find_sensor_id(session, unique_identifier or "")}
     )
     new_id = session.scalar(
         sa.insert(Annotation)
@@ -89,7 +90,7 @@ def list_annotations(
         if include_related:
             where = sa.or_(where, Annotation.sensor_id.in_(attached))
     elif unique_identifier is not None:
-        target = sensor_id(session, unique_identifier)
+        target = find_sensor_id(session, unique_identifier)
         where = Annotation.sensor_id == target
         if include_related:
             holder = sa.select(current.c.asset_id).where(current.c.sensor_id == target)

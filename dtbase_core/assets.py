@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from dtbase_core.errors import AlreadyExists, Conflict, NotFound
 from dtbase_core.orm import Asset, AssetMove, AssetSensor, AssetType, Sensor, SensorType
+from dtbase_core.sensors import find_sensor_id
 from dtbase_core.timeutil import utcnow
 
 # pg_advisory_xact_lock key for writes to the asset tree (the migrations use 7283401,
@@ -224,15 +225,6 @@ def delete_asset(session: Session, *, name: str) -> None:
 # --- sensors attached to assets ----------------------------------------------------------
 
 
-def sensor_id(session: Session, unique_identifier: str) -> int:
-    found = session.scalar(
-        sa.select(Sensor.id).where(Sensor.unique_identifier == unique_identifier)
-    )
-    if found is None:
-        raise NotFound(f"Sensor '{unique_identifier}' does not exist")
-    return int(found)
-
-
 def current_attachments() -> sa.Subquery:
     """(sensor_id, asset_id, installation_datetime) of every sensor's latest attachment;
     asset_id is null for a sensor detached last."""
@@ -255,7 +247,7 @@ def attach_sensor(
     asset detaches it. Earlier attachments stay in its history."""
     # The tree's lock: delete_asset must not miss a sensor attached while it checks.
     _lock_tree(session)
-    sensor = sensor_id(session, unique_identifier)
+    sensor = find_sensor_id(session, unique_identifier)
     target = asset_id(session, asset) if asset is not None else None
     inserted = session.scalar(
         pg.insert(AssetSensor)
@@ -278,7 +270,7 @@ def attach_sensor(
 def list_sensor_attachments(session: Session, *, unique_identifier: str) -> list[dict[str, Any]]:
     """A sensor's attachment history, newest first (element 0 is where it is now; a null
     asset means detached)."""
-    sensor = sensor_id(session, unique_identifier)
+    sensor = find_sensor_id(session, unique_identifier)
     rows = session.execute(
         sa.select(Asset.name.label("asset"), AssetSensor.installation_datetime)
         .outerjoin(Asset, Asset.id == AssetSensor.asset_id)

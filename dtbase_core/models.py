@@ -32,6 +32,7 @@ from dtbase_core.orm import (
 )
 from dtbase_core.orm.base import VALUE_COLUMN_TYPES, UtcDateTime
 from dtbase_core.schemas.models import ProductIn, SensorMeasureRef
+from dtbase_core.sensors import find_sensor_id
 from dtbase_core.timeutil import utcnow
 from dtbase_core.values import check_values
 
@@ -215,13 +216,6 @@ def _scenario_id(
     )
 
 
-def _sensor_id(session: Session, unique_id: str) -> int:
-    sensor_id = session.scalar(sa.select(Sensor.id).where(Sensor.unique_identifier == unique_id))
-    if sensor_id is None:
-        raise NotFound(f"Sensor '{unique_id}' does not exist")
-    return sensor_id
-
-
 def _sensor_measure_id(session: Session, measure: SensorMeasureRef) -> int:
     measure_id = session.scalar(
         sa.select(SensorMeasure.id).where(
@@ -336,7 +330,7 @@ def insert_model_run(
     """
     model_id = _model_id(session, model_name)
     scenario_id = _scenario_id(session, model_id, model_name, scenario_description, create_scenario)
-    sensor_id = _sensor_id(session, sensor_unique_id) if sensor_unique_id is not None else None
+    sensor_id = find_sensor_id(session, sensor_unique_id) if sensor_unique_id is not None else None
     sensor_measure_id = (
         _sensor_measure_id(session, sensor_measure) if sensor_measure is not None else None
     )

@@ -187,13 +187,14 @@ def delete_sensor(session: Session, *, unique_identifier: str) -> None:
     session.execute(sa.delete(Sensor).where(Sensor.id == sensor_id))
 
 
-def _sensor_id(session: Session, unique_identifier: str) -> int:
-    sensor_id = session.scalar(
+def find_sensor_id(session: Session, unique_identifier: str) -> int:
+    """The sensor's id; NotFound naming it when there is none."""
+    found = session.scalar(
         sa.select(Sensor.id).where(Sensor.unique_identifier == unique_identifier)
     )
-    if sensor_id is None:
+    if found is None:
         raise NotFound(f"Sensor '{unique_identifier}' does not exist")
-    return int(sensor_id)
+    return int(found)
 
 
 # --- sensor locations --------------------------------------------------------------------
@@ -209,7 +210,7 @@ def insert_sensor_location(
 ) -> None:
     from dtbase_core.locations import find_location_id
 
-    sensor_id = _sensor_id(session, unique_identifier)
+    sensor_id = find_sensor_id(session, unique_identifier)
     location_id = find_location_id(session, schema_name=schema_name, coordinates=coordinates)
     inserted = session.execute(
         pg.insert(SensorLocation)
