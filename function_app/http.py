@@ -662,6 +662,18 @@ def prepare(
         return error_response(exc)
 
 
+def _prepare_in(
+    route: Route, req: func.HttpRequest, session: Session | None, trail: _AuditTrail
+) -> Call[Any] | func.HttpResponse:
+    """`prepare` in the request's transaction, which a refusal commits (an audit row may
+    go with it) and a 5xx (the database failed: the transaction may be broken) rolls back
+    by raising _EarlyReply."""
+    call = prepare(route, req, session, trail)
+    if isinstance(call, func.HttpResponse) and call.status_code >= 500:
+        raise _EarlyReply(call)
+    return call
+
+
 def _run_sync(route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpRequest) -> Any:
     trail = _AuditTrail(route)
     try:
@@ -672,7 +684,7 @@ def _run_sync(route: Route, handler: Callable[[Call[Any]], Any], req: func.HttpR
             trail.actor, trail.written = None, False
             scope = session_scope() if _needs_database(route) else nullcontext(None)
             with scope as session:
-                call = prepare(route, req, session, trail)
+                call = _prepare_in(route, req, session, trail)
                 if isinstance(call, func.HttpResponse):
                     return call
                 response = respond(route, handler(call))
@@ -694,7 +706,9 @@ def _prepare_in_own_transaction(route: Route, req: func.HttpRequest, trail: _Aud
     try:
         startup.ensure(get_settings())
         with session_scope() as session:
-            return prepare(route, req, session, trail)
+            return _prepare_in(route, req, session, trail)
+    except _EarlyReply as early:
+        return early.response
     except Exception as exc:
         return error_response(exc)
 

@@ -15,6 +15,7 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
+from dtbase_core.db import Timeouts, create_db_engine
 from tests.support import ADMIN_PASSWORD, Api, LocalHost, TestDatabase, start_host
 
 # Small bounds for these hosts; a DB route must answer within reply + connect (+ margin).
@@ -175,3 +176,40 @@ def test_a_dead_embedded_database_is_restarted(own_host: LocalHost) -> None:
     # The data survived (crash recovery), and writes work again.
     assert [t["name"] for t in api.get("/sensor/list-sensor-types").json()] == ["t"]
     api.ok("/sensor/insert-sensor", {"type_name": "t", "unique_identifier": "s-1"}, 201)
+
+
+# --- stale pooled connections --------------------------------------------------------------
+
+
+def _backend_pid(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(sa.text("select pg_backend_pid()")))
+
+
+def _terminate(database: TestDatabase, pid: int) -> None:
+    with database.engine.connect() as conn:
+        assert conn.scalar(sa.text("select pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+
+
+def test_a_pooled_connection_idle_past_the_bound_is_pinged_and_replaced(
+    database: TestDatabase,
+) -> None:
+    engine = create_db_engine(database.url, timeouts=Timeouts(), ping_idle_seconds=0)
+    try:
+        first = _backend_pid(engine)
+        _terminate(database, first)  # as a server restart would
+        assert _backend_pid(engine) != first  # the ping found it dead: no error
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_used_a_moment_ago_goes_out_without_a_ping(database: TestDatabase) -> None:
+    engine = create_db_engine(database.url, timeouts=Timeouts(), ping_idle_seconds=3600)
+    try:
+        first = _backend_pid(engine)
+        _terminate(database, first)
+        with pytest.raises(sa.exc.OperationalError):  # no ping: the query meets it dead
+            _backend_pid(engine)
+        assert _backend_pid(engine) != first  # and the pool has replaced it
+    finally:
+        engine.dispose()
