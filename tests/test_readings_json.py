@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from dtbase_core import readings, sensors
 from dtbase_core.orm.base import Datatype
 from dtbase_core.timeutil import JSON_OPTIONS
-from tests.support import TestDatabase
+from tests.support import Api, TestDatabase
 
 FIRST = datetime(1, 1, 1, tzinfo=UTC)
 LAST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
@@ -139,3 +139,25 @@ def test_random_floats_of_every_magnitude_are_written_as_the_encoder_writes_them
 
 def test_no_readings_nor_measure(session: Session) -> None:
     assert both(session, Datatype.FLOAT) == (b"[]", b"[]")
+
+
+def test_the_route_sends_those_bytes_with_the_security_headers(admin: Api) -> None:
+    measure = {"name": "level", "units": "m", "datatype": "float"}
+    admin.ok("/sensor/insert-sensor-type", {"name": "gauge", "measures": [measure]}, 201)
+    admin.ok("/sensor/insert-sensor", {"type_name": "gauge", "unique_identifier": "g-1"}, 201)
+    values = [0.1, 1e22, 2.0**60, -0.0, 1.0, 1.5e-6]
+    instants = [START + timedelta(seconds=s, microseconds=s * 250000) for s in range(6)]
+    series = {"measure_name": "level", "unique_identifier": "g-1"}
+    written = {"readings": values, "timestamps": [t.isoformat() for t in instants]}
+    admin.ok("/sensor/insert-sensor-readings", {**series, **written}, 201)
+    reply = admin.post(
+        "/sensor/sensor-readings",
+        {**series, "dt_from": START.isoformat(), "dt_to": LAST.isoformat()},
+    )
+    assert reply.status_code == 200
+    expected = [{"value": v, "timestamp": t} for v, t in zip(values, instants, strict=True)]
+    assert reply.content == orjson.dumps(expected, option=JSON_OPTIONS)
+    assert reply.headers["content-type"].startswith("application/json")
+    assert reply.headers["x-content-type-options"] == "nosniff"
+    assert reply.headers["x-frame-options"] == "DENY"
+    assert reply.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
