@@ -112,8 +112,11 @@ def create_db_engine(
     instances share one small PostgreSQL (docs/api.md, Migrations and
     settings)."""
     bounds = timeouts or Timeouts.from_settings(get_settings())
+    # extra_float_digits=1 (PostgreSQL's default): a float's text has the shortest digits
+    # that read back the same, which readings.sensor_readings_json relies on.
     options = (
-        f"-c timezone=UTC -c statement_timeout={_milliseconds(bounds.statement)} "
+        "-c timezone=UTC -c extra_float_digits=1 "
+        f"-c statement_timeout={_milliseconds(bounds.statement)} "
         f"-c lock_timeout={_milliseconds(bounds.lock)}"
     )
     engine = sa.create_engine(

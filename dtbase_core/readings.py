@@ -25,6 +25,7 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -44,6 +45,7 @@ from dtbase_core.orm import (
 )
 from dtbase_core.orm.base import UtcDateTime
 from dtbase_core.schemas.sensors import OnConflict
+from dtbase_core.timeutil import JSON_OPTIONS
 from dtbase_core.values import check_same_length, check_values
 
 ONE_SECOND = timedelta(seconds=1)
@@ -557,9 +559,18 @@ def sensor_readings(
     dt_from: datetime,
     dt_to: datetime,
 ) -> list[dict[str, Any]]:
+    """A series' readings as values, for callers in this process (service_base.py); the
+    API's reply is sensor_readings_json."""
     target = resolve_for_read(session, unique_identifier, measure_name)
-    if target is None:
-        return []
+    return [] if target is None else _readings(session, target, dt_from, dt_to)
+
+
+def _readings(
+    session: Session,
+    target: SeriesTarget | derived.DerivedSeries,
+    dt_from: datetime,
+    dt_to: datetime,
+) -> list[dict[str, Any]]:
     if isinstance(target, derived.DerivedSeries):
         computed = _fetch_binary(session, derived.readings_between(target, dt_from, dt_to))
         return [{"value": value, "timestamp": ts} for ts, value in computed]
@@ -575,6 +586,108 @@ def sensor_readings(
         .order_by(table.c.timestamp),
     )
     return [{"value": value, "timestamp": ts} for value, ts in rows]
+
+
+def sensor_readings_json(
+    session: Session,
+    *,
+    measure_name: str,
+    unique_identifier: str,
+    dt_from: datetime,
+    dt_to: datetime,
+) -> bytes:
+    """The reply of /sensor/sensor-readings: sensor_readings' list as JSON, byte for byte as
+    the API's encoder writes it (JSON_OPTIONS). PostgreSQL writes the text of a stored
+    number or boolean series (_json_readings), which comes as one value and is finished
+    here with a few passes over its bytes: no Python object per reading (but for floats
+    from 2**53 up). Strings, and derived readings, computed, are encoded in Python."""
+    target = resolve_for_read(session, unique_identifier, measure_name)
+    if target is None:
+        return b"[]"
+    if isinstance(target, derived.DerivedSeries) or target.datatype not in _VALUE_TEXT:
+        return orjson.dumps(_readings(session, target, dt_from, dt_to), option=JSON_OPTIONS)
+    params = {
+        "sensor_id": target.sensor_id,
+        "measure_id": target.measure_id,
+        "lo": dt_from,
+        "hi": dt_to,
+    }
+    with _driver(session).cursor(binary=True) as cursor:
+        cursor.execute(_json_readings(target.datatype), params)
+        row = cursor.fetchone()
+    assert row is not None, "an aggregate has one row"
+    text, whole = row
+    if text is None:
+        return b"[]"
+    # `0.5"2020-01-01T00:00:00+00:00"1.5"...+00:00"`: every quote opens a timestamp but
+    # those after +00:00, which close one.
+    text = text.replace(b'"', b',"timestamp":"').replace(b'+00:00,"timestamp":"', NEXT)
+    if whole:
+        # Each PLACEHOLDER (a float series' text has no other) gets orjson's text of its float.
+        parts = text.split(PLACEHOLDER)
+        filled = [parts[0]]
+        for value, part in zip(whole, parts[1:], strict=True):
+            filled += (orjson.dumps(value), part)
+        text = b"".join(filled)
+    # It ends with NEXT: the reading after the last is dropped, in the one copy made here.
+    return b"".join((b'[{"value":', memoryview(text)[: 3 - len(NEXT)], b"]"))
+
+
+# Floats from 2**53 up (all whole numbers) are encoded in Python: PostgreSQL writes some
+# of them with more digits than needed (1.9999999999999998e+23 for 2e+23).
+WHOLE_FLOATS = 2**53
+PLACEHOLDER = b"#"
+NEXT = b'Z"},{"value":'  # from the end of one reading's timestamp to the next's value
+# Each reading's value as orjson writes it, from `v` and its text `t` (_json_readings).
+# Below 2**53 a float8's text (extra_float_digits 1, db.py) has the shortest digits that
+# read back the same, as orjson's; only the form differs: PostgreSQL writes
+# 1e-4 <= |v| < 1e15 in full and others with a signed exponent of at least two digits
+# (1e+15, 1.5e-05); orjson writes 1e-5 <= |v| < 1e16 in full, a whole number with `.0`
+# (1.0, -0.0), and others as 1e+16 or 1.5e-6. Comparisons with powers of ten sort values
+# exactly as their shortest texts do; a numeric's text has no exponent.
+_VALUE_TEXT = {
+    Datatype.FLOAT: f"""CASE
+        WHEN abs(v) >= 1e-4 AND abs(v) < 1e15 OR v = 0 THEN
+            CASE WHEN v = trunc(v) THEN t || '.0' ELSE t END
+        WHEN abs(v) >= {WHOLE_FLOATS} THEN '{PLACEHOLDER.decode()}'
+        WHEN abs(v) >= 1e-5 THEN
+            CASE WHEN v = trunc(v) THEN t::numeric::text || '.0' ELSE t::numeric::text END
+        ELSE replace(t, 'e-0', 'e-')
+    END""",
+    Datatype.INTEGER: "t",
+    Datatype.BOOLEAN: "t",  # true, false
+}
+
+
+@functools.cache
+def _json_readings(datatype: Datatype) -> str:
+    """The statement of sensor_readings_json: every reading's value then its timestamp as
+    one text, nothing between them (UTF-8 bytes), and the floats that stand as PLACEHOLDER
+    in it, in order. Each value goes in as string_agg's separator, which comes before each
+    timestamp but the first (whose value `first` gives): concatenating each reading's
+    parts would cost a third more. A timestamptz's JSON text in the session's zone, UTC
+    (db.py), is `"2020-01-01T00:00:00+00:00"`, its fraction of a second without trailing
+    zeros (`.5`), which orjson writes `.500000`."""
+    value = _VALUE_TEXT[datatype]
+    timestamp = (
+        "CASE WHEN octet_length(j) = 27 THEN j ELSE rpad(left(j, -7), 27, '0') || '+00:00\"' END"
+    )
+    whole = (
+        f"array_agg(v ORDER BY ts) FILTER (WHERE abs(v) >= {WHOLE_FLOATS})"
+        if datatype is Datatype.FLOAT
+        else "NULL"
+    )
+    readings = (
+        "SELECT value AS v, value::text AS t, timestamp AS ts, to_json(timestamp)::text AS j "
+        f"FROM {reading_tables[datatype].name} "
+        "WHERE sensor_id = %(sensor_id)s AND measure_id = %(measure_id)s "
+        "AND timestamp BETWEEN %(lo)s AND %(hi)s ORDER BY timestamp"
+    )
+    first = f"SELECT {value} FROM ({readings} LIMIT 1) AS first"
+    return (
+        f"SELECT convert_to(({first}) || string_agg({timestamp}, {value} ORDER BY ts), 'UTF8'), "
+        f"{whole} FROM ({readings}) AS readings"
+    )
 
 
 def _driver(session: Session) -> psycopg.Connection[Any]:

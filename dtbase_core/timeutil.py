@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
+
+# The API's JSON: aware datetimes in UTC end in `Z`; a dict's keys may be other than strings.
+JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

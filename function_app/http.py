@@ -8,7 +8,8 @@ fallback. A request goes through two steps:
 - `prepare(route, req, session)`: JSON syntax, then credentials (`Auth`) and the caller's
   role against the least role the route declares (`Role`), then the body's fields
   (DTBase's order); it answers a `Call` for the handler, or the error reply.
-- `respond(route, result)`: the handler's JSON-able result (or its own `HttpResponse`).
+- `respond(route, result)`: the handler's JSON-able result, JSON bytes it encoded already,
+  or its own `HttpResponse`.
 
 A synchronous handler runs in a worker thread inside one transaction that also covered the
 credential check; a transaction PostgreSQL aborts as a deadlock or serialization failure is
@@ -68,13 +69,12 @@ from dtbase_core.schemas.common import Message, ReadingsBody
 from dtbase_core.security import ACCESS, REFRESH, bearer_token
 from dtbase_core.startup import on_start
 from dtbase_core.throttle import TooManyAttempts
-from dtbase_core.timeutil import utcnow
+from dtbase_core.timeutil import JSON_OPTIONS, utcnow
 
 log = logging.getLogger(__name__)
 
 B = TypeVar("B")  # the body: a pydantic model, or None for routes without one
 T = TypeVar("T")
-JSON_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 # A validation error echoes the offending input; past this size it is left out.
 MAX_ECHOED_INPUT = 200
 # An API key comes as `Authorization: ApiKey <key>` or in this header.
@@ -203,9 +203,10 @@ def secured(response: func.HttpResponse) -> func.HttpResponse:
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> func.HttpResponse:
+    """`data` as JSON; `bytes` are JSON already (a reply PostgreSQL wrote: sensor-readings)."""
     return secured(
         func.HttpResponse(
-            body=orjson.dumps(data, option=JSON_OPTIONS),
+            body=data if isinstance(data, bytes) else orjson.dumps(data, option=JSON_OPTIONS),
             status_code=status,
             mimetype="application/json",
             charset="utf-8",
@@ -371,7 +372,8 @@ def route_url(request: func.HttpRequest, path: str) -> str:
 
 
 def respond(route: Route, result: Any) -> func.HttpResponse:
-    """A handler's result as the reply: its own HttpResponse, or JSON with the route's status."""
+    """A handler's result as the reply: its own HttpResponse, or JSON with the route's status
+    (of a JSON-able result, or the bytes of one encoded already)."""
     if isinstance(result, func.HttpResponse):
         return secured(result)
     return json_response(result, route.status)

@@ -220,7 +220,7 @@ def insert_readings_bulk(call: Call[BulkReadingsIn]) -> Any:
 )
 def sensor_readings(call: Call[ReadingsQuery]) -> Any:
     """A sensor's readings of one measure between two instants (both inclusive)."""
-    return readings.sensor_readings(call.session, **call.body.model_dump())
+    return readings.sensor_readings_json(call.session, **call.body.model_dump())
 
 
 @endpoint(
