@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from tests.support import ADMIN_PASSWORD, Api, LocalHost, TestDatabase, start_host
 
@@ -100,3 +101,27 @@ def anon(live_host: LocalHost) -> Iterator[Api]:
     api = Api(live_host.api)
     yield api
     api.close()
+
+
+@pytest.fixture
+def sensor_per_datatype(database: TestDatabase) -> Iterator[Session]:
+    """A session on a migrated, emptied database with a sensor of each datatype: sensor
+    `float` of type `t-float` with measure `float`, and so on."""
+    from dtbase_core import sensors
+    from dtbase_core.migrations import upgrade
+    from dtbase_core.orm.base import Datatype
+
+    upgrade(database.url)
+    database.truncate_all()
+    with Session(database.engine) as session:
+        for datatype in Datatype:
+            measure = {"name": datatype.value, "units": None, "datatype": datatype.value}
+            sensors.insert_sensor_type(
+                session, name=f"t-{datatype.value}", description=None, measures=[measure]
+            )
+            sensors.insert_sensor(
+                session, type_name=f"t-{datatype.value}", unique_identifier=datatype.value
+            )
+        session.commit()
+        yield session
+        session.rollback()

@@ -3,7 +3,6 @@ anything else by INSERT ... ON CONFLICT, with the same results and exact rollups
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dtbase_core import readings, sensors
+from dtbase_core import readings
 from dtbase_core.orm.base import Datatype
 from tests.support import TestDatabase
 from tests.test_writes import assert_rollups_exact
@@ -21,23 +20,8 @@ BIG = 2**63 - 1
 
 
 @pytest.fixture
-def session(database: TestDatabase) -> Iterator[Session]:
-    from dtbase_core.migrations import upgrade
-
-    upgrade(database.url)
-    database.truncate_all()
-    with Session(database.engine) as session:
-        for datatype in Datatype:
-            measure = {"name": datatype.value, "units": None, "datatype": datatype.value}
-            sensors.insert_sensor_type(
-                session, name=f"t-{datatype.value}", description=None, measures=[measure]
-            )
-            sensors.insert_sensor(
-                session, type_name=f"t-{datatype.value}", unique_identifier=datatype.value
-            )
-        session.commit()
-        yield session
-        session.rollback()
+def session(sensor_per_datatype: Session) -> Session:
+    return sensor_per_datatype
 
 
 @pytest.fixture

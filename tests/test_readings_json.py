@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,10 +13,10 @@ import orjson
 import pytest
 from sqlalchemy.orm import Session
 
-from dtbase_core import readings, sensors
+from dtbase_core import readings
 from dtbase_core.orm.base import Datatype
 from dtbase_core.timeutil import JSON_OPTIONS
-from tests.support import Api, TestDatabase
+from tests.support import Api
 
 FIRST = datetime(1, 1, 1, tzinfo=UTC)
 LAST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
@@ -54,23 +53,8 @@ STRINGS = [
 
 
 @pytest.fixture
-def session(database: TestDatabase) -> Iterator[Session]:
-    from dtbase_core.migrations import upgrade
-
-    upgrade(database.url)
-    database.truncate_all()
-    with Session(database.engine) as session:
-        for datatype in Datatype:
-            measure = {"name": datatype.value, "units": None, "datatype": datatype.value}
-            sensors.insert_sensor_type(
-                session, name=f"t-{datatype.value}", description=None, measures=[measure]
-            )
-            sensors.insert_sensor(
-                session, type_name=f"t-{datatype.value}", unique_identifier=datatype.value
-            )
-        session.commit()
-        yield session
-        session.rollback()
+def session(sensor_per_datatype: Session) -> Session:
+    return sensor_per_datatype
 
 
 def both(session: Session, datatype: Datatype) -> tuple[bytes, bytes]:
