@@ -4,8 +4,8 @@ A file comes in one request (`csv`), or, when it is larger than a request may be
 Functions takes at most 100 MB, and hands the whole body to the function), staged in parts
 of at most 8 MB (`stage_part`) and imported by its upload id. Either way it is read
 incrementally: the csv module over an iterator of lines, the staged parts fetched one at a
-time, the rows gathered into batches of `BATCH_ROWS`; no more than a part and a batch is
-ever held.
+time, the rows gathered into batches of `BATCH_ROWS`; no more than a part and two batches
+(one read, one written in a thread of its own meanwhile: `_read`) are ever held.
 
 Each batch goes through the bulk insert (`readings.insert_readings_bulk`), all in the
 request's one transaction, so an import keeps that path's guarantees: values checked
