@@ -6,12 +6,13 @@
 Starts its own `dtbase-local` on a fresh database (embedded PostgreSQL, or the server, or
 Citus coordinator, that DT_TEST_DATABASE_URL names), with 1,000 sensors of one float
 measure and one threshold alert rule over all of them. A probe sensor holds a year of
-one-minute readings (525,600) from the start; the 1,000 sensors' one-minute histories then
-grow backwards in time until the table holds each size. So the queries timed at each size
-do the same work, and only the table around them grows:
+one-minute readings (525,600) and each sensor its last hour from the start; the sensors'
+one-minute histories then grow backwards in time, in blocks of 10,000 readings given to
+the sensors in turn, until the tables hold each size. So the queries timed at each size do
+the same work, and only the tables around them grow:
 
-- ingest: the readings added to reach the size, through `insert-sensor-readings` in batches
-  of 10,000, two requests in flight (readings/s);
+- ingest: the blocks added to reach the size, one a request (`insert-sensor-readings`), two
+  requests in flight (readings/s);
 - one week of the probe (10,080 readings) with `sensor-readings` (p50 and p95 of 50);
 - `latest-readings` of every sensor (of 20);
 - daily means of the probe over its year with `sensor-readings-aggregated` (of 30);
@@ -28,7 +29,7 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,7 @@ YEAR_MINUTES = 365 * 24 * 60
 BATCH = 10_000
 END = datetime(2026, 1, 1, tzinfo=UTC)  # every history ends here; ticks go on from it
 PROBE = "probe"
+SEED = 60  # minutes of readings each sensor holds from the start
 
 
 def _iso(dt: datetime) -> str:
@@ -84,7 +86,7 @@ class Twin:
     def __init__(self, api: Api, sensors: int) -> None:
         self.http = httpx.Client(base_url=api.base, timeout=600, headers=api._headers(None))
         self.sensors = [f"s{i:04d}" for i in range(sensors)]
-        self.history = 0  # minutes of history each of `sensors` holds, ending at END
+        self.blocks = 0  # of BATCH older readings added by grow_to
         self.tick = 0
         measure = {"name": "value", "units": "unit", "datatype": "float"}
         self.post("/sensor/insert-sensor-type", {"name": "scale", "measures": [measure]}, 201)
@@ -102,21 +104,16 @@ class Twin:
             raise RuntimeError(f"{path}: {reply.status_code} {reply.text[:300]}")
         return reply
 
-    def _batches(self, uid: str, last: datetime, count: int) -> Iterator[bytes]:
+    def _series(self, uid: str, last: datetime, count: int) -> Iterator[bytes]:
+        """Bodies of `count` one-minute readings of `uid` ending at `last`, BATCH a body."""
         for done in range(0, count, BATCH):
             n = min(BATCH, count - done)
             stamps = _minutes(last - done * MINUTE, n)
             values = [float((done + i) % 1000) / 10 for i in range(n)]  # 0.0 to 99.9
-            yield orjson.dumps(
-                {
-                    "unique_identifier": uid,
-                    "measure_name": "value",
-                    "readings": values,
-                    "timestamps": stamps,
-                }
-            )
+            body = {"unique_identifier": uid, "measure_name": "value", "readings": values}
+            yield orjson.dumps({**body, "timestamps": stamps})
 
-    def ingest(self, bodies: Iterator[bytes], clients: int = 2) -> None:
+    def ingest(self, bodies: Iterable[bytes], clients: int = 2) -> None:
         def send(body: bytes) -> None:
             reply = self.http.post(
                 "/sensor/insert-sensor-readings",
@@ -129,23 +126,36 @@ class Twin:
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(send, bodies))
 
-    def load_probe(self) -> None:
-        self.ingest(self._batches(PROBE, END, YEAR_MINUTES))
+    def seed(self) -> None:
+        """The probe's year, and each sensor's last hour (so that every sensor has a latest
+        reading and an alert state from the start)."""
+        self.ingest(self._series(PROBE, END, YEAR_MINUTES))
+        self.ingest(b for uid in self.sensors for b in self._series(uid, END - MINUTE, SEED))
+
+    @property
+    def stored(self) -> int:
+        return YEAR_MINUTES + SEED * len(self.sensors) + self.blocks * BATCH
 
     def grow_to(self, size: int) -> float:
-        """Extend every sensor's history backwards until the readings number `size`;
-        returns readings/s."""
-        per_sensor = max(0, (size - YEAR_MINUTES) // len(self.sensors))
-        added = per_sensor - self.history
-        if added <= 0:
+        """Add blocks of BATCH older readings, one sensor's a request, to the sensors in
+        turn, until the readings number `size`; returns readings/s. Every request has the
+        same shape at every size, so the rates compare."""
+        wanted = (size - self.stored) // BATCH + self.blocks
+        blocks = range(self.blocks, wanted)
+        if not blocks:
             return 0.0
-        last = END - self.history * MINUTE - MINUTE
-        bodies = (b for uid in self.sensors for b in self._batches(uid, last, added))
+        sensors = len(self.sensors)
+
+        def block(k: int) -> bytes:
+            depth = k // sensors  # blocks that sensor holds already
+            last = END - (SEED + 1 + depth * BATCH) * MINUTE
+            return next(self._series(self.sensors[k % sensors], last, BATCH))
+
         started = time.perf_counter()
-        self.ingest(bodies)
+        self.ingest(block(k) for k in blocks)
         took = time.perf_counter() - started
-        self.history = per_sensor
-        return added * len(self.sensors) / took
+        self.blocks = wanted
+        return len(blocks) * BATCH / took
 
     def next_minute(self) -> None:
         """Each sensor's (and the probe's) next reading after END, as the live feed's."""
@@ -249,8 +259,9 @@ def main() -> None:
     parser.add_argument("--sensors", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
-    if min(args.sizes) < YEAR_MINUTES:
-        parser.error(f"each size must be at least the probe's year: {YEAR_MINUTES:,}")
+    base = YEAR_MINUTES + SEED * args.sensors
+    if min(args.sizes) < base:
+        parser.error(f"each size must be at least the readings seeded at the start: {base:,}")
     database = TestDatabase()
     steps = []
     with tempfile.TemporaryDirectory(prefix="dtbase-scale-") as tmp:
@@ -258,11 +269,12 @@ def main() -> None:
         host = start_host(database.url, Path(tmp) / "host")
         try:
             twin = Twin(Api(host.api, host.admin_email, ADMIN_PASSWORD), args.sensors)
-            print(f"{database.kind}: the probe's year ({YEAR_MINUTES:,} readings)...", flush=True)
-            twin.load_probe()
+            print(f"{database.kind}: the probe's year and each sensor's hour...", flush=True)
+            twin.seed()
             for size in sorted(args.sizes):
-                step = Step(size, twin.grow_to(size))
-                print(f"{size:,} readings: ingest {step.ingest_rate:,.0f}/s", flush=True)
+                rate = twin.grow_to(size)
+                step = Step(twin.stored, rate)  # within a block of `size`
+                print(f"{step.size:,} readings: ingest {rate:,.0f}/s", flush=True)
                 twin.measure(step)
                 steps.append(step)
                 print(
