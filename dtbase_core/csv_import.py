@@ -4,8 +4,8 @@ A file comes in one request (`csv`), or, when it is larger than a request may be
 Functions takes at most 100 MB, and hands the whole body to the function), staged in parts
 of at most 8 MB (`stage_part`) and imported by its upload id. Either way it is read
 incrementally: the csv module over an iterator of lines, the staged parts fetched one at a
-time, the rows gathered into batches of `BATCH_ROWS`; no more than a part and two batches
-(one read, one written in a thread of its own meanwhile: `_read`) are ever held.
+time, the rows gathered into batches of `BATCH_ROWS`; no more than a part and a batch is
+ever held.
 
 Each batch goes through the bulk insert (`readings.insert_readings_bulk`), all in the
 request's one transaction, so an import keeps that path's guarantees: values checked
@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import csv
 import math
-import threading
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -95,14 +93,9 @@ def _check_owner(session: Session, upload_id: uuid.UUID, owner: str) -> None:
 
 
 def _staged_parts(
-    session: Session,
-    upload_id: uuid.UUID,
-    parts: int | None,
-    owner: str,
-    in_turn: threading.Lock,
+    session: Session, upload_id: uuid.UUID, parts: int | None, owner: str
 ) -> Iterator[str]:
-    """The staged parts' text in order, fetched one at a time, each `in_turn` with the
-    writes (_read)."""
+    """The staged parts' text in order, fetched one at a time."""
     _check_owner(session, upload_id, owner)
     key = CsvUploadPart.upload_id == upload_id
     numbers = session.scalars(
@@ -121,11 +114,12 @@ def _staged_parts(
             f"parts: {parts} parts announced, {len(numbers)} staged", loc=("body", "parts")
         )
     for number in numbers:
-        with in_turn:
-            text = session.scalar(
+        yield (
+            session.scalar(
                 sa.select(CsvUploadPart.text).where(key, CsvUploadPart.part_number == number)
             )
-        yield text or ""
+            or ""
+        )
 
 
 def _lines(chunks: Iterable[str]) -> Iterator[str]:
@@ -330,15 +324,14 @@ def import_csv(
     (deleted once imported). A dry run writes nothing and answers the report; otherwise a file with
     any bad cell is refused whole, Invalid naming each bad line and column."""
     chunks: Iterable[str]
-    in_turn = threading.Lock()  # the session's: one thread at a time (_read)
     if csv_text is not None:
         chunks = [csv_text]
     elif upload_id is not None:
-        chunks = _staged_parts(session, upload_id, parts, owner, in_turn)
+        chunks = _staged_parts(session, upload_id, parts, owner)
     else:
         raise Invalid("give either csv or upload_id")
     report = Report(dry_run=dry_run)
-    _read(session, mapping, _lines(chunks), report, in_turn)
+    _read(session, mapping, _lines(chunks), report)
     if report.error_count and not dry_run:
         items: list[tuple[tuple[str | int, ...], str]] = [
             (("body", "csv", e["line"], e["column"] or ""), _where(e) + e["message"])
@@ -359,17 +352,7 @@ def _where(error: dict[str, Any]) -> str:
     return f"line {error['line']}{column}: "
 
 
-def _read(
-    session: Session,
-    mapping: CsvMapping,
-    lines: Iterator[str],
-    report: Report,
-    in_turn: threading.Lock,
-) -> None:
-    """Read rows into batches; each full batch is checked and written in a thread of its
-    own while the next is read, so that the database's work overlaps the reading (about a
-    third of an import's time). One batch is in that thread at a time, in order; the
-    session is used `in_turn` (the staged parts are fetched in this thread)."""
+def _read(session: Session, mapping: CsvMapping, lines: Iterator[str], report: Report) -> None:
     reader = csv.reader(lines, delimiter=mapping.delimiter)
     try:
         header = next(reader)
@@ -394,44 +377,30 @@ def _read(
     at = [position for _, position, _ in batch.measures]
     width = len(header)
     rows = iter(reader)
-    # Leaving the block waits for the batch in the writer's thread, whatever happened here:
-    # no write outlives the request's transaction.
-    with ThreadPoolExecutor(1, thread_name_prefix="csv-import") as writer:
-        written: Future[None] | None = None
-
-        def hand_over() -> None:
-            nonlocal batch, written
-            if written is not None:
-                written.result()  # raises what the previous batch raised
-            written = writer.submit(batch.process, session, report, in_turn)
-            batch = batch.empty()
-
-        while True:
-            try:
-                row = next(rows)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                report.rows += 1
-                batch.errors.append((reader.line_num, ROW, None, str(exc)))
-                continue
-            if not row:
-                continue  # a blank line
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
             report.rows += 1
-            if len(row) != width:
-                message = f"{len(row)} fields where the header has {width}"
-                batch.errors.append((reader.line_num, ROW, None, message))
-                continue
-            batch.lines.append(reader.line_num)
-            batch.stamps.append(row[ts_at])
-            batch.sensors.append(row[sensor_at])
-            for cells, position in zip(batch.cells, at, strict=True):
-                cells.append(row[position])
-            if len(batch.lines) >= BATCH_ROWS:
-                hand_over()
-        hand_over()
-        assert written is not None
-        written.result()
+            batch.errors.append((reader.line_num, ROW, None, str(exc)))
+            continue
+        if not row:
+            continue  # a blank line
+        report.rows += 1
+        if len(row) != width:
+            message = f"{len(row)} fields where the header has {width}"
+            batch.errors.append((reader.line_num, ROW, None, message))
+            continue
+        batch.lines.append(reader.line_num)
+        batch.stamps.append(row[ts_at])
+        batch.sensors.append(row[sensor_at])
+        for cells, position in zip(batch.cells, at, strict=True):
+            cells.append(row[position])
+        if len(batch.lines) >= BATCH_ROWS:
+            batch.process(session, report)
+    batch.process(session, report)
 
 
 @dataclass
@@ -454,15 +423,7 @@ class _Rows:
     def __post_init__(self) -> None:
         self.cells = [[] for _ in self.measures]
 
-    def empty(self) -> _Rows:
-        """A batch to fill next, with the same columns and looked-up series."""
-        return _Rows(self.mapping, self.measures, self.parse_timestamp, self.targets)
-
-    def process(self, session: Session, report: Report, in_turn: threading.Lock) -> None:
-        with in_turn:
-            self._process(session, report)
-
-    def _process(self, session: Session, report: Report) -> None:
+    def process(self, session: Session, report: Report) -> None:
         if not self.lines:
             self._report_errors(report)
             return
@@ -496,6 +457,8 @@ class _Rows:
             counts = readings.insert_readings_bulk(session, series=writes)
             report.inserted += counts["inserted"]
             report.duplicates += counts["duplicates"]
+        self.lines, self.stamps, self.sensors = [], [], []
+        self.cells = [[] for _ in self.measures]
 
     def _report_errors(self, report: Report) -> None:
         for line, _, column, message in sorted(self.errors, key=lambda e: (e[0], e[1])):
