@@ -1,0 +1,69 @@
+"""The readings page says when the chosen range starts before what the sensor type's
+retention keeps (docs/api.md, Retention)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from playwright.sync_api import Page, expect
+
+from tests.support import Api
+from tests.web.conftest import nav_to
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def test_the_readings_page_notes_removed_raw_readings(signed_in: Page, admin: Api) -> None:
+    page = signed_in
+    measures = [{"name": "temperature", "units": "degC", "datatype": "float"}]
+    admin.ok("/sensor/insert-sensor-type", {"name": "Short", "measures": measures}, 201)
+    admin.ok("/sensor/insert-sensor-type", {"name": "Keep", "measures": measures}, 201)
+    admin.ok("/sensor/set-retention", {"type_name": "Short", "retention_days": 2})
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    for type_name, uid in (("Short", "s-1"), ("Keep", "k-1")):
+        admin.ok("/sensor/insert-sensor", {"type_name": type_name, "unique_identifier": uid}, 201)
+        admin.ok(
+            "/sensor/insert-sensor-readings",
+            {
+                "unique_identifier": uid,
+                "measure_name": "temperature",
+                "readings": [20.5],
+                "timestamps": [iso(now - timedelta(minutes=30))],
+            },
+            201,
+        )
+
+    nav_to(page, "Readings")
+    form = page.locator("#readings-form")
+    notice = page.locator("#retention-notice")
+    form.get_by_label("Sensor type").select_option("Short")
+    expect(form.get_by_label("s-1")).to_be_checked()
+    # The default range (the last day) is all kept: no notice.
+    form.get_by_role("button", name="Show readings").click()
+    expect(page.locator("#readings-table caption")).to_contain_text("1 reading from 1 sensor")
+    expect(notice).to_be_hidden()
+
+    # From five days ago: before the two days kept.
+    form.get_by_label("From").fill((now - timedelta(days=5)).strftime("%Y-%m-%dT%H:%M"))
+    form.get_by_role("button", name="Show readings").click()
+    days = "|".join(
+        (datetime.now(UTC) - timedelta(days=2, minutes=m)).strftime("%Y-%m-%d") for m in (0, 5)
+    )
+    expect(notice).to_be_visible()
+    expect(notice).to_have_text(
+        re.compile(
+            rf"^Raw readings before ({days}) \d\d:\d\d:\d\d have been removed \(retention 2 "
+            r"days\); the plots' hourly and coarser aggregates still cover that range\.$"
+        )
+    )
+    expect(page.locator("#readings-table caption")).to_contain_text("1 reading from 1 sensor")
+
+    # A type that keeps readings forever: no notice, whatever the range.
+    form.get_by_label("Sensor type").select_option("Keep")
+    expect(form.get_by_label("k-1")).to_be_checked()
+    form.get_by_role("button", name="Show readings").click()
+    expect(page.locator("#readings-table caption")).to_contain_text("1 reading from 1 sensor")
+    expect(notice).to_be_hidden()
