@@ -19,9 +19,26 @@ def iso(t: datetime) -> str:
 def test_the_readings_page_notes_removed_raw_readings(signed_in: Page, admin: Api) -> None:
     page = signed_in
     measures = [{"name": "temperature", "units": "degC", "datatype": "float"}]
-    admin.ok("/sensor/insert-sensor-type", {"name": "Short", "measures": measures}, 201)
     admin.ok("/sensor/insert-sensor-type", {"name": "Keep", "measures": measures}, 201)
-    admin.ok("/sensor/set-retention", {"type_name": "Short", "retention_days": 2})
+    # A type that keeps two days, made on the Sensors page.
+    nav_to(page, "Sensors")
+    form = page.locator("#add-type-form")
+    form.get_by_label("Type name").fill("Short")
+    row = form.locator(".measure-row").nth(0)
+    row.get_by_label("Name").fill("temperature")
+    row.get_by_label("Units").fill("degC")
+    row.get_by_label("Datatype").select_option("float")
+    # The browser's own check refuses a fraction before the API could.
+    form.get_by_label("Keep raw readings (days)").fill("1.5")
+    form.get_by_role("button", name="Add sensor type").click()
+    expect(form.locator("input[name=retention_days]:invalid")).to_have_count(1)
+    expect(form.locator(".form-status")).to_have_text("")
+    form.get_by_label("Keep raw readings (days)").fill("2")
+    form.get_by_role("button", name="Add sensor type").click()
+    expect(form.locator(".form-status")).to_have_text("Sensor type “Short” added.")
+    types = page.locator("#type-list table")
+    expect(types.get_by_role("row", name=re.compile("^Short"))).to_contain_text("2 days")
+    expect(types.get_by_role("row", name=re.compile("^Keep"))).to_contain_text("forever")
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     for type_name, uid in (("Short", "s-1"), ("Keep", "k-1")):
         admin.ok("/sensor/insert-sensor", {"type_name": type_name, "unique_identifier": uid}, 201)

@@ -18,6 +18,7 @@ function renderTypes() {
         { label: "Type", render: (t) => t.name },
         { label: "Description", render: (t) => t.description ?? "", wrap: true },
         { label: "Measures", render: (t) => t.measures.map((m) => `${measureLabel(m)}: ${m.datatype}`).join(", "), wrap: true },
+        { label: "Raw readings kept", render: (t) => (t.retention_days ? `${t.retention_days} day${t.retention_days === 1 ? "" : "s"}` : "forever") },
         {
           label: "Actions",
           render: (t) =>
@@ -282,10 +283,13 @@ async function main() {
 
   bindForm($("#add-type-form"), async (form) => {
     const measures = measureEditor.read();
+    const retention = form.elements.retention_days.value.trim();
     await post("/sensor/insert-sensor-type", {
       name: form.elements.name.value.trim(),
       description: form.elements.description.value.trim() || null,
       measures,
+      // A number as typed: the API names a fraction or an out-of-range value.
+      retention_days: retention ? Number(retention) : null,
     });
     const name = form.elements.name.value.trim();
     form.reset();
