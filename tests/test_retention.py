@@ -197,6 +197,46 @@ def test_two_runs_at_once_remove_each_row_once(twin: Api, clean_db: TestDatabase
     assert count_rows(clean_db, "sensor_float_reading") == 3 * PER_SERIES - 2 * EXPIRED
 
 
+def test_a_batch_waits_for_the_series_write_lock(admin: Api, clean_db: TestDatabase) -> None:
+    """The removal takes the lock an insert of the series holds (dtbase_core/readings.py),
+    so a write and a batch take turns."""
+    sensor_type(admin, "short", 30, "s-1")
+    fill(admin, "s-1")
+    with clean_db.engine.connect() as conn:
+        sensor_id, measure_id = conn.execute(
+            sa.text(
+                "select s.id, m.id from sensor s, sensor_measure m "
+                "where s.unique_identifier = 's-1' and m.name = 'temperature'"
+            )
+        ).one()
+    holder = clean_db.engine.connect()
+    holder.begin()
+    holder.execute(
+        sa.text("select pg_advisory_xact_lock(:s, :m)"), {"s": sensor_id, "m": measure_id}
+    )
+    results: list[dict[str, int]] = []
+    worker = threading.Thread(
+        target=lambda: results.append(
+            retention.remove_expired_readings(Transactions(clean_db), now=NOW)
+        )
+    )
+    worker.start()
+    try:
+        waiting = "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+        with clean_db.engine.connect() as conn:
+            for _ in range(600):  # until the worker queues behind the lock (at most a minute)
+                if conn.scalar(sa.text(waiting)):
+                    break
+                worker.join(0.1)
+            assert conn.scalar(sa.text(waiting)) == 1
+        assert results == []  # blocked, not done
+    finally:
+        holder.rollback()
+        holder.close()
+        worker.join()
+    assert results == [{"short": 3 * EXPIRED}]
+
+
 def test_types_without_retention_or_sensors(admin: Api, clean_db: TestDatabase) -> None:
     sensor_type(admin, "keep", None, "k-1")
     sensor_type(admin, "empty", 1)
