@@ -39,6 +39,19 @@ def test_the_readings_page_notes_removed_raw_readings(signed_in: Page, admin: Ap
     types = page.locator("#type-list table")
     expect(types.get_by_role("row", name=re.compile("^Short"))).to_contain_text("2 days")
     expect(types.get_by_role("row", name=re.compile("^Keep"))).to_contain_text("forever")
+    # An admin changes it, and back to forever.
+    change = page.locator("#retention-form")
+    change.get_by_label("Sensor type").select_option("Keep")
+    change.get_by_label("Days to keep").fill("400")
+    change.get_by_role("button", name="Set retention").click()
+    expect(change.locator(".form-status")).to_have_text(
+        "Raw readings of “Keep” are kept for 400 days."
+    )
+    expect(types.get_by_role("row", name=re.compile("^Keep"))).to_contain_text("400 days")
+    assert admin.get("/sensor/list-sensor-types").json()[0]["retention_days"] == 400
+    change.get_by_role("button", name="Set retention").click()
+    expect(change.locator(".form-status")).to_have_text("Raw readings of “Keep” are kept forever.")
+    expect(types.get_by_role("row", name=re.compile("^Keep"))).to_contain_text("forever")
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     for type_name, uid in (("Short", "s-1"), ("Keep", "k-1")):
         admin.ok("/sensor/insert-sensor", {"type_name": type_name, "unique_identifier": uid}, 201)

@@ -39,6 +39,7 @@ function renderTypes() {
   const typeNames = state.types.map((t) => t.name);
   fillSelect($("#type-filter"), typeNames, { placeholder: "All types" });
   fillSelect($("#new-sensor-type"), typeNames, { placeholder: typeNames.length ? "" : "Add a sensor type first" });
+  fillSelect($("#retention-type"), typeNames, { placeholder: typeNames.length ? "" : "Add a sensor type first" });
 }
 
 function renderDerived() {
@@ -296,6 +297,16 @@ async function main() {
     measureEditor.reset();
     await reload();
     return `Sensor type “${name}” added.`;
+  });
+
+  bindForm($("#retention-form"), async (form) => {
+    const typeName = form.elements.type_name.value;
+    const days = form.elements.retention_days.value.trim();
+    await post("/sensor/set-retention", { type_name: typeName, retention_days: days ? Number(days) : null });
+    form.elements.retention_days.value = "";
+    await reload();
+    $("#retention-type").value = typeName;
+    return days ? `Raw readings of “${typeName}” are kept for ${days} day${days === "1" ? "" : "s"}.` : `Raw readings of “${typeName}” are kept forever.`;
   });
 
   bindForm($("#add-sensor-form"), async (form) => {
