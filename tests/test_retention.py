@@ -416,6 +416,7 @@ def test_set_retention_is_for_admins(admin: Api) -> None:
     try:
         reply = editor.post("/sensor/set-retention", {"type_name": "t", "retention_days": 3})
         assert reply.status_code == 403
+        assert reply.json() == {"detail": "Only admins may set a sensor type's retention"}
         assert editor.get("/sensor/list-sensor-types").json()[0]["retention_days"] is None
     finally:
         editor.close()
