@@ -32,6 +32,8 @@ SCHEDULE_DEFAULTS = {
     # The dispatcher of user schedules (dtbase_core/schedules.py): a schedule fires at
     # the first dispatch at or after its occurrence.
     "DT_SCHEDULE_DISPATCH": "0 * * * * *",  # every minute
+    # Retention: expired raw readings and old operational rows (dtbase_core/retention.py).
+    "DT_RETENTION_SCHEDULE": "0 30 2 * * *",  # daily at 02:30 UTC
 }
 # London, as DTBase's example ingress.
 DEFAULT_WEATHER_LATITUDE = 51.53
@@ -262,6 +264,18 @@ class NotifySettings(BaseSettings):
         return self
 
 
+class RetentionSettings(BaseSettings):
+    """What the daily retention timer prunes besides readings (dtbase_core/retention.py):
+    ages in days, and the rows one batch (one transaction) removes."""
+
+    model_config = SettingsConfigDict(**{**_COMMON, "env_prefix": "DT_RETENTION_"})
+
+    audit_days: int = Field(365, ge=1)
+    deliveries_days: int = Field(90, ge=1)  # delivered or dead notification deliveries
+    dead_letters_days: int = Field(30, ge=1)  # telemetry dead letters
+    batch_rows: int = Field(50_000, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = _COMMON
 
@@ -318,6 +332,7 @@ class Settings(BaseSettings):
     entra: EntraSettings = Field(default_factory=lambda: EntraSettings())
     services: ServicesSettings = Field(default_factory=lambda: ServicesSettings())
     notify: NotifySettings = Field(default_factory=lambda: NotifySettings())
+    retention: RetentionSettings = Field(default_factory=lambda: RetentionSettings())
 
     _words = field_validator("cors_origins", mode="before")(_split_words)
 
@@ -387,6 +402,7 @@ def get_settings() -> Settings:
         "entra": _load(EntraSettings),
         "services": _load(ServicesSettings),
         "notify": _load(NotifySettings),
+        "retention": _load(RetentionSettings),
     }
     settings: Settings = _load(Settings, **groups)
     return settings

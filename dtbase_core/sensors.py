@@ -4,14 +4,14 @@ history (docs/api.md, Sensors). Readings are in `readings.py` and `aggregation.p
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Session
 
-from dtbase_core.errors import AlreadyExists, Conflict, NotFound
+from dtbase_core.errors import AlreadyExists, Conflict, Missing, NotFound
 from dtbase_core.orm import (
     Datatype,
     Sensor,
@@ -31,7 +31,12 @@ SENSOR_TYPE_CREATION_LOCK = 7283402
 
 
 def insert_sensor_type(
-    session: Session, *, name: str, description: str | None, measures: Sequence[dict[str, Any]]
+    session: Session,
+    *,
+    name: str,
+    description: str | None,
+    measures: Sequence[dict[str, Any]],
+    retention_days: int | None = None,
 ) -> None:
     """Create the type and any measure it names that does not exist yet (by name and
     units, a null unit being a value). Upserting each measure fixes DTBase's rollback
@@ -49,7 +54,7 @@ def insert_sensor_type(
             measure_ids.append(measure_id)
     type_id = session.execute(
         pg.insert(SensorType)
-        .values(name=name, description=description)
+        .values(name=name, description=description, retention_days=retention_days)
         .on_conflict_do_nothing(index_elements=[SensorType.name])
         .returning(SensorType.id)
     ).scalar()
@@ -89,6 +94,7 @@ def list_sensor_types(session: Session) -> list[dict[str, Any]]:
             SensorType.id,
             SensorType.name,
             SensorType.description,
+            SensorType.retention_days,
             SensorMeasure.name.label("m_name"),
             SensorMeasure.units,
             SensorMeasure.datatype,
@@ -100,7 +106,13 @@ def list_sensor_types(session: Session) -> list[dict[str, Any]]:
     types: dict[int, dict[str, Any]] = {}
     for row in rows:
         entry = types.setdefault(
-            row.id, {"name": row.name, "description": row.description, "measures": []}
+            row.id,
+            {
+                "name": row.name,
+                "description": row.description,
+                "measures": [],
+                "retention_days": row.retention_days,
+            },
         )
         if row.m_name is not None:
             entry["measures"].append(
@@ -128,6 +140,33 @@ def delete_sensor_type(session: Session, *, type_name: str) -> None:
     if in_use:
         raise Conflict(f"Sensor type '{type_name}' still has {in_use} sensor(s); delete them first")
     session.execute(sa.delete(SensorType).where(SensorType.id == type_id))
+
+
+def set_retention(session: Session, *, type_name: str, retention_days: int | None) -> None:
+    """Keep the type's raw readings for `retention_days` (None: forever); the daily
+    retention timer removes older ones (dtbase_core/retention.py)."""
+    found = session.execute(
+        sa.update(SensorType)
+        .where(SensorType.name == type_name)
+        .values(retention_days=retention_days)
+        .returning(SensorType.id)
+    ).first()
+    if found is None:
+        raise Missing(f"Sensor type '{type_name}' does not exist")
+
+
+def retained_from(session: Session, *, unique_identifier: str, now: datetime) -> datetime | None:
+    """The instant before which the sensor's raw readings are (or are about to be) removed
+    by retention; None when its type keeps them forever."""
+    found = session.execute(
+        sa.select(SensorType.retention_days)
+        .join(Sensor, Sensor.type_id == SensorType.id)
+        .where(Sensor.unique_identifier == unique_identifier)
+    ).first()
+    if found is None:
+        raise NotFound(f"Sensor '{unique_identifier}' does not exist")
+    days = found.retention_days
+    return None if days is None else now - timedelta(days=days)
 
 
 # --- sensors ---------------------------------------------------------------------------

@@ -29,15 +29,17 @@ from dtbase_core.schemas.sensors import (
     ReadingOut,
     ReadingsIn,
     ReadingsQuery,
+    RetainedFromOut,
     SensorIn,
     SensorLocationIn,
     SensorOut,
     SensorTypeIn,
     SensorTypeOut,
+    SetRetentionIn,
     TypeNameIn,
     UniqueIdentifierIn,
 )
-from dtbase_core.timeutil import iso_z
+from dtbase_core.timeutil import iso_z, utcnow
 from function_app.http import Call, endpoint
 
 bp = func.Blueprint()
@@ -92,6 +94,42 @@ def delete_sensor_type(call: Call[TypeNameIn]) -> Any:
     """Delete a sensor type that no sensor uses (its measures stay)."""
     sensors.delete_sensor_type(call.session, type_name=call.body.type_name)
     return {"detail": "Sensor type deleted"}
+
+
+@endpoint(
+    bp,
+    "sensor/set-retention",
+    body=SetRetentionIn,
+    role=Role.ADMIN,
+    errors={
+        403: "Only admins may set a sensor type's retention",
+        404: "Sensor type does not exist",
+        422: "retention_days is not a whole number from 1 to 36500, or null",
+    },
+)
+def set_retention(call: Call[SetRetentionIn]) -> Any:
+    """Keep a sensor type's raw readings for `retention_days` days (null: forever); the
+    daily retention timer removes older ones, its hourly rollups stay."""
+    sensors.set_retention(call.session, **call.body.model_dump())
+    return {"detail": "Retention set"}
+
+
+@endpoint(
+    bp,
+    "sensor/readings-retained-from",
+    body=UniqueIdentifierIn,
+    response=RetainedFromOut,
+    role=Role.VIEWER,
+    scope=Scope.READ,
+    errors={400: "Sensor does not exist"},
+)
+def readings_retained_from(call: Call[UniqueIdentifierIn]) -> Any:
+    """The instant before which the sensor's raw readings have been removed by its type's
+    retention (null: kept forever)."""
+    instant = sensors.retained_from(
+        call.session, unique_identifier=call.body.unique_identifier, now=utcnow()
+    )
+    return {"retained_from": None if instant is None else iso_z(instant)}
 
 
 @endpoint(

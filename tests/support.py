@@ -155,12 +155,13 @@ def host_environment(
             "DT_DEFAULT_USER_PASS": ADMIN_PASSWORD,
             "PYTHONUNBUFFERED": "1",
             # The app's own timers (weather ingress, daily forecast, notification outbox,
-            # alert evaluation) stay quiet in tests, which run them when they choose:
+            # alert evaluation, retention) stay quiet in tests, which run them when they choose:
             # NCRONTAB cannot say "never", so midnight on the first of January.
             "DT_INGRESS_SCHEDULE": QUIET_SCHEDULE,
             "DT_FORECAST_SCHEDULE": QUIET_SCHEDULE,
             "DT_NOTIFY_SCHEDULE": QUIET_SCHEDULE,
             "DT_ALERT_SCHEDULE": QUIET_SCHEDULE,
+            "DT_RETENTION_SCHEDULE": QUIET_SCHEDULE,
             # Tests that list services expect their own only; tests of the app's own
             # services turn this back on (tests/test_schedules_http.py).
             "DT_REGISTER_OWN_SERVICES": "false",

@@ -114,6 +114,7 @@ def test_the_app_s_settings_have_their_documented_defaults() -> None:
         "DT_NOTIFY_SCHEDULE": "*/15 * * * * *",
         "DT_ALERT_SCHEDULE": "0 * * * * *",
         "DT_SCHEDULE_DISPATCH": "0 * * * * *",
+        "DT_RETENTION_SCHEDULE": "0 30 2 * * *",
     }
     assert resolve_schedule("%DT_INGRESS_SCHEDULE%", {}) == "0 0 * * * *"
     assert resolve_schedule("%DT_ALERT_SCHEDULE%", {}) == "0 * * * * *"

@@ -37,6 +37,7 @@ VIEWER_ROUTES = {
     "POST sensor/latest-readings",
     "POST sensor/export-readings",
     "POST sensor/list-derived-measures",
+    "POST sensor/readings-retained-from",
     "GET service/list-services",
     "POST service/list-parameter-sets",
     "GET service/run-status/{run_id}",
@@ -75,6 +76,7 @@ ADMIN_ROUTES = {
     "POST user/update-user-role",
     "GET user/list-user-roles",
     "POST audit/list-events",
+    "POST sensor/set-retention",
 }
 
 

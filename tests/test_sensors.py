@@ -67,7 +67,12 @@ def read(api: Api, measure: str, uid: str = "ws-1", dt_from=T0, dt_to=T0 + timed
 def test_sensor_types_and_measures(station: Api) -> None:
     types = station.get("/sensor/list-sensor-types").json()
     assert types == [
-        {"name": "weather", "description": "weather station", "measures": WEATHER["measures"]}
+        {
+            "name": "weather",
+            "description": "weather station",
+            "measures": WEATHER["measures"],
+            "retention_days": None,
+        }
     ]
     assert station.get("/sensor/list-measures").json() == WEATHER["measures"]
     reply = station.post("/sensor/insert-sensor-type", WEATHER)

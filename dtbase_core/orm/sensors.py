@@ -39,6 +39,11 @@ class SensorType(Timestamped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)
     description: Mapped[str | None] = mapped_column(sa.Text)
+    # Raw readings of its sensors older than this many days are removed by the daily
+    # retention timer (dtbase_core/retention.py); null: kept forever. Rollups stay.
+    retention_days: Mapped[int | None] = mapped_column(
+        sa.Integer, sa.CheckConstraint("retention_days between 1 and 36500", name="retention_days")
+    )
 
 
 class SensorTypeMeasure(Timestamped, Base):

@@ -7,7 +7,16 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictInt,
+    TypeAdapter,
+    field_validator,
+)
 
 from dtbase_core import expressions, instants
 from dtbase_core.instants import Micros
@@ -32,10 +41,26 @@ class MeasureIn(Body):
     datatype: Datatype
 
 
+# Days of raw readings a sensor type keeps (docs/api.md, Retention): a whole number, up to
+# a hundred years; strict, so that 1.5, "30" or true are refused rather than coerced.
+RetentionDays = Annotated[StrictInt, Field(ge=1, le=36500)]
+
+
 class SensorTypeIn(Body):
     name: Name
     description: str | None = None
     measures: list[MeasureIn]
+    retention_days: RetentionDays | None = None
+
+
+class SetRetentionIn(Body):
+    type_name: Name
+    # Required, so that a body that forgot it does not clear a type's retention.
+    retention_days: RetentionDays | None
+
+
+class RetainedFromOut(BaseModel):
+    retained_from: AwareDatetime | None
 
 
 class SensorIn(Body):
@@ -202,6 +227,7 @@ class SensorTypeOut(BaseModel):
     name: str
     description: str | None
     measures: list[MeasureOut]
+    retention_days: int | None
 
 
 class SensorOut(BaseModel):

@@ -131,6 +131,7 @@ def app_settings(
         "DT_NOTIFY_SCHEDULE": settings.notify_schedule,
         "DT_ALERT_SCHEDULE": settings.alert_schedule,
         "DT_SCHEDULE_DISPATCH": settings.schedule_dispatch,
+        "DT_RETENTION_SCHEDULE": settings.retention_schedule,
         "DT_OPENWEATHERMAP_LAT": settings.openweathermap_lat,
         "DT_OPENWEATHERMAP_LON": settings.openweathermap_lon,
         # The telemetry trigger's event hub, read with the app's identity (telemetry.py);

@@ -66,6 +66,9 @@ class StackSettings:
     alert_schedule: str = "0 * * * * *"
     # How often the dispatcher of user schedules runs (DT_SCHEDULE_DISPATCH).
     schedule_dispatch: str = "0 * * * * *"
+    # The daily retention timer: expired readings, old audit/notification rows
+    # (DT_RETENTION_SCHEDULE).
+    retention_schedule: str = "0 30 2 * * *"
     # Extra browser origins allowed to call the API; the Static Web App's own is always added.
     cors_origins: tuple[str, ...] = ()
     log_retention_days: int = 30
@@ -211,6 +214,7 @@ def load_settings() -> StackSettings:
         email_data_location=text("emailDataLocation", str(defaults["email_data_location"].default)),
         alert_schedule=text("alertSchedule", str(defaults["alert_schedule"].default)),
         schedule_dispatch=text("scheduleDispatch", str(defaults["schedule_dispatch"].default)),
+        retention_schedule=text("retentionSchedule", str(defaults["retention_schedule"].default)),
         cors_origins=tuple(config.get_object("corsOrigins") or ()),
         log_retention_days=number("logRetentionDays", 30),
         static_site_location=text("staticSiteLocation", "westeurope"),

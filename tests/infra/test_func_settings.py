@@ -121,6 +121,7 @@ def test_template_and_azure_set_the_same_app_settings(template: dict, flex_stack
     assert template["Values"]["DT_NOTIFY_SCHEDULE"] == "*/15 * * * * *"
     assert template["Values"]["DT_ALERT_SCHEDULE"] == "0 * * * * *"
     assert template["Values"]["DT_SCHEDULE_DISPATCH"] == "0 * * * * *"
+    assert template["Values"]["DT_RETENTION_SCHEDULE"] == "0 30 2 * * *"
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")

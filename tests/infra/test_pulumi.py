@@ -181,6 +181,7 @@ def test_app_settings_hold_the_app_configuration(flex_stack: Recorded):
     assert settings["DT_NOTIFY_SCHEDULE"] == "*/15 * * * * *"
     assert settings["DT_ALERT_SCHEDULE"] == "0 * * * * *"
     assert settings["DT_SCHEDULE_DISPATCH"] == "0 * * * * *"
+    assert settings["DT_RETENTION_SCHEDULE"] == "0 30 2 * * *"
     # No guessed host name: the app reads its own from the platform's WEBSITE_HOSTNAME.
     assert "DT_BACKEND_URL" not in settings
     assert settings["DT_CORS_ORIGINS"] == "https://gentle-sky-0a1b2c3d4.5.azurestaticapps.net"

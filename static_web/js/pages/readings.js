@@ -114,6 +114,29 @@ function renderPage() {
   replace(region, pager, tableNode);
 }
 
+/**
+ * Say when the range starts before the instant from which the type keeps raw readings
+ * (its retention); the readings route itself just answers what is left.
+ */
+async function showRetention(type, sensors, from) {
+  const notice = $("#retention-notice");
+  notice.hidden = true;
+  if (!type.retention_days || !sensors.length) return;
+  let retainedFrom;
+  try {
+    // Every sensor of a type keeps the same span: one sensor answers for all.
+    ({ retained_from: retainedFrom } = await post("/sensor/readings-retained-from", { unique_identifier: sensors[0].unique_identifier }));
+  } catch {
+    return; // the readings are shown anyway; the notice is an aside
+  }
+  if (!retainedFrom || from.getTime() >= new Date(retainedFrom).getTime()) return;
+  const days = type.retention_days;
+  notice.textContent =
+    `Raw readings before ${formatTime(retainedFrom)} have been removed (retention ${days} day${days === 1 ? "" : "s"}); ` +
+    "the plots' hourly and coarser aggregates still cover that range.";
+  notice.hidden = false;
+}
+
 async function main() {
   await startPage("readings");
   const params = queryParams();
@@ -155,7 +178,11 @@ async function main() {
         to: to.toISOString(),
       });
       const region = $("#results");
-      state.rows = await withLoading(region, fetchReadings(sensors, measures, from, to), "Loading readings…");
+      const [rows] = await Promise.all([
+        withLoading(region, fetchReadings(sensors, measures, from, to), "Loading readings…"),
+        showRetention(type, sensors, from),
+      ]);
+      state.rows = rows;
       state.page = 0;
       state.summary = ` from ${sensors.length} sensor${sensors.length === 1 ? "" : "s"}`;
       renderPage();

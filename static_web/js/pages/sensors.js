@@ -18,6 +18,7 @@ function renderTypes() {
         { label: "Type", render: (t) => t.name },
         { label: "Description", render: (t) => t.description ?? "", wrap: true },
         { label: "Measures", render: (t) => t.measures.map((m) => `${measureLabel(m)}: ${m.datatype}`).join(", "), wrap: true },
+        { label: "Raw readings kept", render: (t) => (t.retention_days ? `${t.retention_days} day${t.retention_days === 1 ? "" : "s"}` : "forever") },
         {
           label: "Actions",
           render: (t) =>
@@ -38,6 +39,7 @@ function renderTypes() {
   const typeNames = state.types.map((t) => t.name);
   fillSelect($("#type-filter"), typeNames, { placeholder: "All types" });
   fillSelect($("#new-sensor-type"), typeNames, { placeholder: typeNames.length ? "" : "Add a sensor type first" });
+  fillSelect($("#retention-type"), typeNames, { placeholder: typeNames.length ? "" : "Add a sensor type first" });
 }
 
 function renderDerived() {
@@ -282,16 +284,29 @@ async function main() {
 
   bindForm($("#add-type-form"), async (form) => {
     const measures = measureEditor.read();
+    const retention = form.elements.retention_days.value.trim();
     await post("/sensor/insert-sensor-type", {
       name: form.elements.name.value.trim(),
       description: form.elements.description.value.trim() || null,
       measures,
+      // A number as typed: the API names a fraction or an out-of-range value.
+      retention_days: retention ? Number(retention) : null,
     });
     const name = form.elements.name.value.trim();
     form.reset();
     measureEditor.reset();
     await reload();
     return `Sensor type “${name}” added.`;
+  });
+
+  bindForm($("#retention-form"), async (form) => {
+    const typeName = form.elements.type_name.value;
+    const days = form.elements.retention_days.value.trim();
+    await post("/sensor/set-retention", { type_name: typeName, retention_days: days ? Number(days) : null });
+    form.elements.retention_days.value = "";
+    await reload();
+    $("#retention-type").value = typeName;
+    return days ? `Raw readings of “${typeName}” are kept for ${days} day${days === "1" ? "" : "s"}.` : `Raw readings of “${typeName}” are kept forever.`;
   });
 
   bindForm($("#add-sensor-form"), async (form) => {
