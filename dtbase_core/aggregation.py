@@ -1,11 +1,11 @@
-"""Readings aggregated per time bucket, in the database (`sensor-readings-aggregated`;
-docs/api.md, Sensors).
+"""Readings aggregated per calendar bucket in a time zone, in the database
+(`sensor-readings-aggregated`; docs/api.md, Sensors).
 
-Two ways to the same answer:
-- from the hourly rollups, when every bucket is made of whole hours (a numeric measure,
-  an interval that is a multiple of an hour, and `dt_from` on the hour): the whole hours
-  come from `sensor_reading_hourly`, the part of an hour at the end of the range from the
-  readings themselves, and the partial aggregates are then combined per bucket;
+Three ways to the same answer, the coarsest that fits (choose_source):
+- from the daily rollups (`sensor_reading_daily`, UTC days) when every bucket is made of
+  whole UTC days, from the hourly ones when of whole hours: the rows wholly inside the range,
+  and the readings before and after them (less than a row each) as partials of their rows,
+  combined per bucket;
 - from the readings, for anything else.
 A derived measure (derived.py) has no rollups: its values are computed from its inputs'
 readings in the range and aggregated per bucket in the same statement.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal, cast
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -32,6 +32,7 @@ from dtbase_core.schemas.sensors import parse_interval
 from dtbase_core.values import INT64
 
 ARITHMETIC = {"mean", "min", "max", "sum"}
+INVALID_PARAMETER_VALUE = "22023"  # PostgreSQL's error for a time zone it does not know
 HOUR = timedelta(hours=1)
 
 
@@ -158,10 +159,14 @@ def aggregated_readings(
     target = resolve_for_read(session, unique_identifier, measure_name)
     if target is None:
         return []
-    buckets = Buckets.of(parse_interval(interval), timezone, dt_from)
+    step = parse_interval(interval)
+    try:
+        buckets = Buckets.of(step, timezone, dt_from)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _unknown_zone(timezone) from None
     if isinstance(target, derived.DerivedSeries):
         query = _from_derived(target, dt_from, dt_to, buckets, aggregation)
-        return [{"timestamp": ts, "value": v} for ts, v in session.execute(query)]
+        return [{"timestamp": ts, "value": v} for ts, v in _run(session, query, timezone)]
     if aggregation in ARITHMETIC and target.datatype not in NUMERIC:
         raise Invalid(
             f"aggregation '{aggregation}' needs a numeric measure; '{measure_name}' is "
@@ -174,7 +179,24 @@ def aggregated_readings(
         if source == "readings"
         else _from_rollups(target, dt_from, dt_to, buckets, aggregation, source)
     )
-    return [{"timestamp": ts, "value": _json_number(v)} for ts, v in session.execute(query)]
+    rows = _run(session, query, timezone)
+    return [{"timestamp": ts, "value": _json_number(v)} for ts, v in rows]
+
+
+def _unknown_zone(zone: str) -> Invalid:
+    return Invalid(f"unknown time zone {zone[:64]!r}", loc=("body", "timezone"))
+
+
+def _run(session: Session, query: Any, zone: str) -> list[Any]:
+    """The query's rows; a zone that this process knows but PostgreSQL's time zone data
+    does not (one older than Python's) is the caller's 422, not a 500 (the request's
+    transaction is rolled back, as for any error)."""
+    try:
+        return list(session.execute(query))
+    except sa.exc.DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) == INVALID_PARAMETER_VALUE:
+            raise _unknown_zone(zone) from None
+        raise
 
 
 def _json_number(value: Any) -> Any:

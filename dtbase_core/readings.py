@@ -3,12 +3,12 @@
 A series (one sensor, one measure) arrives as arrays (timestamps as microseconds,
 instants.py) and is written whatever its length with one COPY or one statement:
 - new readings (none stored in their span, none twice), the usual case, go in with a
-  binary COPY (pgcopy.py), PostgreSQL's fastest path, and their hours' rollups
+  binary COPY (pgcopy.py), PostgreSQL's fastest path, and their hours' and days' rollups
   (`aggregation.py`) are folded from the span they fill;
 - otherwise `INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`, which folds
   exactly the rows it inserted into the rollups;
 - with `on_conflict="update"` stored values are overwritten, and the rollups of the hours
-  touched are recomputed from the readings.
+  touched are recomputed from the readings, then those of the days from the hours.
 
 Concurrent writers of one series take turns: each holds a transaction-scoped advisory lock
 on (sensor, measure), taken in one order for all the series of a request, so they can

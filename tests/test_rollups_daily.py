@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from dtbase_core import aggregation
 from dtbase_core.aggregation import Buckets, choose_source
+from dtbase_core.errors import Invalid
 from dtbase_core.migrations import alembic_config
 from dtbase_core.orm import Datatype
 from dtbase_core.schemas.sensors import parse_interval
@@ -350,3 +351,30 @@ def test_rollup_and_reading_paths_equal_a_computation_from_the_readings(
                                 [v for _, v in want], rel=1e-9, abs=1e-9
                             ), where
     assert sources == {"daily", "hourly", "readings"}
+
+
+def test_a_zone_unknown_to_python_or_to_postgresql_is_invalid(
+    admin: Api, clean_db: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the schema (the route's 422 above): a zone that the database's time zone data
+    lacks, though this process's has it, is a 422 naming the field too."""
+    make_series(admin)
+    write(admin, [datetime(2025, 1, 1, tzinfo=UTC)], [1.0])
+    query = {
+        "measure_name": "m",
+        "unique_identifier": "s",
+        "dt_from": datetime(2025, 1, 1, tzinfo=UTC),
+        "dt_to": datetime(2025, 1, 3, tzinfo=UTC),
+        "interval": "1d",
+        "aggregation": "mean",
+    }
+    with Session(clean_db.engine) as session:
+        with pytest.raises(Invalid) as caught:
+            aggregation.aggregated_readings(session, **query, timezone="Nowhere/Atlantis")
+        assert caught.value.loc == ("body", "timezone")
+    monkeypatch.setattr(aggregation, "ZoneInfo", lambda name: ZoneInfo("UTC"))
+    with Session(clean_db.engine) as session:
+        with pytest.raises(Invalid) as caught:
+            aggregation.aggregated_readings(session, **query, timezone="Nowhere/Atlantis")
+        assert caught.value.loc == ("body", "timezone")
+        assert "Nowhere/Atlantis" in str(caught.value)
