@@ -233,7 +233,12 @@ def _from_readings(
     )
     if aggregation in ("first", "last"):
         order = table.c.timestamp if aggregation == "first" else table.c.timestamp.desc()
-        return sa.select(bucket, value).where(*where).distinct(bucket).order_by(bucket, order)
+        return (
+            sa.select(bucket, value)
+            .where(*where)
+            .ext(pg.distinct_on(bucket))
+            .order_by(bucket, order)
+        )
     aggregate = {
         "count": sa.func.count(value),
         "mean": sa.func.avg(value),
@@ -257,7 +262,7 @@ def _from_derived(
     bucket = buckets.start(rows.c.timestamp).label("bucket")
     if aggregation in ("first", "last"):
         order = rows.c.timestamp if aggregation == "first" else rows.c.timestamp.desc()
-        return sa.select(bucket, rows.c.value).distinct(bucket).order_by(bucket, order)
+        return sa.select(bucket, rows.c.value).ext(pg.distinct_on(bucket)).order_by(bucket, order)
     aggregate = {
         "count": sa.func.count(rows.c.value),
         "mean": sa.func.avg(rows.c.value),
