@@ -1,11 +1,11 @@
-"""Readings aggregated per time bucket, in the database (`sensor-readings-aggregated`;
-docs/api.md, Sensors).
+"""Readings aggregated per calendar bucket in a time zone, in the database
+(`sensor-readings-aggregated`; docs/api.md, Sensors).
 
-Two ways to the same answer:
-- from the hourly rollups, when every bucket is made of whole hours (a numeric measure,
-  an interval that is a multiple of an hour, and `dt_from` on the hour): the whole hours
-  come from `sensor_reading_hourly`, the part of an hour at the end of the range from the
-  readings themselves, and the partial aggregates are then combined per bucket;
+Three ways to the same answer, the coarsest that fits (choose_source):
+- from the daily rollups (`sensor_reading_daily`, UTC days) when every bucket is made of
+  whole UTC days, from the hourly ones when of whole hours: the rows wholly inside the range,
+  and the readings before and after them (less than a row each) as partials of their rows,
+  combined per bucket;
 - from the readings, for anything else.
 A derived measure (derived.py) has no rollups: its values are computed from its inputs'
 readings in the range and aggregated per bucket in the same statement.
@@ -13,9 +13,11 @@ readings in the range and aggregated per bucket in the same statement.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
@@ -23,13 +25,122 @@ from sqlalchemy.orm import Session
 
 from dtbase_core import derived
 from dtbase_core.errors import Invalid
-from dtbase_core.orm import Datatype, reading_rollup, reading_tables
+from dtbase_core.orm import Datatype, reading_rollup, reading_rollup_daily, reading_tables
+from dtbase_core.orm.base import UtcDateTime
 from dtbase_core.readings import EPOCH, NUMERIC, SeriesTarget, resolve_for_read
 from dtbase_core.schemas.sensors import parse_interval
 from dtbase_core.values import INT64
 
 ARITHMETIC = {"mean", "min", "max", "sum"}
+INVALID_PARAMETER_VALUE = "22023"  # PostgreSQL's error for a time zone it does not know
 HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """How readings fall into buckets: calendar ones (a whole number of days) are bins of
+    local dates in `zone`, from local midnight to local midnight (23 or 25 hours across a
+    DST change), weeks from a Monday, other whole days from dt_from's local date; shorter
+    (or not whole-day) ones are fixed lengths of time from the local midnight that starts
+    dt_from's day (so hours start on the hour and 15min on quarter hours in every zone
+    whose offset is whole hours)."""
+
+    step: timedelta
+    zone: str
+    origin: datetime  # calendar: a local (naive) midnight; else a UTC instant
+    calendar: bool
+
+    @classmethod
+    def of(cls, step: timedelta, zone: str, dt_from: datetime) -> Buckets:
+        tz = ZoneInfo(zone)
+        try:
+            local_day = dt_from.astimezone(tz).date()
+        except OverflowError:  # near the year 1 or 9999: its UTC day
+            local_day = dt_from.date()
+        if step % WEEK == timedelta(0):
+            return cls(step, zone, MONDAY, True)
+        if step % DAY == timedelta(0):
+            return cls(step, zone, datetime.combine(local_day, time()), True)
+        try:
+            midnight = datetime.combine(local_day, time(), tzinfo=tz).astimezone(UTC)
+        except OverflowError:
+            midnight = datetime.combine(local_day, time(), tzinfo=UTC)
+        return cls(step, zone, midnight, False)
+
+    def start(self, ts: Any) -> Any:
+        """The start (a timestamptz) of the bucket of the timestamptz `ts`."""
+        if not self.calendar:
+            return sa.func.date_bin(self.step, ts, self.origin)
+        zone = sa.literal(self.zone, sa.Text)
+        local = sa.func.timezone(zone, ts)
+        origin = sa.literal(self.origin, sa.DateTime(timezone=False))
+        return sa.func.timezone(zone, sa.func.date_bin(self.step, local, origin), type_=UtcDateTime)
+
+    def aligned_to(self, grain: timedelta, dt_from: datetime, dt_to: datetime) -> bool:
+        """Whether every bucket boundary from dt_from to dt_to is a multiple of `grain`
+        (an hour or a day) from the epoch, so that each rollup row of that grain lies in
+        one bucket."""
+        if not self.calendar:
+            return self.step % grain == timedelta(0) and (self.origin - EPOCH) % grain == ZERO
+        offsets = _midnight_offsets(self.zone, dt_from, dt_to)
+        return offsets is not None and all(offset % grain == ZERO for offset in offsets)
+
+
+ZERO = timedelta(0)
+DAY = timedelta(days=1)
+WEEK = timedelta(weeks=1)
+MONDAY = datetime(2000, 1, 3)
+MAX_CHECKED_DAYS = 40_000  # about 110 years of local midnights checked one by one
+
+
+def _midnight_offsets(zone: str, dt_from: datetime, dt_to: datetime) -> set[timedelta] | None:
+    """The zone's UTC offsets at the local midnights from dt_from's local day to dt_to's
+    (the calendar buckets' boundaries), or None for a range too long to check."""
+    tz = ZoneInfo(zone)
+    try:
+        first, last = dt_from.astimezone(tz).date(), dt_to.astimezone(tz).date()
+    except OverflowError:
+        return None
+    days = (last - first).days + 2
+    if days > MAX_CHECKED_DAYS:
+        return None
+    offsets = set()
+    for n in range(days):
+        try:
+            midnight = datetime.combine(first + timedelta(days=n), time(), tzinfo=tz)
+        except OverflowError:
+            break
+        offset = midnight.utcoffset()
+        assert offset is not None, "a ZoneInfo has an offset at every instant"
+        offsets.add(offset)
+    return offsets
+
+
+Source = Literal["daily", "hourly", "readings"]
+
+
+def choose_source(
+    datatype: Datatype, buckets: Buckets, dt_from: datetime, dt_to: datetime
+) -> Source:
+    """The coarsest rollup whose rows each lie in one bucket, or the readings."""
+    if datatype not in NUMERIC:
+        return "readings"
+    for grain, source in ((DAY, "daily"), (HOUR, "hourly")):
+        # A range inside one row (dt_from to dt_to) is read from the readings.
+        if _ceil(dt_from, grain) <= _floor(dt_to, grain) and buckets.aligned_to(
+            grain, dt_from, dt_to
+        ):
+            return cast("Source", source)
+    return "readings"
+
+
+def _floor(instant: datetime, grain: timedelta) -> datetime:
+    return EPOCH + (instant - EPOCH) // grain * grain
+
+
+def _ceil(instant: datetime, grain: timedelta) -> datetime:
+    floor = _floor(instant, grain)
+    return floor if floor == instant else floor + grain
 
 
 def aggregated_readings(
@@ -41,32 +152,51 @@ def aggregated_readings(
     dt_to: datetime,
     interval: str,
     aggregation: str,
+    timezone: str = "UTC",
 ) -> list[dict[str, Any]]:
-    """Readings in buckets of `interval` starting at `dt_from`; both bounds inclusive."""
+    """Readings from dt_from to dt_to (both inclusive) in the calendar buckets of
+    `interval` in `timezone` (Buckets), each labelled with its start."""
     target = resolve_for_read(session, unique_identifier, measure_name)
     if target is None:
         return []
+    step = parse_interval(interval)
+    try:
+        buckets = Buckets.of(step, timezone, dt_from)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _unknown_zone(timezone) from None
     if isinstance(target, derived.DerivedSeries):
-        query = _from_derived(target, dt_from, dt_to, parse_interval(interval), aggregation)
-        return [{"timestamp": ts, "value": v} for ts, v in session.execute(query)]
+        query = _from_derived(target, dt_from, dt_to, buckets, aggregation)
+        return [{"timestamp": ts, "value": v} for ts, v in _run(session, query, timezone)]
     if aggregation in ARITHMETIC and target.datatype not in NUMERIC:
         raise Invalid(
             f"aggregation '{aggregation}' needs a numeric measure; '{measure_name}' is "
             f"{target.datatype.value}",
             loc=("body", "aggregation"),
         )
-    step = parse_interval(interval)
-    whole_hours = (
-        target.datatype in NUMERIC
-        and step % HOUR == timedelta(0)
-        and (dt_from - EPOCH) % HOUR == timedelta(0)
-    )
+    source = choose_source(target.datatype, buckets, dt_from, dt_to)
     query = (
-        _from_rollups(target, dt_from, dt_to, step, aggregation)
-        if whole_hours
-        else _from_readings(target, dt_from, dt_to, step, aggregation)
+        _from_readings(target, dt_from, dt_to, buckets, aggregation)
+        if source == "readings"
+        else _from_rollups(target, dt_from, dt_to, buckets, aggregation, source)
     )
-    return [{"timestamp": ts, "value": _json_number(v)} for ts, v in session.execute(query)]
+    rows = _run(session, query, timezone)
+    return [{"timestamp": ts, "value": _json_number(v)} for ts, v in rows]
+
+
+def _unknown_zone(zone: str) -> Invalid:
+    return Invalid(f"unknown time zone {zone[:64]!r}", loc=("body", "timezone"))
+
+
+def _run(session: Session, query: Any, zone: str) -> list[Any]:
+    """The query's rows; a zone that this process knows but PostgreSQL's time zone data
+    does not (one older than Python's) is the caller's 422, not a 500 (the request's
+    transaction is rolled back, as for any error)."""
+    try:
+        return list(session.execute(query))
+    except sa.exc.DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) == INVALID_PARAMETER_VALUE:
+            raise _unknown_zone(zone) from None
+        raise
 
 
 def _json_number(value: Any) -> Any:
@@ -91,11 +221,11 @@ def _typed(expression: Any, datatype: Datatype, aggregation: str) -> Any:
 
 
 def _from_readings(
-    target: SeriesTarget, dt_from: datetime, dt_to: datetime, step: timedelta, aggregation: str
+    target: SeriesTarget, dt_from: datetime, dt_to: datetime, buckets: Buckets, aggregation: str
 ) -> Any:
     table = reading_tables[target.datatype]
     value = table.c.value
-    bucket = sa.func.date_bin(step, table.c.timestamp, dt_from).label("bucket")
+    bucket = buckets.start(table.c.timestamp).label("bucket")
     where = (
         table.c.sensor_id == target.sensor_id,
         table.c.measure_id == target.measure_id,
@@ -103,7 +233,12 @@ def _from_readings(
     )
     if aggregation in ("first", "last"):
         order = table.c.timestamp if aggregation == "first" else table.c.timestamp.desc()
-        return sa.select(bucket, value).where(*where).distinct(bucket).order_by(bucket, order)
+        return (
+            sa.select(bucket, value)
+            .where(*where)
+            .ext(pg.distinct_on(bucket))
+            .order_by(bucket, order)
+        )
     aggregate = {
         "count": sa.func.count(value),
         "mean": sa.func.avg(value),
@@ -120,14 +255,14 @@ def _from_derived(
     series: derived.DerivedSeries,
     dt_from: datetime,
     dt_to: datetime,
-    step: timedelta,
+    buckets: Buckets,
     aggregation: str,
 ) -> Any:
     rows = derived.derived_rows(series, since=dt_from, until=dt_to).subquery()
-    bucket = sa.func.date_bin(step, rows.c.timestamp, dt_from).label("bucket")
+    bucket = buckets.start(rows.c.timestamp).label("bucket")
     if aggregation in ("first", "last"):
         order = rows.c.timestamp if aggregation == "first" else rows.c.timestamp.desc()
-        return sa.select(bucket, rows.c.value).distinct(bucket).order_by(bucket, order)
+        return sa.select(bucket, rows.c.value).ext(pg.distinct_on(bucket)).order_by(bucket, order)
     aggregate = {
         "count": sa.func.count(rows.c.value),
         "mean": sa.func.avg(rows.c.value),
@@ -140,15 +275,23 @@ def _from_derived(
 
 
 def _from_rollups(
-    target: SeriesTarget, dt_from: datetime, dt_to: datetime, step: timedelta, aggregation: str
+    target: SeriesTarget,
+    dt_from: datetime,
+    dt_to: datetime,
+    buckets: Buckets,
+    aggregation: str,
+    source: Source,
 ) -> Any:
-    # Whole hours inside [dt_from, dt_to] come from the rollups; the readings from the
-    # start of dt_to's hour to dt_to (less than an hour of them) are folded in as one
-    # more partial, so the end bound stays exact.
-    tail_start = max(dt_from, EPOCH + (dt_to - EPOCH) // HOUR * HOUR)
-    r = reading_rollup.c
+    # The rollup rows wholly inside [dt_from, dt_to] (from `whole_from` to `whole_to`),
+    # and the readings before and after them (each less than a row of them) folded in as
+    # partials of their rows, so both bounds stay exact. Each row, and each edge's
+    # partial, lies in one bucket (choose_source), labelled by the bucket of its start.
+    table_, key = (reading_rollup_daily, "day") if source == "daily" else (reading_rollup, "hour")
+    grain = DAY if source == "daily" else HOUR
+    whole_from, whole_to = _ceil(dt_from, grain), _floor(dt_to, grain)
+    r = table_.c
     whole = sa.select(
-        r.hour,
+        r[key].label("start"),
         r.count,
         r.sum,
         r.min,
@@ -160,15 +303,15 @@ def _from_rollups(
     ).where(
         r.sensor_id == target.sensor_id,
         r.measure_id == target.measure_id,
-        r.hour >= dt_from,
-        r.hour < tail_start,
+        r[key] >= whole_from,
+        r[key] < whole_to,
     )
     table = reading_tables[target.datatype]
     ts, value = table.c.timestamp, table.c.value
-    tail_hour = sa.func.date_bin(HOUR, ts, EPOCH)
-    tail = (
+    row_start = sa.func.date_bin(grain, ts, EPOCH)
+    edges = (
         sa.select(
-            tail_hour,
+            row_start,
             sa.func.count(),
             sa.func.sum(value),
             sa.func.min(value),
@@ -181,12 +324,15 @@ def _from_rollups(
         .where(
             table.c.sensor_id == target.sensor_id,
             table.c.measure_id == target.measure_id,
-            ts.between(tail_start, dt_to),
+            sa.or_(
+                sa.and_(ts >= dt_from, ts < whole_from),
+                sa.and_(ts >= whole_to, ts <= dt_to),
+            ),
         )
-        .group_by(tail_hour)
+        .group_by(row_start)
     )
-    p = sa.union_all(whole, tail).subquery("partials")
-    bucket = sa.func.date_bin(step, p.c.hour, dt_from).label("bucket")
+    p = sa.union_all(whole, edges).subquery("partials")
+    bucket = buckets.start(p.c.start).label("bucket")
     combined = {
         "count": sa.func.sum(p.c.count),
         "sum": sa.func.sum(p.c.sum),

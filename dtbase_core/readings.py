@@ -3,12 +3,12 @@
 A series (one sensor, one measure) arrives as arrays (timestamps as microseconds,
 instants.py) and is written whatever its length with one COPY or one statement:
 - new readings (none stored in their span, none twice), the usual case, go in with a
-  binary COPY (pgcopy.py), PostgreSQL's fastest path, and their hours' rollups
+  binary COPY (pgcopy.py), PostgreSQL's fastest path, and their hours' and days' rollups
   (`aggregation.py`) are folded from the span they fill;
 - otherwise `INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING`, which folds
   exactly the rows it inserted into the rollups;
 - with `on_conflict="update"` stored values are overwritten, and the rollups of the hours
-  touched are recomputed from the readings.
+  touched are recomputed from the readings, then those of the days from the hours.
 
 Concurrent writers of one series take turns: each holds a transaction-scoped advisory lock
 on (sensor, measure), taken in one order for all the series of a request, so they can
@@ -41,6 +41,7 @@ from dtbase_core.orm import (
     SensorType,
     SensorTypeMeasure,
     reading_rollup,
+    reading_rollup_daily,
     reading_tables,
 )
 from dtbase_core.orm.base import UtcDateTime
@@ -51,6 +52,8 @@ from dtbase_core.values import check_same_length, check_values
 ONE_SECOND = timedelta(seconds=1)
 HOUR = timedelta(hours=1)
 HOUR_MICROS = HOUR // ONE_MICROSECOND
+DAY = timedelta(days=1)
+DAY_MICROS = DAY // ONE_MICROSECOND
 COPY_CHUNK = 65_536  # rows per piece of a COPY (about 2 MB)
 NUMERIC = (Datatype.FLOAT, Datatype.INTEGER)
 # The largest magnitude of a float reading. An hour holds at most 3.6e9 readings (one per
@@ -178,22 +181,50 @@ def _sql_partials(rows: Any, target: SeriesTarget | None = None) -> Any:
     hour = sa.func.date_bin(HOUR, rows.c.timestamp, EPOCH)
     first = pg.array_agg(pg.aggregate_order_by(rows.c.value, rows.c.timestamp))
     last = pg.array_agg(pg.aggregate_order_by(rows.c.value, rows.c.timestamp.desc()))
+    columns = (
+        sensor_id,
+        measure_id,
+        hour,
+        sa.func.count(),
+        sa.func.sum(rows.c.value),
+        sa.func.min(rows.c.value),
+        sa.func.max(rows.c.value),
+        sa.func.min(rows.c.timestamp),
+        first[1],
+        sa.func.max(rows.c.timestamp),
+        last[1],
+    )
     return (
-        sa.select(
-            sensor_id,
-            measure_id,
-            hour,
-            sa.func.count(),
-            sa.func.sum(rows.c.value),
-            sa.func.min(rows.c.value),
-            sa.func.max(rows.c.value),
-            sa.func.min(rows.c.timestamp),
-            first[1],
-            sa.func.max(rows.c.timestamp),
-            last[1],
-        )
+        sa.select(*(c.label(n) for c, n in zip(columns, _HOURLY_COLUMNS, strict=True)))
         .group_by(hour)
         .order_by(hour)  # rollup rows are locked in hour order
+    )
+
+
+_HOURLY_COLUMNS = [c.name for c in reading_rollup.c]
+
+
+def _daily_partials(hourly: Any) -> Any:
+    """SELECT the daily partials (UTC days) of `hourly`, rows with the hourly rollup's
+    columns: partials combine as the readings' aggregates would."""
+    h = hourly.c
+    day = sa.func.date_bin(DAY, h.hour, EPOCH)
+    return (
+        sa.select(
+            h.sensor_id,
+            h.measure_id,
+            day,
+            sa.func.sum(h.count),
+            sa.func.sum(h.sum),
+            sa.func.min(h.min),
+            sa.func.max(h.max),
+            sa.func.min(h.first_timestamp),
+            pg.array_agg(pg.aggregate_order_by(h.first_value, h.first_timestamp))[1],
+            sa.func.max(h.last_timestamp),
+            pg.array_agg(pg.aggregate_order_by(h.last_value, h.last_timestamp.desc()))[1],
+        )
+        .group_by(h.sensor_id, h.measure_id, day)
+        .order_by(day)
     )
 
 
@@ -222,9 +253,12 @@ def _array_rollup() -> Any:
     ).subquery()
     instants = {"hour", "first_timestamp", "last_timestamp"}
     partials = sa.select(
-        sa.bindparam("sensor_id", type_=sa.Integer),
-        sa.bindparam("measure_id", type_=sa.Integer),
-        *(_instant_sql(arrays.c[n]) if n in instants else arrays.c[n] for n in _PARTIAL_ARRAYS),
+        sa.bindparam("sensor_id", type_=sa.Integer).label("sensor_id"),
+        sa.bindparam("measure_id", type_=sa.Integer).label("measure_id"),
+        *(
+            (_instant_sql(arrays.c[n]) if n in instants else arrays.c[n]).label(n)
+            for n in _PARTIAL_ARRAYS
+        ),
     ).order_by(arrays.c.hour)
     return _rollup_upsert(partials)
 
@@ -258,14 +292,30 @@ def _array_partials(
     }
 
 
-def _rollup_upsert(partials: Any, *, replace: bool = False) -> Any:
-    """Fold hourly `partials` (_sql_partials, _array_partials) into the rollups: added to
-    what is there, or, with `replace`, instead of it."""
-    statement = pg.insert(reading_rollup).from_select([c.name for c in reading_rollup.c], partials)
-    old, new = reading_rollup.c, statement.excluded
-    keys = [old.sensor_id, old.measure_id, old.hour]
+def _rollup_ctes(partials: Any) -> list[Any]:
+    """The statements folding hourly `partials` (_sql_partials, _array_partials) into the
+    hourly rollups and their days into the daily ones, as CTEs of one statement: PostgreSQL
+    runs a data-modifying CTE whether or not anything reads it. (Both read the partials,
+    which the hourly fold does not see changed: the statement has one snapshot.)"""
+    p = partials.cte("partials")
+    hourly = _upsert(reading_rollup, sa.select(p).order_by(p.c.hour))
+    daily = _upsert(reading_rollup_daily, _daily_partials(p))
+    return [hourly.cte("rolled_up"), daily.cte("rolled_up_daily")]
+
+
+def _rollup_upsert(partials: Any) -> Any:
+    """One statement folding hourly `partials` into both rollups (_rollup_ctes)."""
+    return sa.select(sa.literal(1)).add_cte(*_rollup_ctes(partials))
+
+
+def _upsert(table: sa.Table, partials: Any, *, replace: bool = False) -> Any:
+    """Fold `partials` (rows with `table`'s columns) into `table`: added to what is
+    there, or, with `replace`, instead of it."""
+    statement = pg.insert(table).from_select([c.name for c in table.c], partials)
+    old, new = table.c, statement.excluded
+    keys = list(table.primary_key.columns)
     if replace:
-        columns = [c.name for c in reading_rollup.c if c.name not in {k.name for k in keys}]
+        columns = [c.name for c in table.c if not c.primary_key]
         return statement.on_conflict_do_update(
             index_elements=keys, set_={name: new[name] for name in columns}
         )
@@ -288,6 +338,26 @@ def _rollup_upsert(partials: Any, *, replace: bool = False) -> Any:
             "last_timestamp": sa.func.greatest(old.last_timestamp, new.last_timestamp),
         },
     )
+
+
+@functools.cache
+def _days_from_hours() -> Any:
+    """Recompute the daily rollups of the series' days `days` from its hourly ones (after
+    on_conflict=update replaced some of those)."""
+    touched = sa.select(
+        sa.func.unnest(sa.bindparam("days", type_=pg.ARRAY(UtcDateTime))).label("day")
+    ).subquery()
+    r = reading_rollup.c
+    hours = (
+        sa.select(reading_rollup)
+        .join(touched, sa.and_(r.hour >= touched.c.day, r.hour < touched.c.day + sa.literal(DAY)))
+        .where(
+            r.sensor_id == sa.bindparam("sensor_id", type_=sa.Integer),
+            r.measure_id == sa.bindparam("measure_id", type_=sa.Integer),
+        )
+        .subquery()
+    )
+    return _upsert(reading_rollup_daily, _daily_partials(hours), replace=True)
 
 
 _LOCK = sa.select(
@@ -419,7 +489,7 @@ def _insert_series(session: Session, target: SeriesTarget, values: Any, us: Micr
     # sending every inserted row back would cost as much as the insert.
     count = sa.select(sa.func.count()).select_from(inserted)
     if target.datatype in NUMERIC:
-        count = count.add_cte(_rollup_upsert(_sql_partials(inserted, target)).cte("rolled_up"))
+        count = count.add_cte(*_rollup_ctes(_sql_partials(inserted, target)))
     return int(session.scalar(count) or 0)
 
 
@@ -466,7 +536,14 @@ def _upsert_series(session: Session, target: SeriesTarget, values: Any, us: Micr
             .where(*key)
             .subquery()
         )
-        session.execute(_rollup_upsert(_sql_partials(in_touched_hours, target), replace=True))
+        session.execute(
+            _upsert(reading_rollup, _sql_partials(in_touched_hours, target), replace=True)
+        )
+        days = sorted({from_micros(us // DAY_MICROS * DAY_MICROS) for us in micros})
+        session.execute(
+            _days_from_hours(),
+            {"days": days, "sensor_id": target.sensor_id, "measure_id": target.measure_id},
+        )
     return len(micros) - int(stored or 0)
 
 
@@ -544,7 +621,7 @@ def _write(
 def delete_sensor_readings(session: Session, sensor_id: int) -> None:
     """The readings tables carry no foreign key (orm/sensors.py): a sensor's delete
     calls this in its transaction."""
-    for table in (*reading_tables.values(), reading_rollup):
+    for table in (*reading_tables.values(), reading_rollup, reading_rollup_daily):
         session.execute(sa.delete(table).where(table.c.sensor_id == sensor_id))
 
 

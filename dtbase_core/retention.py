@@ -7,7 +7,7 @@ holds one long transaction or its locks. The functions therefore take a `transac
 factory (`session_scope`, or a test's) instead of one session. Two runs at once are safe:
 a series' batches take the series' write lock, as inserts do, and a run that finds a
 series' old rows gone counts nothing; operational rows are claimed with SKIP LOCKED. The
-hourly rollups are never touched, so aggregates over removed ranges keep their values.
+hourly and daily rollups are never touched, so aggregates over removed ranges keep their values.
 """
 
 from __future__ import annotations

@@ -68,33 +68,36 @@ def in_parallel(host: LocalHost, bodies: list[tuple[str, Any]]) -> list[httpx.Re
 
 
 def assert_rollups_exact(database: TestDatabase, table: str = "sensor_float_reading") -> int:
-    """The hourly rollups equal the aggregates of the stored readings; returns the number
-    of hours compared."""
-    aggregates = f"""
-        select date_bin('1 hour', timestamp, timestamptz '1970-01-01Z') as hour, count(*),
-               sum(value), min(value), max(value), min(timestamp),
-               (array_agg(value order by timestamp))[1], max(timestamp),
-               (array_agg(value order by timestamp desc))[1]
-        from {table} group by 1 order by 1"""
-    rollups = """
-        select hour, count, sum, min, max, first_timestamp, first_value, last_timestamp,
-               last_value from sensor_reading_hourly order by hour"""
-    with database.engine.connect() as conn:
-        want = [tuple(row) for row in conn.execute(sa.text(aggregates))]
-        got = [tuple(row) for row in conn.execute(sa.text(rollups))]
-    assert [row[:2] for row in got] == [row[:2] for row in want]
-    for have, expected in zip(got, want, strict=True):
-        assert have[2] == pytest.approx(float(expected[2]), rel=1e-12), have[0]
-        minimum, maximum, first_ts, first, last_ts, last = expected[3:]
-        assert have[3:] == (
-            float(minimum),
-            float(maximum),
-            first_ts,
-            float(first),
-            last_ts,
-            float(last),
-        ), have[0]
-    return len(want)
+    """The hourly and the daily rollups equal the aggregates of the stored readings;
+    returns the number of hours compared."""
+    compared = {}
+    for unit, rollup, key in (("hour", "hourly", "hour"), ("day", "daily", "day")):
+        aggregates = f"""
+            select date_bin('1 {unit}', timestamp, timestamptz '1970-01-01Z') as start,
+                   count(*), sum(value), min(value), max(value), min(timestamp),
+                   (array_agg(value order by timestamp))[1], max(timestamp),
+                   (array_agg(value order by timestamp desc))[1]
+            from {table} group by 1 order by 1"""
+        rollups = f"""
+            select {key}, count, sum, min, max, first_timestamp, first_value, last_timestamp,
+                   last_value from sensor_reading_{rollup} order by {key}"""
+        with database.engine.connect() as conn:
+            want = [tuple(row) for row in conn.execute(sa.text(aggregates))]
+            got = [tuple(row) for row in conn.execute(sa.text(rollups))]
+        assert [row[:2] for row in got] == [row[:2] for row in want], rollup
+        for have, expected in zip(got, want, strict=True):
+            assert have[2] == pytest.approx(float(expected[2]), rel=1e-12), (rollup, have[0])
+            minimum, maximum, first_ts, first, last_ts, last = expected[3:]
+            assert have[3:] == (
+                float(minimum),
+                float(maximum),
+                first_ts,
+                float(first),
+                last_ts,
+                float(last),
+            ), (rollup, have[0])
+        compared[unit] = len(want)
+    return compared["hour"]
 
 
 # --- concurrent writes -------------------------------------------------------------------

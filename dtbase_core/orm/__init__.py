@@ -34,6 +34,7 @@ from dtbase_core.orm.sensors import (
     SensorType,
     SensorTypeMeasure,
     reading_rollup,
+    reading_rollup_daily,
     reading_tables,
 )
 from dtbase_core.orm.services import (
@@ -92,5 +93,6 @@ __all__ = [
     "location_value_tables",
     "model_value_tables",
     "reading_rollup",
+    "reading_rollup_daily",
     "reading_tables",
 ]

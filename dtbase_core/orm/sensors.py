@@ -123,3 +123,22 @@ reading_rollup = sa.Table(
     sa.Column("last_timestamp", UtcDateTime, nullable=False),
     sa.Column("last_value", sa.Double, nullable=False),
 )
+
+
+# The same partials per UTC day, folded from the hourly ones by the same writes: a daily
+# mean over a year reads 365 rows (aggregation.py reads the coarsest rollup that fits).
+reading_rollup_daily = sa.Table(
+    "sensor_reading_daily",
+    Base.metadata,
+    sa.Column("sensor_id", sa.Integer, primary_key=True),
+    sa.Column("measure_id", sa.Integer, primary_key=True),
+    sa.Column("day", UtcDateTime, primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("sum", sa.Double, nullable=False),
+    sa.Column("min", sa.Double, nullable=False),
+    sa.Column("max", sa.Double, nullable=False),
+    sa.Column("first_timestamp", UtcDateTime, nullable=False),
+    sa.Column("first_value", sa.Double, nullable=False),
+    sa.Column("last_timestamp", UtcDateTime, nullable=False),
+    sa.Column("last_value", sa.Double, nullable=False),
+)

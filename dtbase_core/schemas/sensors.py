@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
+import zoneinfo
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -200,14 +202,31 @@ def parse_interval(text: str) -> timedelta:
     return step
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    # "localtime" is a file of the host's zone directory, not an IANA name.
+    return frozenset(zoneinfo.available_timezones()) - {"localtime"}
+
+
 class AggregatedQuery(ReadingsQuery):
     interval: str
     aggregation: Aggregation
+    # The IANA zone whose calendar the buckets follow (aggregation.py).
+    timezone: str = "UTC"
 
     @field_validator("interval")
     @classmethod
     def _interval(cls, value: str) -> str:
         parse_interval(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        if value != "UTC" and value not in _zone_names():
+            raise ValueError(
+                f"unknown time zone {value[:64]!r}: an IANA name such as Europe/London"
+            )
         return value
 
 

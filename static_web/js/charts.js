@@ -118,7 +118,8 @@ function annotationList(annotations) {
  */
 export function timeSeriesChart(container, spec) {
   const titleId = `chart-${Math.random().toString(36).slice(2, 9)}`;
-  const plotBox = el("div", { class: "chart", role: "img", "aria-labelledby": titleId });
+  // The y axis's label is drawn on the canvas; data-y-label keeps it readable.
+  const plotBox = el("div", { class: "chart", role: "img", "aria-labelledby": titleId, "data-y-label": spec.yLabel || "" });
   const buttons = {
     zoomIn: el("button", { type: "button", class: "secondary small", text: "Zoom in" }),
     zoomOut: el("button", { type: "button", class: "secondary small", text: "Zoom out" }),

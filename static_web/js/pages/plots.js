@@ -36,6 +36,13 @@ export function chooseResolution(spanSeconds, requested) {
   return (found || INTERVALS[INTERVALS.length - 1])[0];
 }
 
+/** The browser's IANA time zone, so daily buckets are the viewer's local days; none (UTC
+ * buckets) when the browser cannot tell. */
+function browserZone() {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return zone && zone !== "Etc/Unknown" ? { timezone: zone } : {};
+}
+
 const toNumber = (value) => (typeof value === "boolean" ? (value ? 1 : 0) : typeof value === "number" ? value : null);
 
 async function fetchSeries(sensor, measure, from, to, interval, aggregation) {
@@ -57,6 +64,7 @@ async function fetchSeries(sensor, measure, from, to, interval, aggregation) {
     dt_to: to.toISOString(),
     interval,
     aggregation: agg,
+    ...browserZone(),
   });
   return buckets.map((b) => [new Date(b.timestamp).getTime() / 1000, toNumber(b.value)]);
 }
@@ -142,9 +150,11 @@ async function draw({ sensors, measures, from, to, resolution, aggregation }) {
         console.warn("Could not fetch finer data", error);
       }
     };
+    // A count is of readings, whatever the measure's units.
+    const counting = interval && aggregation === "count";
     timeSeriesChart(region, {
-      title: measureLabel(measure),
-      yLabel: measure.units || "",
+      title: counting ? `${measure.name} (readings per ${interval})` : measureLabel(measure),
+      yLabel: counting ? "count" : measure.units || "",
       series,
       group,
       note: describe(count, interval),
