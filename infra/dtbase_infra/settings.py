@@ -94,6 +94,9 @@ class StackSettings:
     entra_auto_provision: bool = False
     # Device telemetry's IoT Hub tier (telemetry.py).
     iot_hub_sku: str = "F1"
+    # PostgreSQL nodes: 1 is one Flexible Server; more is an elastic cluster (Citus) of that
+    # many nodes, each of size dbSkuName (database.py).
+    postgres_nodes: int = 1
     durable_storage: DurableStorage = "scheduler"
     scheduler_sku: str = "Consumption"
     scheduler_capacity: int = 1  # Dedicated only
@@ -130,6 +133,7 @@ class StackSettings:
                 f"iotHubSku must be one of {', '.join(IOT_HUB_SKUS)}, not {self.iot_hub_sku!r}"
             )
         self._check_durable()
+        self._check_cluster()
         self._check_connection_bound()
         if bool(self.entra_tenant_id) != bool(self.entra_audience):
             raise ValueError("entraTenantId and entraAudience are set together, or neither")
@@ -137,6 +141,25 @@ class StackSettings:
             raise ValueError("entraSpaClientId needs entraTenantId and entraAudience")
         if (self.entra_tenant_id or "").lower() in ("common", "organizations", "consumers"):
             raise ValueError("entraTenantId must name one tenant (its id or domain)")
+
+    def _check_cluster(self) -> None:
+        if self.postgres_nodes < 1:
+            raise ValueError("postgresNodes must be 1 (one server) or more (an elastic cluster)")
+        if self.postgres_nodes > 1 and self.db_sku_tier == "Burstable":
+            raise ValueError(
+                f"postgresNodes {self.postgres_nodes} needs a GeneralPurpose or MemoryOptimized "
+                f"dbSkuName (Standard_D*/E*), not {self.db_sku_name}: elastic clusters are not "
+                "offered on Burstable sizes (infra/README.md, Elastic cluster)"
+            )
+        if self.postgres_nodes > 1 and self.database_access == "private":
+            raise ValueError(
+                "postgresNodes above 1 takes databaseAccess 'azureServices': an elastic "
+                "cluster inside a VNet is not supported by this program (infra/README.md)"
+            )
+
+    @property
+    def elastic_cluster(self) -> bool:
+        return self.postgres_nodes > 1
 
     def _check_durable(self) -> None:
         if self.durable_storage not in ("scheduler", "azureStorage"):
@@ -257,6 +280,7 @@ def load_settings() -> StackSettings:
         entra_admin_role=text("entraAdminRole", "DTBase.Admin"),
         entra_auto_provision=config.get_bool("entraAutoProvision") or False,
         iot_hub_sku=text("iotHubSku", str(defaults["iot_hub_sku"].default)),
+        postgres_nodes=number("postgresNodes", 1),
         durable_storage=text("durableStorage", "scheduler"),  # type: ignore[arg-type]
         scheduler_sku=text("schedulerSku", str(defaults["scheduler_sku"].default)),
         scheduler_capacity=number("schedulerCapacity", 1),
