@@ -9,7 +9,6 @@ scalar subquery, so that filtering stays in SQL.
 
 from __future__ import annotations
 
-import functools
 import operator
 import re
 from collections.abc import Callable
@@ -18,26 +17,16 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from odata_query import ast
 from odata_query import exceptions as odata_errors
+from odata_query.grammar import ODATA_FUNCTIONS, ODataLexer, ODataParser
 from odata_query.sqlalchemy.common import _CommonVisitors
 
 from dtbase_core.sta.errors import BadQuery
 
 if TYPE_CHECKING:
-    from types import ModuleType
-
     from dtbase_core.sta.entities import EntitySet
 
-
-@functools.cache
-def _grammar() -> ModuleType:
-    """odata_query's grammar, imported at the first `$filter`: importing it builds the
-    parser's tables (about 0.3 s), which every cold start paid for a route few calls use."""
-    from odata_query import grammar
-
-    # OData v3's substring test, which SensorThings v1.1 lists among its functions.
-    grammar.ODATA_FUNCTIONS.setdefault("substringof", 2)
-    return grammar
-
+# OData v3's substring test, which SensorThings v1.1 lists among its functions.
+ODATA_FUNCTIONS.setdefault("substringof", 2)
 
 # `@iot.id` may stand for `id` in an expression (the lexer knows no `@`).
 _IOT_ID = re.compile(r"@iot\.id\b")
@@ -53,10 +42,7 @@ def parse(text: str) -> ast._Node:
         pos = literal.end()
     pieces.append(_IOT_ID.sub("id", text[pos:]))
     try:
-        grammar = _grammar()
-        tree: ast._Node = grammar.ODataParser().parse(
-            grammar.ODataLexer().tokenize("".join(pieces))
-        )
+        tree: ast._Node = ODataParser().parse(ODataLexer().tokenize("".join(pieces)))
     except odata_errors.ODataException as exc:
         raise BadQuery(f"{text!r}: {exc}") from None
     if tree is None:
