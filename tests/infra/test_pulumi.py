@@ -463,6 +463,8 @@ def test_example_stack_file_loads_and_holds_no_plain_secret(flex_stack: Recorded
     assert settings.db_pool_size == 2 and settings.max_instances == 3
     assert settings.ingress_schedule == "0 0 * * * *"
     assert dict(settings.tags) == {"project": "dtbase", "stack": "dev"}
+    assert (settings.durable_storage, settings.scheduler_sku) == ("scheduler", "Consumption")
+    assert settings.postgres_nodes == 1 and not settings.elastic_cluster
     assert isinstance(settings.db_admin_password, pulumi.Output)  # stays secret
 
 
