@@ -226,3 +226,11 @@ def test_the_pipeline_packages_for_the_stack_s_backend():
             tail = "\n".join(runs.splitlines()[index : index + 2])
             assert '--durable-storage "${{ steps.stack.outputs.durableStorage }}"' in tail
     assert 'pulumi.export("durableStorage"' in (REPO / "infra" / "__main__.py").read_text()
+
+
+def test_the_pipeline_identity_may_grant_the_scheduler_role():
+    """infra/README.md's condition lists every role the program grants: without this one,
+    the pipeline's `pulumi up` could not create the app's grant on the scheduler."""
+    readme = (REPO / "infra" / "README.md").read_text()
+    (roles,) = re.findall(r'^roles="([^"]+)"', readme, re.M)
+    assert DURABLE_TASK_DATA_CONTRIBUTOR in roles.split(", ")
