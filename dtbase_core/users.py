@@ -3,6 +3,7 @@ Authentication; Auth; Users; Roles and tokens; The default user)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -22,8 +23,16 @@ log = logging.getLogger(__name__)
 
 # DTBase's loose email pattern; it also lets `default_user@localhost` through.
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+$")
-# Verified against when the email is unknown, so both failures take the same time.
-_DUMMY_HASH = security.hash_password("not a real password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so both failures take the same time.
+    Hashed on first use, not at import: argon2 takes most of a second there, on every
+    cold start, for a request that may never come."""
+    return security.hash_password("not a real password")
+
+
 # The password hash of accounts that never sign in with a password (Entra ID service users,
 # auto-provisioned people): not an argon2 hash, so no password ever matches it.
 NO_PASSWORD = "!entra-id-only"
@@ -180,7 +189,7 @@ def begin_login(
     throttle.admit(session, subjects, now, settings)
     user = _find(session, email)
     if user is None:
-        return SignIn(_DUMMY_HASH, None, subjects)
+        return SignIn(_dummy_hash(), None, subjects)
     return SignIn(user.password_hash, user.id, subjects)
 
 

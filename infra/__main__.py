@@ -15,6 +15,9 @@ pulumi.export("staticSiteName", outputs.static_site_name)
 pulumi.export("databaseServerName", outputs.database_server_name)
 pulumi.export("databaseAccess", settings.database_access)
 pulumi.export("hostingPlan", settings.hosting_plan)
+# The Durable backend: the pipeline passes it to `infra/package.py --durable-storage`, which
+# writes the matching storage provider into the package's host.json.
+pulumi.export("durableStorage", settings.durable_storage)
 pulumi.export("packageContainerUrl", outputs.package_container_url)
 # Devices are registered in this hub and send to it (docs/api.md, Device telemetry).
 pulumi.export("iotHubName", outputs.iot_hub_name)

@@ -10,6 +10,11 @@ the pages connect to its origin: the web app calls the Function App directly (no
 backend), so it must know where the API is and be allowed to reach it.
 
 Nothing else goes in: no tests, infra, local data or settings files (which may hold secrets).
+The Durable backend must match the stack's `durableStorage` (its output of that name): with
+`--durable-storage scheduler` (the default, as in the stack) the package's host.json names
+the Durable Task Scheduler provider; with `azureStorage` it is the repository's host.json,
+unchanged (the one `func start` and the local host read).
+
 Zips are reproducible (sorted entries, fixed timestamps), so an unchanged tree gives the same
 bytes. Flex Consumption installs requirements.txt with a remote build; for the Linux Consumption
 fallback, `--with-dependencies` vendors them into .python_packages/ as that plan requires.
@@ -42,6 +47,14 @@ CODE_EXCLUDED_DIRS = CACHE_DIRS | {"tests", ".dtbase-local"}
 CODE_EXCLUDED_FILES = CACHE_FILES | {"local.settings.json", ".env"}
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+
+# host.json's Durable provider per `durableStorage` (infra/dtbase_infra/durable.py names the
+# app settings these read).
+DURABLE_STORAGES = ("scheduler", "azureStorage")
+SCHEDULER_PROVIDER = {
+    "type": "azureManaged",
+    "connectionStringName": "DURABLE_TASK_SCHEDULER_CONNECTION_STRING",
+}
 
 
 def _walk(root: Path, excluded_dirs: set[str], excluded_files: set[str]) -> Iterator[Path]:
@@ -132,6 +145,20 @@ def deployed_site_config(api_url: str, repo: Path = REPO) -> dict[str, bytes]:
     }
 
 
+def host_json(durable_storage: str, repo: Path = REPO) -> bytes:
+    """The package's host.json for this Durable backend."""
+    if durable_storage not in DURABLE_STORAGES:
+        raise ValueError(f"--durable-storage must be one of {', '.join(DURABLE_STORAGES)}")
+    original = (repo / "host.json").read_bytes()
+    if durable_storage == "azureStorage":
+        return original
+    config = json.loads(original)
+    durable = config.setdefault("extensions", {}).setdefault("durableTask", {})
+    durable["storageProvider"] = dict(SCHEDULER_PROVIDER)
+    durable["hubName"] = "%TASKHUB_NAME%"
+    return json.dumps(config, indent=2).encode() + b"\n"
+
+
 def vendored_dependencies(requirements: Path, target: Path) -> list[tuple[Path, str]]:
     """Install Linux wheels for Python 3.11 into .python_packages/lib/site-packages."""
     site_packages = target / ".python_packages" / "lib" / "site-packages"
@@ -177,10 +204,15 @@ def build(
     repo: Path = REPO,
     with_dependencies: bool = False,
     api_url: str | None = None,
+    durable_storage: str = "scheduler",
 ) -> list[Path]:
     files = function_app_files(repo)
     site_files = static_site_files(repo)
     with tempfile.TemporaryDirectory() as scratch:
+        host = Path(scratch) / "host" / "host.json"
+        host.parent.mkdir()
+        host.write_bytes(host_json(durable_storage, repo))
+        files = [(host, name) if name == "host.json" else (path, name) for path, name in files]
         if with_dependencies:
             files += vendored_dependencies(repo / "requirements.txt", Path(scratch))
         function_zip = write_zip(files, out_dir / "functionapp.zip")
@@ -209,13 +241,25 @@ def main(argv: list[str] | None = None) -> int:
         help="the deployed API's base URL (the stack's apiUrl): written into the site's "
         "config.json and its Content-Security-Policy; default: the same origin's /api",
     )
+    parser.add_argument(
+        "--durable-storage",
+        choices=DURABLE_STORAGES,
+        default="scheduler",
+        help="the stack's durableStorage output: the Durable provider host.json names",
+    )
     args = parser.parse_args(argv)
     if args.api_url is not None:
         try:
             api_origin(args.api_url)
         except ValueError as exc:
             parser.error(str(exc))
-    for path in build(args.out, with_dependencies=args.with_dependencies, api_url=args.api_url):
+    built = build(
+        args.out,
+        with_dependencies=args.with_dependencies,
+        api_url=args.api_url,
+        durable_storage=args.durable_storage,
+    )
+    for path in built:
         with zipfile.ZipFile(path) as archive:
             count = len(archive.namelist())
         print(f"{path}  {count} files, {path.stat().st_size / 1024:.0f} KiB")

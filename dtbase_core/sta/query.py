@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -16,7 +17,6 @@ import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.orm import Session
 
-from dtbase_core.sta import filters
 from dtbase_core.sta.entities import ENTITY_SETS, EntitySet, Link, id_literal
 from dtbase_core.sta.errors import BadQuery, NoEntity
 
@@ -29,6 +29,14 @@ CONFORMANCE = [
 ]
 OPTIONS = ("$filter", "$expand", "$select", "$orderby", "$top", "$skip", "$count")
 _SEGMENT = re.compile(r"^([A-Za-z]+)(?:\((.*)\))?$")
+
+
+def _filters() -> ModuleType:
+    """`filters`, imported with the first query that needs it: odata_query builds its
+    parser's tables on import (over 0.1 s), which every cold start of the app paid."""
+    from dtbase_core.sta import filters
+
+    return filters
 
 
 @dataclass(frozen=True)
@@ -195,7 +203,7 @@ def _select(target: Target, options: Options | None) -> tuple[sa.Select[*tuple[A
     for condition in target.conditions:
         query = query.where(condition(source))
     if options is not None and options.filter:
-        query = query.where(filters.where(entity, source, options.filter))
+        query = query.where(_filters().where(entity, source, options.filter))
     return query, source
 
 
@@ -222,7 +230,7 @@ def _page(session: Session, target: Target, options: Options) -> tuple[list[Any]
     """The page of rows, whether more follow, and the count if asked for."""
     query, source = _select(target, options)
     entity = target.entity
-    order = filters.order_by(entity, source, options.orderby) if options.orderby else []
+    order = _filters().order_by(entity, source, options.orderby) if options.orderby else []
     order += [source.c[c] for c in entity.order]
     rows = _execute(session, query.order_by(*order).offset(options.skip).limit(options.top + 1))
     count = None
@@ -281,7 +289,7 @@ def _expansions(text: str | None) -> dict[str, dict[str, str]]:
     if not text:
         return {}
     found: dict[str, dict[str, str]] = {}
-    for item in filters.split_top_level(text, ","):
+    for item in _filters().split_top_level(text, ","):
         item = item.strip()
         head, paren, inner = item.partition("(")
         path, _, further = head.partition("/")
@@ -291,7 +299,7 @@ def _expansions(text: str | None) -> dict[str, dict[str, str]]:
         if paren:
             if not inner.endswith(")") or "/" in head:
                 raise BadQuery(f"$expand: cannot read {item!r}")
-            for option in filters.split_top_level(inner[:-1], ";"):
+            for option in _filters().split_top_level(inner[:-1], ";"):
                 key, eq, value = option.partition("=")
                 if not eq:
                     raise BadQuery(f"$expand: {option!r} is not $option=value")

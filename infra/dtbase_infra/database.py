@@ -1,4 +1,5 @@
-"""PostgreSQL Flexible Server (version 16) and the DTBase database.
+"""PostgreSQL Flexible Server (version 16) and the DTBase database; or, with
+`postgresNodes` above 1, an elastic cluster (Citus, version 17) of that many nodes.
 
 Reachable either from Azure-hosted callers only (the special 0.0.0.0-0.0.0.0 rule) or, with
 `databaseAccess: private`, only from inside the VNet. TLS is enforced by the server default
@@ -23,6 +24,9 @@ from .network import PrivateNetwork
 from .settings import StackSettings
 
 POSTGRES_VERSION = "16"
+# Elastic clusters (Citus) run PostgreSQL 17 only ("Which PostgreSQL version is supported
+# in elastic clusters? PostgreSQL 17", Microsoft's elastic cluster limitations).
+CLUSTER_POSTGRES_VERSION = "17"
 # Verify the server's certificate and name against the system's trusted roots.
 TLS_QUERY = "sslmode=verify-full&sslrootcert=system"
 # Azure's documented meaning of a 0.0.0.0-0.0.0.0 rule: "allow public access from any Azure
@@ -33,7 +37,8 @@ AZURE_SERVICES_RULE = "AllowAllAzureServicesAndResourcesWithinAzureIps"
 @dataclass
 class Database:
     server: pg.Server
-    database: pg.Database
+    # None on an elastic cluster: its one database is created with it (cluster.defaultDatabaseName).
+    database: pg.Database | None
     admin_url: pulumi.Output[str]  # migrations only
     app_url: pulumi.Output[str]  # the app's least-privilege role
 
@@ -69,12 +74,20 @@ def create_database(
             public_network_access=pg.ServerPublicNetworkAccessState.ENABLED
         )
 
+    # An elastic cluster holds exactly one database, named at creation; CREATE DATABASE
+    # fails there, so no Database resource is declared for it.
+    cluster = (
+        pg.ClusterArgs(cluster_size=settings.postgres_nodes, default_database_name=settings.db_name)
+        if settings.elastic_cluster
+        else None
+    )
     server = pg.Server(
         "postgres",
         server_name=settings.name("pg"),
         resource_group_name=resource_group,
         location=settings.location,
-        version=POSTGRES_VERSION,
+        version=CLUSTER_POSTGRES_VERSION if cluster else POSTGRES_VERSION,
+        cluster=cluster,
         sku=pg.SkuArgs(name=settings.db_sku_name, tier=settings.db_sku_tier),
         storage=pg.StorageArgs(storage_size_gb=settings.db_storage_gb, auto_grow="Enabled"),
         backup=pg.BackupArgs(
@@ -97,13 +110,17 @@ def create_database(
             depends_on=[private_network.database_dns_link] if private_network else []
         ),
     )
-    database = pg.Database(
-        "database",
-        database_name=settings.db_name,
-        server_name=server.name,
-        resource_group_name=resource_group,
-        charset="UTF8",
-        collation="en_US.utf8",
+    database = (
+        None
+        if cluster
+        else pg.Database(
+            "database",
+            database_name=settings.db_name,
+            server_name=server.name,
+            resource_group_name=resource_group,
+            charset="UTF8",
+            collation="en_US.utf8",
+        )
     )
     if private_network is None:
         pg.FirewallRule(
@@ -114,7 +131,7 @@ def create_database(
             start_ip_address="0.0.0.0",
             end_ip_address="0.0.0.0",
             # One operation at a time on the server: after the database is created.
-            opts=pulumi.ResourceOptions(depends_on=[database]),
+            opts=pulumi.ResourceOptions(depends_on=[database or server]),
         )
     host = server.fully_qualified_domain_name
     return Database(

@@ -19,6 +19,7 @@ from pulumi.runtime import rpc
 from pulumi_azure_native import managedidentity, web
 
 from . import access
+from .durable import DurableScheduler
 from .email import Email
 from .monitoring import Monitoring
 from .network import PrivateNetwork
@@ -103,6 +104,7 @@ def app_settings(
     vault: Vault,
     telemetry: Telemetry,
     email: Email | None = None,
+    durable: DurableScheduler | None = None,
 ) -> dict[str, pulumi.Input[str]]:
     # No DT_BACKEND_URL: the app takes its own address from the platform's WEBSITE_HOSTNAME
     # (its real default host name, which may carry a unique suffix nobody can predict here).
@@ -146,6 +148,8 @@ def app_settings(
         if secret_name in vault.secrets:
             values[setting] = vault.reference(secret_name)
     values |= entra_settings(settings)
+    if durable is not None:
+        values |= durable.app_settings(identity.client_id)
     if email is not None:
         # The access key is a Key Vault reference (SECRET_SETTINGS); these two are not secret.
         values["DT_ACS_ENDPOINT"] = email.endpoint
@@ -212,11 +216,14 @@ def create_identity(
     storage: RuntimeStorage,
     vault: Vault,
     telemetry: Telemetry,
+    durable: DurableScheduler | None = None,
 ) -> tuple[managedidentity.UserAssignedIdentity, list[pulumi.Resource]]:
     """The app's identity and its role assignments: exactly what the app needs, each on one
     resource: read secrets from this vault, run the Functions host, the Durable task hub
     (blobs, queues, tables) and the Flex deployment container on this storage account, and
-    read device telemetry from its event hub."""
+    read device telemetry from its event hub. With a Durable Task Scheduler, its data roles
+    on that scheduler (the storage roles stay: the host keeps its state in the account, and
+    which of them it could do without is not verified here)."""
     identity = managedidentity.UserAssignedIdentity(
         "app-identity",
         resource_name_=settings.name("api-id"),
@@ -253,6 +260,15 @@ def create_identity(
             principal_id=identity.principal_id,
         )
     )
+    if durable is not None:
+        grants.append(
+            access.grant(
+                "app-uses-durable-scheduler",
+                role=settings.durable_task_role_id,
+                scope=durable.scheduler.id,
+                principal_id=identity.principal_id,
+            )
+        )
     return identity, grants
 
 
@@ -267,10 +283,11 @@ def create_function_app(
     cors_origins: pulumi.Input[list[str]],
     telemetry: Telemetry,
     email: Email | None = None,
+    durable: DurableScheduler | None = None,
 ) -> FunctionApp:
     plan = create_plan(settings, resource_group)
     identity, grants = create_identity(
-        settings, resource_group, storage=storage, vault=vault, telemetry=telemetry
+        settings, resource_group, storage=storage, vault=vault, telemetry=telemetry, durable=durable
     )
     flex = settings.hosting_plan == "flex"
     # What the app reads at its first start must exist by then.
@@ -279,6 +296,7 @@ def create_function_app(
         telemetry.consumer_group,
         *vault.secrets.values(),
         *grants,
+        *([durable.task_hub] if durable is not None else []),
     ]
 
     app = web.WebApp(
@@ -309,6 +327,7 @@ def create_function_app(
                     vault=vault,
                     email=email,
                     telemetry=telemetry,
+                    durable=durable,
                 ).items()
             ],
             linux_fx_version=None if flex else f"Python|{PYTHON_VERSION}",

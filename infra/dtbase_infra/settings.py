@@ -19,6 +19,17 @@ HostingPlan = Literal["flex", "consumption"]
 # F1: free, one per subscription, 8,000 messages a day; B*: no cloud-to-device; S*: all.
 IOT_HUB_SKUS = ("F1", "B1", "B2", "B3", "S1", "S2", "S3")
 DatabaseAccess = Literal["azureServices", "private"]
+# The Durable Functions backend: Durable Task Scheduler (Microsoft's recommendation) or the
+# runtime storage account (durable.py).
+DurableStorage = Literal["scheduler", "azureStorage"]
+# Consumption: billed per dispatched action, no idle cost; Dedicated: 1-3 capacity units
+# (3 for high availability), billed monthly whatever the load.
+SCHEDULER_SKUS = ("Consumption", "Dedicated")
+SCHEDULER_CAPACITY = range(1, 4)
+# The built-in role "Durable Task Data Contributor" (the same id in every tenant); a stack
+# setting so that a deployment can correct it without a code change (infra/README.md).
+DURABLE_TASK_DATA_CONTRIBUTOR = "0ad04412-c4d5-4796-b79c-f76d14c8d402"
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{1,12}[a-z0-9]$")
 _ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
@@ -86,6 +97,13 @@ class StackSettings:
     entra_auto_provision: bool = False
     # Device telemetry's IoT Hub tier (telemetry.py).
     iot_hub_sku: str = "F1"
+    # PostgreSQL nodes: 1 is one Flexible Server; more is an elastic cluster (Citus) of that
+    # many nodes, each of size dbSkuName (database.py).
+    postgres_nodes: int = 1
+    durable_storage: DurableStorage = "scheduler"
+    scheduler_sku: str = "Consumption"
+    scheduler_capacity: int = 1  # Dedicated only
+    durable_task_role_id: str = DURABLE_TASK_DATA_CONTRIBUTOR
 
     def __post_init__(self) -> None:
         if not _PREFIX.match(self.prefix):
@@ -117,6 +135,8 @@ class StackSettings:
             raise ValueError(
                 f"iotHubSku must be one of {', '.join(IOT_HUB_SKUS)}, not {self.iot_hub_sku!r}"
             )
+        self._check_durable()
+        self._check_cluster()
         self._check_connection_bound()
         if bool(self.entra_tenant_id) != bool(self.entra_audience):
             raise ValueError("entraTenantId and entraAudience are set together, or neither")
@@ -124,6 +144,44 @@ class StackSettings:
             raise ValueError("entraSpaClientId needs entraTenantId and entraAudience")
         if (self.entra_tenant_id or "").lower() in ("common", "organizations", "consumers"):
             raise ValueError("entraTenantId must name one tenant (its id or domain)")
+
+    def _check_cluster(self) -> None:
+        if self.postgres_nodes < 1:
+            raise ValueError("postgresNodes must be 1 (one server) or more (an elastic cluster)")
+        if self.postgres_nodes > 1 and self.db_sku_tier == "Burstable":
+            raise ValueError(
+                f"postgresNodes {self.postgres_nodes} needs a GeneralPurpose or MemoryOptimized "
+                f"dbSkuName (Standard_D*/E*), not {self.db_sku_name}: elastic clusters are not "
+                "offered on Burstable sizes (infra/README.md, Elastic cluster)"
+            )
+        if self.postgres_nodes > 1 and self.database_access == "private":
+            raise ValueError(
+                "postgresNodes above 1 takes databaseAccess 'azureServices': an elastic "
+                "cluster inside a VNet is not supported by this program (infra/README.md)"
+            )
+
+    @property
+    def elastic_cluster(self) -> bool:
+        return self.postgres_nodes > 1
+
+    def _check_durable(self) -> None:
+        if self.durable_storage not in ("scheduler", "azureStorage"):
+            raise ValueError(
+                "durableStorage must be 'scheduler' or 'azureStorage', "
+                f"not {self.durable_storage!r}"
+            )
+        if self.scheduler_sku not in SCHEDULER_SKUS:
+            raise ValueError(
+                f"schedulerSku must be one of {', '.join(SCHEDULER_SKUS)}, "
+                f"not {self.scheduler_sku!r}"
+            )
+        if self.scheduler_capacity not in SCHEDULER_CAPACITY:
+            raise ValueError("schedulerCapacity must be 1, 2 or 3 (Dedicated capacity units)")
+        if not _GUID.match(self.durable_task_role_id):
+            raise ValueError(
+                f"durableTaskRoleId must be a role definition id (a GUID), "
+                f"not {self.durable_task_role_id!r}"
+            )
 
     def _check_connection_bound(self) -> None:
         if self.db_sku_name not in connections.USER_CONNECTIONS:
@@ -226,4 +284,9 @@ def load_settings() -> StackSettings:
         entra_admin_role=text("entraAdminRole", "DTBase.Admin"),
         entra_auto_provision=config.get_bool("entraAutoProvision") or False,
         iot_hub_sku=text("iotHubSku", str(defaults["iot_hub_sku"].default)),
+        postgres_nodes=number("postgresNodes", 1),
+        durable_storage=text("durableStorage", "scheduler"),  # type: ignore[arg-type]
+        scheduler_sku=text("schedulerSku", str(defaults["scheduler_sku"].default)),
+        scheduler_capacity=number("schedulerCapacity", 1),
+        durable_task_role_id=text("durableTaskRoleId", DURABLE_TASK_DATA_CONTRIBUTOR),
     )

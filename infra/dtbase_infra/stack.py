@@ -8,6 +8,7 @@ import pulumi
 from pulumi_azure_native import authorization, resources
 
 from .database import create_database
+from .durable import create_scheduler
 from .email import create_email
 from .function_app import SECRET_SETTINGS, create_function_app
 from .monitoring import create_monitoring
@@ -68,6 +69,7 @@ def build(settings: StackSettings) -> StackOutputs:
     cors_origins = site_url.apply(lambda url: [url, *settings.cors_origins])
 
     telemetry = create_telemetry(settings, rg)
+    durable = create_scheduler(settings, rg) if settings.durable_storage == "scheduler" else None
     functions = create_function_app(
         settings,
         rg,
@@ -78,6 +80,7 @@ def build(settings: StackSettings) -> StackOutputs:
         private_network=private_network,
         cors_origins=cors_origins,
         email=email,
+        durable=durable,
     )
 
     return StackOutputs(

@@ -105,7 +105,11 @@ _NAME_INPUT = {
     "azure-native:eventhub:EventHub": "eventHubName",
     "azure-native:eventhub:ConsumerGroup": "consumerGroupName",
     "azure-native:iothub:IotHubResource": "resourceName",
+    "azure-native:durabletask:Scheduler": "schedulerName",
+    "azure-native:durabletask:TaskHub": "taskHubName",
 }
+# What Azure answers as a scheduler's endpoint (read, never built from the name).
+SCHEDULER_ENDPOINT = "https://dtbase-test-dts-c0ffee.uksouth.durabletask.io"
 
 
 def _computed_outputs(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -142,6 +146,8 @@ def _type_outputs(type_token: str, name: str | None, inputs: dict[str, Any]) -> 
             }
         case "azure-native:storage:StorageAccount":
             return {"primaryEndpoints": {"blob": f"https://{name}.blob.core.windows.net/"}}
+        case "azure-native:durabletask:Scheduler":
+            return {"properties": {**inputs.get("properties", {}), "endpoint": SCHEDULER_ENDPOINT}}
         case "azure-native:dbforpostgresql:Server":
             return {"fullyQualifiedDomainName": f"{name}.postgres.database.azure.com"}
         case "azure-native:communication:CommunicationService":

@@ -55,7 +55,9 @@ def test_app_starts_only_once_what_it_reads_exists(flex_stack: Recorded):
     secrets = {f"secret-{s['secretName']}" for s in flex_stack.all(SECRET)}
     assert secrets and secrets <= needs  # the Key Vault references resolve at start
     grants = {name for name in flex_stack.names[ROLE] if name.startswith("app-")}
-    assert len(grants) == 5 and grants <= needs  # its identity's rights already granted
+    # Its identity's rights already granted (the sixth: the Durable Task Scheduler's role).
+    assert len(grants) == 6 and grants <= needs
+    assert "durable-task-hub" in needs
     assert "app-identity" in needs
     assert "telemetry-consumer-group" in needs  # the trigger's listener reads it at start
 

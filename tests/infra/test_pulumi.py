@@ -279,8 +279,9 @@ def test_identity_uses_storage_with_data_roles_on_that_account_only(flex_stack: 
     account_id = flex_stack.ids[STORAGE][0]
     on_storage = [a for a in flex_stack.all(ROLE) if a["scope"] == account_id]
     assert {role_id(a) for a in on_storage} == STORAGE_DATA_ROLES
-    # And one each for telemetry: the app receives, the IoT Hub sends (test_azure_rules.py).
-    assert len(flex_stack.all(ROLE)) == 1 + len(STORAGE_DATA_ROLES) + 2
+    # And one each for telemetry: the app receives, the IoT Hub sends (test_azure_rules.py),
+    # and the app's on the Durable Task Scheduler (test_durable.py).
+    assert len(flex_stack.all(ROLE)) == 1 + len(STORAGE_DATA_ROLES) + 2 + 1
 
 
 # --- storage ----------------------------------------------------------------------------------
@@ -463,6 +464,8 @@ def test_example_stack_file_loads_and_holds_no_plain_secret(flex_stack: Recorded
     assert settings.db_pool_size == 2 and settings.max_instances == 3
     assert settings.ingress_schedule == "0 0 * * * *"
     assert dict(settings.tags) == {"project": "dtbase", "stack": "dev"}
+    assert (settings.durable_storage, settings.scheduler_sku) == ("scheduler", "Consumption")
+    assert settings.postgres_nodes == 1 and not settings.elastic_cluster
     assert isinstance(settings.db_admin_password, pulumi.Output)  # stays secret
 
 
