@@ -33,7 +33,14 @@ from sqlalchemy.orm import Session
 
 from dtbase_core import derived, pgcopy
 from dtbase_core.errors import Invalid, NotFound
-from dtbase_core.instants import EPOCH, ONE_MICROSECOND, Micros, as_micros, from_micros
+from dtbase_core.instants import (
+    EPOCH,
+    ONE_MICROSECOND,
+    Micros,
+    as_micros,
+    from_micros,
+    micros,
+)
 from dtbase_core.orm import (
     Datatype,
     Sensor,
@@ -46,7 +53,7 @@ from dtbase_core.orm import (
 )
 from dtbase_core.orm.base import UtcDateTime
 from dtbase_core.schemas.sensors import OnConflict
-from dtbase_core.timeutil import JSON_OPTIONS
+from dtbase_core.timeutil import JSON_OPTIONS, utcnow
 from dtbase_core.values import check_same_length, check_values
 
 ONE_SECOND = timedelta(seconds=1)
@@ -69,6 +76,7 @@ class SeriesTarget:
     measure_id: int
     datatype: Datatype
     units: str | None
+    retention_days: int | None = None  # its sensor type's (docs/api.md, Retention)
 
 
 # The write path's statements are built once, with bound parameters: for a batch of a
@@ -85,6 +93,7 @@ def _target_query(for_write: bool) -> Any:
             SensorMeasure.name,
             SensorMeasure.units,
             SensorMeasure.datatype,
+            SensorType.retention_days,
         )
         .join(SensorType, SensorType.id == Sensor.type_id)
         .outerjoin(SensorTypeMeasure, SensorTypeMeasure.type_id == Sensor.type_id)
@@ -130,7 +139,7 @@ def series_target(
             loc=("body", "measure_name"),
         )
     row = matches[0]
-    return SeriesTarget(row.sensor_id, row.measure_id, row.datatype, row.units)
+    return SeriesTarget(row.sensor_id, row.measure_id, row.datatype, row.units, row.retention_days)
 
 
 def target_for_read(
@@ -583,8 +592,30 @@ def insert_readings_bulk(
     return _write(session, [(one, ("series", i)) for i, one in enumerate(series)], on_conflict)
 
 
+def _check_retained(
+    target: SeriesTarget, us: Micros, loc: tuple[str | int, ...], now: datetime
+) -> None:
+    """Refuse readings older than the type's retention: the retention timer removes such raw
+    readings but keeps their rollups, so storing one again would count it twice there."""
+    if target.retention_days is None or not len(us):
+        return
+    cutoff = now - timedelta(days=target.retention_days)
+    old = np.flatnonzero(us < micros(cutoff))
+    if old.size:
+        where = ("body", *loc, int(old[0]))
+        raise Invalid(
+            f"{'.'.join(map(str, where[1:]))}: {from_micros(int(us[old[0]])).isoformat()} is "
+            f"older than the sensor type's retention of {target.retention_days} days (raw "
+            f"readings before {cutoff.isoformat()} are removed; their rollups are kept)",
+            loc=where,
+        )
+
+
 def _write(
-    session: Session, series: list[tuple[Series, tuple[str | int, ...]]], on_conflict: OnConflict
+    session: Session,
+    series: list[tuple[Series, tuple[str | int, ...]]],
+    on_conflict: OnConflict,
+    now: datetime | None = None,
 ) -> dict[str, int]:
     """Check every series (each with where it sits in the body, for error messages), then
     merge those of the same sensor and measure and write them in (sensor, measure) order,
@@ -600,7 +631,9 @@ def _write(
             one["readings"], target.datatype, (*loc, "readings"), max_float=MAX_FLOAT_READING
         )
         parts.append(checked)
-        instants.append(as_micros(one["timestamps"]))
+        us = as_micros(one["timestamps"])
+        _check_retained(target, us, (*loc, "timestamps"), now or utcnow())
+        instants.append(us)
     write = _upsert_series if on_conflict == "update" else _insert_series
     inserted = total = 0
     for target in sorted(merged, key=lambda t: (t.sensor_id, t.measure_id)):

@@ -115,11 +115,18 @@ def count_rows(db: TestDatabase, table: str, where: str = "true", **params: Any)
 def twin(admin: Api) -> Api:
     """Sensor type "short" (30 days) with s-1 and s-2, "keep" (forever) with k-1, each with
     ten days of readings from 35 days before NOW."""
-    sensor_type(admin, "short", 30, "s-1", "s-2")
+    sensor_type(admin, "short", None, "s-1", "s-2")
     sensor_type(admin, "keep", None, "k-1")
     for uid in ("s-1", "s-2", "k-1"):
         fill(admin, uid)
+    retain(admin, "short", 30)
     return admin
+
+
+def retain(api: Api, type_name: str, days: int) -> None:
+    """Set the retention after the readings went in: older ones are refused at ingest (the
+    tests' NOW lies months before the clock's)."""
+    api.ok("/sensor/set-retention", {"type_name": type_name, "retention_days": days})
 
 
 # --- readings -------------------------------------------------------------------------------
@@ -161,8 +168,9 @@ def test_expired_readings_go_and_the_rest_stays(twin: Api, clean_db: TestDatabas
 
 
 def test_removal_goes_in_batches_of_primary_key_ranges(admin: Api, clean_db: TestDatabase) -> None:
-    sensor_type(admin, "short", 30, "s-1")
+    sensor_type(admin, "short", None, "s-1")
     fill(admin, "s-1")
+    retain(admin, "short", 30)
     transactions = Transactions(clean_db)
     removed = retention.remove_expired_readings(transactions, now=NOW, batch_rows=100)
     assert removed == {"short": 3 * EXPIRED}
@@ -200,8 +208,9 @@ def test_two_runs_at_once_remove_each_row_once(twin: Api, clean_db: TestDatabase
 def test_a_batch_waits_for_the_series_write_lock(admin: Api, clean_db: TestDatabase) -> None:
     """The removal takes the lock an insert of the series holds (dtbase_core/readings.py),
     so a write and a batch take turns."""
-    sensor_type(admin, "short", 30, "s-1")
+    sensor_type(admin, "short", None, "s-1")
     fill(admin, "s-1")
+    retain(admin, "short", 30)
     with clean_db.engine.connect() as conn:
         sensor_id, measure_id = conn.execute(
             sa.text(
@@ -235,6 +244,31 @@ def test_a_batch_waits_for_the_series_write_lock(admin: Api, clean_db: TestDatab
         holder.close()
         worker.join()
     assert results == [{"short": 3 * EXPIRED}]
+
+
+def test_readings_older_than_the_retention_are_refused_on_every_ingest_path(
+    admin: Api, clean_db: TestDatabase
+) -> None:
+    """Their raw rows may have been removed while the rollups keep them: stored again, they
+    would count twice there."""
+    sensor_type(admin, "short", 30, "s-1")
+    now = datetime.now(UTC)
+    fresh, old = iso(now - timedelta(days=29)), iso(now - timedelta(days=31))
+    one = {"unique_identifier": "s-1", "measure_name": "temperature", "readings": [1.0, 2.0]}
+    reply = admin.post("/sensor/insert-sensor-readings", {**one, "timestamps": [fresh, old]})
+    assert reply.status_code == 422, reply.text
+    (error,) = reply.json()["detail"]
+    assert error["loc"] == ["body", "timestamps", 1]
+    assert "older than the sensor type's retention of 30 days" in error["msg"]
+    bulk = {
+        "series": [{**one, "timestamps": [fresh, iso(now)]}, {**one, "timestamps": [old, fresh]}]
+    }
+    reply = admin.post("/sensor/insert-readings-bulk", bulk)
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["detail"][0]["loc"] == ["body", "series", 1, "timestamps", 0]
+    assert count_rows(clean_db, "sensor_float_reading") == 0  # nothing of either request
+    admin.ok("/sensor/insert-sensor-readings", {**one, "timestamps": [fresh, iso(now)]}, 201)
+    assert count_rows(clean_db, "sensor_float_reading") == 2
 
 
 def test_types_without_retention_or_sensors(admin: Api, clean_db: TestDatabase) -> None:
@@ -459,10 +493,11 @@ def test_the_timer_function_removes_and_prunes(
     from function_app.retention import retention_timer
 
     assert retention_timer._function.get_trigger().schedule == "%DT_RETENTION_SCHEDULE%"
-    sensor_type(admin, "short", 30, "s-1")
+    sensor_type(admin, "short", None, "s-1")
     now = datetime.now(UTC).replace(microsecond=0)
     fill(admin, "s-1", start=now - timedelta(days=40), count=144)  # one day, all expired
     fill(admin, "s-1", start=now - timedelta(days=1), count=6)  # an hour, kept
+    retain(admin, "short", 30)
     with clean_db.engine.begin() as conn:
         conn.execute(
             sa.text(
