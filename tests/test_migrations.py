@@ -231,7 +231,8 @@ def test_nulls_are_not_distinct(database: TestDatabase) -> None:
     command.upgrade(alembic_config(database.url), "heads")
     with database.engine.connect() as conn, conn.begin() as tx:
         insert = sa.text(
-            "insert into sensor_measure (name, units, datatype) values ('m', null, 'float')"
+            "insert into sensor_measure (name, units, datatype) "
+            "values ('nulls-not-distinct', null, 'float')"  # a name no other test leaves
         )
         conn.execute(insert)
         try:
