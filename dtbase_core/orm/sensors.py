@@ -103,42 +103,31 @@ def _reading_table(datatype: Datatype) -> sa.Table:
 reading_tables: dict[Datatype, sa.Table] = {dt: _reading_table(dt) for dt in Datatype}
 
 
-# Hourly partial aggregates of the numeric readings, kept up to date by the statement that
-# writes the readings (dtbase_core/readings.py, _rollup_upsert); read by
-# dtbase_core/aggregation.py. Aggregations over whole hours read these
-# instead of every reading: an hourly mean over a year of one-minute data reads 8,760
-# rows, not 525,600. Keyed like the readings, so it distributes by sensor alike.
-reading_rollup = sa.Table(
-    "sensor_reading_hourly",
-    Base.metadata,
-    sa.Column("sensor_id", sa.Integer, primary_key=True),
-    sa.Column("measure_id", sa.Integer, primary_key=True),
-    sa.Column("hour", UtcDateTime, primary_key=True),
-    sa.Column("count", sa.BigInteger, nullable=False),
-    sa.Column("sum", sa.Double, nullable=False),
-    sa.Column("min", sa.Double, nullable=False),
-    sa.Column("max", sa.Double, nullable=False),
-    sa.Column("first_timestamp", UtcDateTime, nullable=False),
-    sa.Column("first_value", sa.Double, nullable=False),
-    sa.Column("last_timestamp", UtcDateTime, nullable=False),
-    sa.Column("last_value", sa.Double, nullable=False),
-)
+def _rollup_table(name: str, bucket: str) -> sa.Table:
+    """Partial aggregates of the numeric readings per `bucket`, keyed like the readings
+    (so they distribute by sensor alike)."""
+    return sa.Table(
+        name,
+        Base.metadata,
+        sa.Column("sensor_id", sa.Integer, primary_key=True),
+        sa.Column("measure_id", sa.Integer, primary_key=True),
+        sa.Column(bucket, UtcDateTime, primary_key=True),
+        sa.Column("count", sa.BigInteger, nullable=False),
+        sa.Column("sum", sa.Double, nullable=False),
+        sa.Column("min", sa.Double, nullable=False),
+        sa.Column("max", sa.Double, nullable=False),
+        sa.Column("first_timestamp", UtcDateTime, nullable=False),
+        sa.Column("first_value", sa.Double, nullable=False),
+        sa.Column("last_timestamp", UtcDateTime, nullable=False),
+        sa.Column("last_value", sa.Double, nullable=False),
+    )
 
 
-# The same partials per UTC day, folded from the hourly ones by the same writes: a daily
-# mean over a year reads 365 rows (aggregation.py reads the coarsest rollup that fits).
-reading_rollup_daily = sa.Table(
-    "sensor_reading_daily",
-    Base.metadata,
-    sa.Column("sensor_id", sa.Integer, primary_key=True),
-    sa.Column("measure_id", sa.Integer, primary_key=True),
-    sa.Column("day", UtcDateTime, primary_key=True),
-    sa.Column("count", sa.BigInteger, nullable=False),
-    sa.Column("sum", sa.Double, nullable=False),
-    sa.Column("min", sa.Double, nullable=False),
-    sa.Column("max", sa.Double, nullable=False),
-    sa.Column("first_timestamp", UtcDateTime, nullable=False),
-    sa.Column("first_value", sa.Double, nullable=False),
-    sa.Column("last_timestamp", UtcDateTime, nullable=False),
-    sa.Column("last_value", sa.Double, nullable=False),
-)
+# Hourly partials, kept up to date by the statement that writes the readings
+# (dtbase_core/readings.py, _rollup_upsert); read by dtbase_core/aggregation.py.
+# Aggregations over whole hours read these instead of every reading: an hourly mean over a
+# year of one-minute data reads 8,760 rows, not 525,600.
+reading_rollup = _rollup_table("sensor_reading_hourly", "hour")
+# The same per UTC day, folded from the hourly ones by the same writes: a daily mean over
+# a year reads 365 rows (aggregation.py reads the coarsest rollup that fits).
+reading_rollup_daily = _rollup_table("sensor_reading_daily", "day")
