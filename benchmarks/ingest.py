@@ -195,7 +195,7 @@ def profile(database_url: str, batch: int) -> None:
     rollup = readings._array_rollup()
     execute = Session.execute
     readings.series_target = timed("sensor lookup", readings.series_target)
-    readings._lock_series = timed("series lock", readings._lock_series)
+    readings.lock_series = timed("series lock", readings.lock_series)
     readings._copyable = timed("span check", readings._copyable)
     readings._copy_series = timed("COPY and rollups", readings._copy_series)
     readings._array_partials = timed("  rollup partials (numpy)", readings._array_partials)

@@ -376,9 +376,10 @@ _LOCK = sa.select(
 )
 
 
-def _lock_series(session: Session, target: SeriesTarget) -> None:
-    """Take the series' write lock until commit (see the module's docstring)."""
-    session.execute(_LOCK, {"sensor_id": target.sensor_id, "measure_id": target.measure_id})
+def lock_series(session: Session, sensor_id: int, measure_id: int) -> None:
+    """Take the series' write lock until commit (see the module's docstring); whatever
+    writes or removes a series' readings takes it (retention.py too)."""
+    session.execute(_LOCK, {"sensor_id": sensor_id, "measure_id": measure_id})
 
 
 def _instant_sql(us: Any) -> Any:
@@ -645,7 +646,7 @@ def _write(
             if wire
             else [v for p in parts for v in p]
         )
-        _lock_series(session, target)
+        lock_series(session, target.sensor_id, target.measure_id)
         inserted += write(session, target, values, us)
         total += len(us)
     return {"inserted": inserted, "duplicates": total - inserted}

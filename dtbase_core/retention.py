@@ -20,6 +20,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from dtbase_core import readings
 from dtbase_core.orm import (
     AuditEvent,
     Sensor,
@@ -35,13 +36,6 @@ Transaction = Callable[[], AbstractContextManager[Session]]
 
 # Rows one statement (and one transaction) removes.
 DEFAULT_BATCH_ROWS = 50_000
-# The series' write lock, as dtbase_core/readings.py takes it: the two-int4 form, whose keys
-# are another space than the one-bigint form's.
-_SERIES_LOCK = sa.select(
-    sa.func.pg_advisory_xact_lock(
-        sa.bindparam("sensor_id", type_=sa.Integer), sa.bindparam("measure_id", type_=sa.Integer)
-    )
-)
 
 
 def remove_expired_readings(
@@ -97,9 +91,8 @@ def _remove_series(
     total = 0
     while True:
         with transaction() as session:
-            # The series' write lock (dtbase_core/readings.py): an insert and this batch,
-            # or two retention runs, take turns on the series.
-            session.execute(_SERIES_LOCK, {"sensor_id": sensor_id, "measure_id": measure_id})
+            # An insert and this batch, or two retention runs, take turns on the series.
+            readings.lock_series(session, sensor_id, measure_id)
             # The batch's last key: the range (series, -inf .. last] holds batch_rows rows.
             last = session.scalar(
                 sa.select(table.c.timestamp)
