@@ -328,6 +328,7 @@ def test_ingress_writes_every_series_once_and_records_the_location(
             "measures": [
                 {"name": m.name, "units": m.units, "datatype": m.datatype} for m in weather.MEASURES
             ],
+            "retention_days": None,  # the weather is kept
         }
     ]
     temperature = admin.ok(
