@@ -164,6 +164,24 @@ def _type_outputs(type_token: str, name: str | None, inputs: dict[str, Any]) -> 
     return {}
 
 
+def stack_settings(**overrides: Any) -> Any:
+    """StackSettings with the required settings filled in (placeholder secrets), and
+    `overrides`; its validation errors raise, as a stack's would."""
+    if str(INFRA) not in sys.path:
+        sys.path.insert(0, str(INFRA))
+    from dtbase_infra.settings import StackSettings
+
+    required = {
+        "prefix": "dtbase-test",
+        "location": "uksouth",
+        "db_admin_password": "x",
+        "jwt_secret_key": "y",
+        "default_user_password": "z",
+        "db_app_password": "w",
+    }
+    return StackSettings(**{**required, **overrides})
+
+
 def run_program(settings_overrides: dict[str, Any] | None = None) -> Recorded:
     """Run `dtbase_infra.stack.build` under mocks and return what it registered."""
     import pulumi

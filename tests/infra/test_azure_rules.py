@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from pulumi_harness import HOST_SUFFIX, REPO, Recorded, run_program
+from pulumi_harness import HOST_SUFFIX, REPO, Recorded, run_program, stack_settings
 
 WEB_APP = "azure-native:web:WebApp"
 SECRET = "azure-native:keyvault:Secret"
@@ -145,45 +145,26 @@ def test_every_offered_server_size_holds_the_apps_connections(sku: str, plan: st
 @pytest.mark.parametrize("sku", offered_skus())
 def test_one_instance_more_than_fits_is_refused(sku: str):
     from dtbase_infra.connections import largest_instance_count
-    from dtbase_infra.settings import StackSettings
 
     fits = largest_instance_count(sku, "flex", 2)
-    base = dict(
-        prefix="dtbase-test",
-        location="uksouth",
-        db_admin_password="x",
-        jwt_secret_key="y",
-        default_user_password="z",
-        db_app_password="w",
-        db_sku_name=sku,
-    )
-    assert StackSettings(**base, function_max_instances=fits).max_instances == fits
+    assert stack_settings(db_sku_name=sku, function_max_instances=fits).max_instances == fits
     if fits < 100:  # below the default ceiling, the server is what limits
         with pytest.raises(ValueError, match="connections, more than"):
-            StackSettings(**base, function_max_instances=fits + 1)
+            stack_settings(db_sku_name=sku, function_max_instances=fits + 1)
 
 
 def test_b1ms_bound_is_explicit():
     """35 user connections, 5 kept for the admin: 3 instances x 4 scale groups x 2 = 24."""
-    from dtbase_infra.settings import StackSettings
-
-    settings = StackSettings(
-        prefix="dtbase-test",
-        location="uksouth",
-        db_admin_password="x",
-        jwt_secret_key="y",
-        default_user_password="z",
-        db_app_password="w",
-    )
+    settings = stack_settings()
     assert (settings.db_sku_name, settings.max_instances, settings.db_pool_size) == (
         "Standard_B1ms",
         3,
         2,
     )
     with pytest.raises(ValueError, match="40 x 4 scale groups x dbPoolSize 2 = 320"):
-        StackSettings(**{**settings.__dict__, "function_max_instances": 40})
+        stack_settings(function_max_instances=40)
     with pytest.raises(ValueError, match="not offered"):
-        StackSettings(**{**settings.__dict__, "db_sku_name": "Standard_B1s"})
+        stack_settings(db_sku_name="Standard_B1s")
 
 
 # --- 4. Least privilege -----------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pulumi_harness import Recorded, run_program
+from pulumi_harness import Recorded, run_program, stack_settings
 
 SERVER = "azure-native:dbforpostgresql:Server"
 DATABASE = "azure-native:dbforpostgresql:Database"
@@ -14,20 +14,6 @@ SECRET = "azure-native:keyvault:Secret"
 @pytest.fixture(scope="module")
 def cluster_stack() -> Recorded:
     return run_program({"postgres_nodes": 4, "db_sku_name": "Standard_D4ds_v5"})
-
-
-def base(**overrides):
-    from dtbase_infra.settings import StackSettings
-
-    return StackSettings(
-        prefix="dtbase-test",
-        location="uksouth",
-        db_admin_password="x",
-        jwt_secret_key="y",
-        default_user_password="z",
-        db_app_password="w",
-        **overrides,
-    )
 
 
 def test_one_node_is_today_s_single_server(flex_stack: Recorded):
@@ -78,11 +64,11 @@ def test_a_cluster_gets_its_one_database_at_creation(cluster_stack: Recorded):
 )
 def test_invalid_cluster_settings_are_refused(overrides: dict, message: str):
     with pytest.raises(ValueError, match=message):
-        base(**overrides)
+        stack_settings(**overrides)
 
 
 def test_a_memory_optimized_cluster_is_accepted():
-    settings = base(postgres_nodes=2, db_sku_name="Standard_E4ds_v5")
+    settings = stack_settings(postgres_nodes=2, db_sku_name="Standard_E4ds_v5")
     assert settings.elastic_cluster and settings.db_sku_tier == "MemoryOptimized"
 
 

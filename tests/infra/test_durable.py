@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from pulumi_harness import REPO, SCHEDULER_ENDPOINT, Recorded, run_program
+from pulumi_harness import REPO, SCHEDULER_ENDPOINT, Recorded, run_program, stack_settings
 
 WEB_APP = "azure-native:web:WebApp"
 ROLE = "azure-native:authorization:RoleAssignment"
@@ -99,16 +99,8 @@ def test_scheduler_and_task_hub_names_fit_azure_rules(
 
 def test_the_longest_prefix_still_gives_a_valid_scheduler_name():
     from dtbase_infra.durable import SCHEDULER_NAME, scheduler_name
-    from dtbase_infra.settings import StackSettings
 
-    settings = StackSettings(
-        prefix="a" * 14,
-        location="uksouth",
-        db_admin_password="x",
-        jwt_secret_key="y",
-        default_user_password="z",
-        db_app_password="w",
-    )
+    settings = stack_settings(prefix="a" * 14)
     assert SCHEDULER_NAME.match(scheduler_name(settings))
 
 
@@ -128,18 +120,8 @@ def test_a_dedicated_scheduler_takes_its_capacity_units():
     ],
 )
 def test_invalid_durable_settings_are_refused(overrides: dict, message: str):
-    from dtbase_infra.settings import StackSettings
-
     with pytest.raises(ValueError, match=message):
-        StackSettings(
-            prefix="dtbase-test",
-            location="uksouth",
-            db_admin_password="x",
-            jwt_secret_key="y",
-            default_user_password="z",
-            db_app_password="w",
-            **overrides,
-        )
+        stack_settings(**overrides)
 
 
 def test_the_role_id_is_a_stack_setting():

@@ -20,6 +20,7 @@ from pulumi_harness import (
     Recorded,
     is_secret,
     run_program,
+    stack_settings,
 )
 
 WEB_APP = "azure-native:web:WebApp"
@@ -397,12 +398,6 @@ def test_static_site_is_free_and_not_linked_to_the_api(flex_stack: Recorded):
 # --- settings ---------------------------------------------------------------------------------
 
 
-def settings_class():
-    from dtbase_infra.settings import StackSettings
-
-    return StackSettings
-
-
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -418,16 +413,8 @@ def settings_class():
     ],
 )
 def test_invalid_settings_are_refused(flex_stack: Recorded, overrides: dict, message: str):
-    base = dict(
-        prefix="dtbase-test",
-        location="uksouth",
-        db_admin_password="x",
-        jwt_secret_key="y",
-        default_user_password="z",
-        db_app_password="w",
-    )
     with pytest.raises(ValueError, match=message):
-        settings_class()(**{**base, **overrides})
+        stack_settings(**overrides)
 
 
 def test_example_stack_file_loads_and_holds_no_plain_secret(flex_stack: Recorded):
