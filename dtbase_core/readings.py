@@ -621,6 +621,7 @@ def _write(
     """Check every series (each with where it sits in the body, for error messages), then
     merge those of the same sensor and measure and write them in (sensor, measure) order,
     each under its series lock."""
+    now = now or utcnow()  # one instant for every series' retention check
     merged: dict[SeriesTarget, tuple[list[Any], list[Micros]]] = {}
     for one, loc in series:
         check_same_length(one["timestamps"], one["readings"], "timestamps", (*loc, "readings"))
@@ -633,7 +634,7 @@ def _write(
         )
         parts.append(checked)
         us = as_micros(one["timestamps"])
-        _check_retained(target, us, (*loc, "timestamps"), now or utcnow())
+        _check_retained(target, us, (*loc, "timestamps"), now)
         instants.append(us)
     write = _upsert_series if on_conflict == "update" else _insert_series
     inserted = total = 0
