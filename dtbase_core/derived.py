@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Session
 
-from dtbase_core import expressions
+from dtbase_core import expressions, shards
 from dtbase_core.errors import AlreadyExists, Invalid, NotFound
 from dtbase_core.orm import (
     Datatype,
@@ -186,13 +186,15 @@ def derived_rows(
     until: datetime | None = None,
     sensor: Any = None,
     newest_first: bool = False,
+    pin: list[int] | None = None,
 ) -> Any:
     """SELECT timestamp, value: the series' derived readings, the inputs' readings
     inner-joined on sensor and timestamp, at instants from `since` (inclusive) or `after`
     (exclusive) to `until` (inclusive), where the expression has a value within
     ±MAX_VALUE (not NULL). The first input's index is read in time order (backwards
     with `newest_first`); callers order the result. `sensor` (a column, for a lateral
-    join over many sensors) stands for the series' own sensor."""
+    join over many sensors) stands for the series' own sensor; `pin` keeps such a join to
+    one shard's sensors on Citus (dtbase_core/shards.py)."""
     sensor_id = series.sensor_id if sensor is None else sensor
     (_, first_measure, first_datatype), *others = series.inputs
     first = reading_tables[first_datatype].alias("input_0")
@@ -208,6 +210,7 @@ def derived_rows(
                 table.c.sensor_id == sensor_id,
                 table.c.measure_id == measure_id,
                 table.c.timestamp == first.c.timestamp,
+                shards.pin_clause(table.c.sensor_id, pin),
             )
             .limit(1)
             .lateral(f"match_{index}")
@@ -229,6 +232,7 @@ def derived_rows(
         .where(
             first.c.sensor_id == sensor_id,
             first.c.measure_id == first_measure,
+            shards.pin_clause(first.c.sensor_id, pin),
             *([] if since is None else [first.c.timestamp >= since]),
             *([] if after is None else [first.c.timestamp > after]),
             *([] if until is None else [first.c.timestamp <= until]),
@@ -261,14 +265,11 @@ def latest_derived(session: Session, *, type_name: str | None = None) -> list[di
     for template, row in zip(
         series_of(session, [(0, d.id) for d in definitions]), definitions, strict=True
     ):
-        rows = derived_rows(template, sensor=Sensor.id, newest_first=True)
-        latest = rows.order_by(rows.selected_columns.timestamp.desc()).limit(1).lateral()
-        for sensor_id, uid, value, at in session.execute(
-            sa.select(Sensor.id, Sensor.unique_identifier, latest.c.value, latest.c.timestamp)
-            .join(latest, sa.true())
-            .where(Sensor.type_id == row.type_id)
-        ):
-            found.append(
+        sensors = sa.select(Sensor.id).where(Sensor.type_id == row.type_id)
+        for pin in shards.pins(session, sensors):
+            rows = derived_rows(template, sensor=Sensor.id, newest_first=True, pin=pin)
+            latest = rows.order_by(rows.selected_columns.timestamp.desc()).limit(1).lateral()
+            found += [
                 {
                     "sensor_id": sensor_id,
                     "derived_id": row.id,
@@ -278,5 +279,12 @@ def latest_derived(session: Session, *, type_name: str | None = None) -> list[di
                     "value": value,
                     "timestamp": at,
                 }
-            )
+                for sensor_id, uid, value, at in session.execute(
+                    sa.select(
+                        Sensor.id, Sensor.unique_identifier, latest.c.value, latest.c.timestamp
+                    )
+                    .join(latest, sa.true())
+                    .where(Sensor.type_id == row.type_id)
+                )
+            ]
     return found

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Session
 
-from dtbase_core import derived, pgcopy
+from dtbase_core import derived, pgcopy, shards
 from dtbase_core.errors import Invalid, NotFound
 from dtbase_core.instants import (
     EPOCH,
@@ -819,15 +819,18 @@ def _fetch_binary(session: Session, statement: Any) -> list[tuple[Any, ...]]:
         return cursor.fetchall()
 
 
-def latest_readings(session: Session, *, type_name: str | None = None) -> list[dict[str, Any]]:
-    """The newest reading of every (sensor, measure) that has one, in one query: a
-    backwards index scan per pair, across the four typed tables; then those of derived
-    measures (derived.latest_derived)."""
+def _latest_stored(type_name: str | None, pin: list[int] | None) -> Any:
+    """The newest stored reading of each (sensor, measure), of a type or of all (and of
+    the sensors in `pin`, if pinned), ordered by sensor and measure."""
     parts = []
     for datatype, table in reading_tables.items():
         latest = (
             sa.select(sa.func.to_jsonb(table.c.value).label("value"), table.c.timestamp)
-            .where(table.c.sensor_id == Sensor.id, table.c.measure_id == SensorMeasure.id)
+            .where(
+                table.c.sensor_id == Sensor.id,
+                table.c.measure_id == SensorMeasure.id,
+                shards.pin_clause(table.c.sensor_id, pin),
+            )
             .order_by(table.c.timestamp.desc())
             .limit(1)
             .lateral()
@@ -853,17 +856,30 @@ def latest_readings(session: Session, *, type_name: str | None = None) -> list[d
             )
         parts.append(query)
     union = sa.union_all(*parts).subquery()
-    rows = session.execute(
-        sa.select(
-            union.c.sensor_id,
-            union.c.unique_identifier,
-            union.c.measure_name,
-            union.c.units,
-            union.c.value,
-            union.c.timestamp,
-        ).order_by(union.c.sensor_id, union.c.relation_id)
-    )
-    stored = [dict(row._mapping) for row in rows]
+    return sa.select(
+        union.c.sensor_id,
+        union.c.unique_identifier,
+        union.c.measure_name,
+        union.c.units,
+        union.c.value,
+        union.c.timestamp,
+    ).order_by(union.c.sensor_id, union.c.relation_id)
+
+
+def latest_readings(session: Session, *, type_name: str | None = None) -> list[dict[str, Any]]:
+    """The newest reading of every (sensor, measure) that has one, in one query (one per
+    shard on Citus): a backwards index scan per pair, across the four typed tables; then
+    those of derived measures (derived.latest_derived)."""
+    sensors = sa.select(Sensor.id)
+    if type_name is not None:
+        sensors = sensors.join(SensorType, SensorType.id == Sensor.type_id).where(
+            SensorType.name == type_name
+        )
+    stored: list[dict[str, Any]] = []
+    # One statement on plain PostgreSQL; on Citus one a shard (dtbase_core/shards.py).
+    for pin in shards.pins(session, sensors):
+        rows = session.execute(_latest_stored(type_name, pin))
+        stored += [dict(row._mapping) for row in rows]
     # Each sensor's derived measures follow its stored ones (a stable sort by sensor).
     computed = derived.latest_derived(session, type_name=type_name)
     every = sorted([*stored, *computed], key=lambda row: row["sensor_id"])

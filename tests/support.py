@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from dtbase_core.config import DEFAULT_USER_EMAIL, Settings
 from dtbase_core.db import normalise_url
+from dtbase_core.shards import has_citus
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "test-admin-password"
@@ -36,7 +37,7 @@ class TestDatabase:
 
     __test__ = False  # not a test class, despite its name
 
-    def __init__(self, server_url: str | None = None) -> None:
+    def __init__(self, server_url: str | None = None, join_citus: bool = True) -> None:
         self._embedded: Any = None
         self._tmp: str | None = None
         server_url = server_url or os.environ.get("DT_TEST_DATABASE_URL")
@@ -53,19 +54,43 @@ class TestDatabase:
         self.name = f"dtbase_test_{uuid.uuid4().hex[:8]}"
         self._server = normalise_url(server_url)
         with self._admin() as conn:
+            self.citus_workers = citus_workers(conn)
             conn.execute(sa.text(f'create database "{self.name}"'))
+        for host, port in self.citus_workers or []:
+            with _autocommit(self._server.set(host=host, port=port)) as conn:
+                conn.execute(sa.text(f'create database "{self.name}"'))
         self.url = self._server.set(database=self.name).render_as_string(hide_password=False)
+        if self.citus_workers is not None and join_citus:
+            self.join_citus_cluster()
         self.engine = sa.create_engine(
             normalise_url(self.url), connect_args={"options": "-c timezone=UTC"}
         )
 
-    def beside(self) -> TestDatabase:
-        """Another fresh database on the same server (closing it leaves the server up)."""
-        return TestDatabase(self._server.render_as_string(hide_password=False))
+    def join_citus_cluster(self) -> None:
+        """Make the new database a Citus database of the server's cluster: the extension
+        on every node, and the coordinator told where it and the workers are."""
+        assert self.citus_workers is not None
+        database = self._server.set(database=self.name)
+        for host, port in self.citus_workers:
+            with _autocommit(database.set(host=host, port=port)) as conn:
+                conn.execute(sa.text("create extension citus"))
+        with _autocommit(database) as conn:
+            conn.execute(sa.text("create extension citus"))
+            conn.execute(
+                sa.text("select citus_set_coordinator_host(:h, :p)"),
+                {"h": database.host, "p": database.port or 5432},
+            )
+            for host, port in self.citus_workers:
+                conn.execute(sa.text("select citus_add_node(:h, :p)"), {"h": host, "p": port})
+
+    def beside(self, join_citus: bool = True) -> TestDatabase:
+        """Another fresh database on the same server (closing it leaves the server up).
+        On a Citus coordinator, `join_citus=False` leaves the extension out of it until
+        `join_citus_cluster()`."""
+        return TestDatabase(self._server.render_as_string(hide_password=False), join_citus)
 
     def _admin(self) -> Any:
-        engine = sa.create_engine(self._server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-        return engine.connect()
+        return _autocommit(self._server)
 
     def truncate_all(self) -> None:
         """Empty every table but keep the default user (an admin); ids restart at 1."""
@@ -102,12 +127,34 @@ class TestDatabase:
 
     def close(self) -> None:
         self.engine.dispose()
-        with self._admin() as conn:
-            conn.execute(sa.text(f'drop database if exists "{self.name}" with (force)'))
+        for server in [self._server] + [
+            self._server.set(host=host, port=port) for host, port in self.citus_workers or []
+        ]:
+            with _autocommit(server) as conn:
+                conn.execute(sa.text(f'drop database if exists "{self.name}" with (force)'))
         if self._embedded is not None:
             self._embedded.stop()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _autocommit(url: sa.URL) -> Any:
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    return engine.connect()
+
+
+def citus_workers(admin: sa.Connection) -> list[tuple[str, int]] | None:
+    """The workers of the Citus cluster whose coordinator `admin` is connected to (as
+    DT_TEST_DATABASE_URL may name one: README, Citus), or None on plain PostgreSQL."""
+    if not has_citus(admin):
+        return None
+    rows = admin.execute(
+        sa.text(
+            "select nodename, nodeport from pg_dist_node "
+            "where groupid <> 0 and noderole = 'primary' order by nodeid"
+        )
+    )
+    return [(host, int(port)) for host, port in rows]
 
 
 def free_port() -> int:

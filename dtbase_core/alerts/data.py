@@ -9,12 +9,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dtbase_core import derived
+from dtbase_core import derived, shards
 from dtbase_core.orm import (
     AlertRule,
     Datatype,
@@ -153,6 +154,28 @@ def _by_datatype(
     return grouped
 
 
+def _per_series(
+    session: Session, sql: str, instants: dict[SeriesKey, datetime], name: str, **params: Any
+) -> Iterable[Any]:
+    """Rows of a statement whose lateral join reads each series of `instants` from its
+    instant: `sql` unnests `:sids`, `:mids` and `:<name>`, with `{pin}` beside its
+    `r.sensor_id` join. Once on plain PostgreSQL, once per shard on Citus
+    (dtbase_core/shards.py)."""
+    for pin in shards.pins(session, (key[0] for key in instants)):
+        pinned = None if pin is None else set(pin)
+        chosen = [key for key in instants if pinned is None or key[0] in pinned]
+        yield from session.execute(
+            sa.text(sql.format(pin=shards.pin_sql("r", pin))),
+            {
+                "sids": [key[0] for key in chosen],
+                "mids": [key[1] for key in chosen],
+                name: [instants[key] for key in chosen],
+                "pin": pin,
+                **params,
+            },
+        )
+
+
 def _split_derived(
     session: Session, keys: Iterable[tuple[SeriesKey, Datatype, datetime]]
 ) -> tuple[
@@ -188,28 +211,24 @@ def readings_after(
         found[key] = [tuple(row) for row in session.execute(query.order_by(at_col).limit(limit))]
     for datatype, after in _by_datatype(keys).items():
         table = reading_tables[datatype].name
-        rows = session.execute(
-            sa.text(
-                f"""
-                select k.sensor_id, k.measure_id, r.timestamp, {_AS_NUMBER[datatype]}
-                from unnest(cast(:sids as int[]), cast(:mids as int[]),
-                            cast(:after as timestamptz[])) as k(sensor_id, measure_id, after)
-                cross join lateral (
-                    select timestamp, value from {table} r
-                    where r.sensor_id = k.sensor_id and r.measure_id = k.measure_id
-                      and r.timestamp > k.after and r.timestamp <= :until
-                    order by r.timestamp limit :limit
-                ) r
-                order by k.sensor_id, k.measure_id, r.timestamp
-                """
-            ),
-            {
-                "sids": [k[0] for k in after],
-                "mids": [k[1] for k in after],
-                "after": list(after.values()),
-                "until": until,
-                "limit": limit,
-            },
+        rows = _per_series(
+            session,
+            f"""
+            select k.sensor_id, k.measure_id, r.timestamp, {_AS_NUMBER[datatype]}
+            from unnest(cast(:sids as int[]), cast(:mids as int[]),
+                        cast(:after as timestamptz[])) as k(sensor_id, measure_id, after)
+            cross join lateral (
+                select timestamp, value from {table} r
+                where r.sensor_id = k.sensor_id and r.measure_id = k.measure_id {{pin}}
+                  and r.timestamp > k.after and r.timestamp <= :until
+                order by r.timestamp limit :limit
+            ) r
+            order by k.sensor_id, k.measure_id, r.timestamp
+            """,
+            after,
+            "after",
+            until=until,
+            limit=limit,
         )
         for sensor_id, measure_id, at, value in rows:
             found[(sensor_id, measure_id)].append((at, value))
@@ -231,25 +250,21 @@ def reading_at_or_before(
             found[key] = (latest[0], latest[1])
     for datatype, before in _by_datatype(keys).items():
         table = reading_tables[datatype].name
-        rows = session.execute(
-            sa.text(
-                f"""
-                select k.sensor_id, k.measure_id, r.timestamp, {_AS_NUMBER[datatype]}
-                from unnest(cast(:sids as int[]), cast(:mids as int[]),
-                            cast(:before as timestamptz[])) as k(sensor_id, measure_id, before)
-                cross join lateral (
-                    select timestamp, value from {table} r
-                    where r.sensor_id = k.sensor_id and r.measure_id = k.measure_id
-                      and r.timestamp <= k.before
-                    order by r.timestamp desc limit 1
-                ) r
-                """
-            ),
-            {
-                "sids": [k[0] for k in before],
-                "mids": [k[1] for k in before],
-                "before": list(before.values()),
-            },
+        rows = _per_series(
+            session,
+            f"""
+            select k.sensor_id, k.measure_id, r.timestamp, {_AS_NUMBER[datatype]}
+            from unnest(cast(:sids as int[]), cast(:mids as int[]),
+                        cast(:before as timestamptz[])) as k(sensor_id, measure_id, before)
+            cross join lateral (
+                select timestamp, value from {table} r
+                where r.sensor_id = k.sensor_id and r.measure_id = k.measure_id {{pin}}
+                  and r.timestamp <= k.before
+                order by r.timestamp desc limit 1
+            ) r
+            """,
+            before,
+            "before",
         )
         for sensor_id, measure_id, at, value in rows:
             found[(sensor_id, measure_id)] = (at, value)

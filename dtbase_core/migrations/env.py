@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from dtbase_core.migrations import MIGRATION_LOCK, forget_retired_revisions, include_object
+from dtbase_core.migrations import MIGRATION_LOCK, citus, forget_retired_revisions, include_object
 from dtbase_core.orm import Base
 
 config = context.config
@@ -28,6 +28,8 @@ def run_migrations_online() -> None:
             connection.execute(sa.text(f"select pg_advisory_xact_lock({MIGRATION_LOCK})"))
             forget_retired_revisions(connection)
             context.run_migrations()
+            # On a Citus coordinator: place the tables the revisions made (a no-op elsewhere).
+            citus.distribute(connection)
     engine.dispose()
 
 
