@@ -20,7 +20,8 @@ the same work, and only the tables around them grow:
   timer's tick would find it (of 5).
 
 Prints a table, and writes it with a plot of latency against size to `docs/scale-benchmark.md`
-and `docs/scale-benchmark.png` (`--out` to write elsewhere).
+and `docs/scale-benchmark.png` (`--out` to write elsewhere, `--name` for other file names:
+the README's Citus run is `--name scale-benchmark-citus`).
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ class Twin:
         }
 
 
-def write_report(steps: list[Step], out: Path, kind: str) -> str:
+def write_report(steps: list[Step], out: Path, kind: str, name: str) -> str:
     header = "| readings | ingest readings/s | " + " | ".join(
         f"{label} p50 / p95 ms" for label in QUERIES.values()
     )
@@ -219,10 +220,10 @@ def write_report(steps: list[Step], out: Path, kind: str) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scale-benchmark.md").write_text(
+    (out / f"{name}.md").write_text(
         f"# Scale benchmark\n\n`benchmarks/scale.py` on {kind}, "
         f"{datetime.now(UTC):%Y-%m-%d}.\n\n{table}\n\n"
-        "![latency against size](scale-benchmark.png)\n"
+        f"![latency against size]({name}.png)\n"
     )
     import matplotlib
 
@@ -247,7 +248,7 @@ def write_report(steps: list[Step], out: Path, kind: str) -> str:
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(out / "scale-benchmark.png")
+    figure.savefig(out / f"{name}.png")
     return table
 
 
@@ -258,6 +259,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10**6, 10**7, 10**8])
     parser.add_argument("--sensors", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
+    parser.add_argument("--name", default="scale-benchmark", help="of the .md and .png")
     args = parser.parse_args()
     base = YEAR_MINUTES + SEED * args.sensors
     if min(args.sizes) < base:
@@ -281,7 +283,7 @@ def main() -> None:
                     "  " + ", ".join(f"{n} p95 {step.p(n, 0.95):.1f} ms" for n in QUERIES),
                     flush=True,
                 )
-            print(write_report(steps, args.out, database.kind))
+            print(write_report(steps, args.out, database.kind, args.name))
         finally:
             host.stop()
             database.close()

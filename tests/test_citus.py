@@ -1,7 +1,8 @@
 """The Citus step of `dtbase-migrate` (dtbase_core/migrations/citus.py): on a Citus
 coordinator (DT_TEST_DATABASE_URL naming one: README, Citus) readings and rollups are
-hash-distributed on sensor_id and colocated and every other core table is a reference
-table; on plain PostgreSQL the step does nothing. Each test checks whichever of the two
+hash-distributed on sensor_id and colocated, the sensor catalogue is made of reference
+tables and every other core table stays on the coordinator; on plain PostgreSQL the step
+does nothing. Each test checks whichever of the two
 the suite runs against."""
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from dtbase_core.shards import has_citus
 from tests.support import TestDatabase
 
 
-def _placements(conn: sa.Connection) -> dict[str, tuple[str, int, str | None]]:
-    """Each placed table: (method, colocation group, distribution column)."""
+def _placements(conn: sa.Connection) -> dict[str, tuple[str, int, str]]:
+    """Each placed table: (kind, colocation group, distribution column)."""
     rows = conn.execute(
         sa.text(
-            "select logicalrelid::regclass::text, partmethod, colocationid, "
-            "column_to_column_name(logicalrelid, partkey) from pg_dist_partition"
+            "select table_name::text, citus_table_type, colocation_id, distribution_column "
+            "from citus_tables"
         )
     )
-    return {name: (method, group, column) for name, method, group, column in rows}
+    return {name: (kind, group, column) for name, kind, group, column in rows}
 
 
 def test_migrations_place_every_core_table(database: TestDatabase) -> None:
@@ -36,11 +37,13 @@ def test_migrations_place_every_core_table(database: TestDatabase) -> None:
             return
         placed = _placements(conn)
     sharded = citus.distributed_tables()
-    assert {placed[t][0] for t in sharded} == {"h"}
+    assert {placed[t][0] for t in sharded} == {"distributed"}
     assert {placed[t][2] for t in sharded} == {"sensor_id"}
     assert len({placed[t][1] for t in sharded}) == 1, "readings and rollups are colocated"
-    others = {t.name for t in Base.metadata.sorted_tables} - set(sharded)
-    assert {t: placed[t][0] for t in others} == dict.fromkeys(others, "n")
+    catalogue = set(citus.REFERENCE_TABLES)
+    assert {t: placed[t][0] for t in catalogue} == dict.fromkeys(catalogue, "reference")
+    others = {t.name for t in Base.metadata.sorted_tables} - set(sharded) - catalogue
+    assert {t: placed[t][0] for t in others} == dict.fromkeys(others, "local")
 
 
 def test_readings_written_before_citus_are_distributed_by_the_next_migration(
@@ -68,7 +71,7 @@ def test_readings_written_before_citus_are_distributed_by_the_next_migration(
             total = conn.scalar(sa.text("select sum(value) from sensor_float_reading"))
             assert total == sum(range(1, 51))
             if database.citus_workers is not None:
-                assert _placements(conn)["sensor_float_reading"][0] == "h"
+                assert _placements(conn)["sensor_float_reading"][0] == "distributed"
                 shards = conn.scalar(
                     sa.text(
                         "select count(distinct nodeport) from citus_shards "
