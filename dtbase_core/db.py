@@ -127,6 +127,7 @@ def create_db_engine(
         connect_args={"options": options, "connect_timeout": bounds.connect},
     )
     _ping_when_idle(engine, ping_idle_seconds)
+    _bound_worker_locks(engine, _milliseconds(bounds.lock))
 
     @sa.event.listens_for(engine, "do_connect")
     def _bounded(dialect: Any, record: Any, cargs: Any, cparams: Any) -> BoundedConnection:
@@ -135,6 +136,28 @@ def create_db_engine(
         return connection
 
     return engine
+
+
+def _bound_worker_locks(engine: sa.Engine, lock_ms: int) -> None:
+    """On Citus a lock on a reference or distributed table's row is waited for in a
+    worker's session, which the connection's lock_timeout does not reach: there each
+    transaction sets it again with SET LOCAL, which Citus passes on to the workers
+    (citus.propagate_set_commands). Plain PostgreSQL pays nothing."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _learn(dbapi_connection: Any, record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("select exists (select from pg_extension where extname = 'citus')")
+            (citus,) = cursor.fetchone()
+            if citus:
+                cursor.execute("set citus.propagate_set_commands to 'local'")
+        dbapi_connection.commit()
+        record.info["citus"] = citus
+
+    @sa.event.listens_for(engine, "begin")
+    def _bound(connection: sa.Connection) -> None:
+        if connection.info.get("citus"):
+            connection.exec_driver_sql(f"set local lock_timeout = {lock_ms}")
 
 
 def _ping_when_idle(engine: sa.Engine, idle: float) -> None:

@@ -777,12 +777,15 @@ def _json_readings(datatype: Datatype) -> str:
     one text, nothing between them (UTF-8 bytes), and the floats that stand as PLACEHOLDER
     in it, in order. Each value goes in as string_agg's separator, which comes before each
     timestamp but the first (whose value `first` gives): concatenating each reading's
-    parts would cost a third more. A timestamptz's JSON text in the session's zone, UTC
-    (db.py), is `"2020-01-01T00:00:00+00:00"`, its fraction of a second without trailing
-    zeros (`.5`), which orjson writes `.500000`."""
+    parts would cost a third more. The JSON text of a timestamp's UTC wall time is
+    `"2020-01-01T00:00:00"`, its fraction of a second without trailing zeros (`.5`),
+    which orjson writes `.500000`; `+00:00` follows. UTC is named, not left to the
+    session's zone (db.py): on Citus the statement runs in a worker's session, whose zone
+    is the worker database's."""
     value = _VALUE_TEXT[datatype]
     timestamp = (
-        "CASE WHEN octet_length(j) = 27 THEN j ELSE rpad(left(j, -7), 27, '0') || '+00:00\"' END"
+        "CASE WHEN octet_length(j) = 21 THEN left(j, -1) ELSE rpad(left(j, -1), 27, '0') END"
+        " || '+00:00\"'"
     )
     whole = (
         f"array_agg(v ORDER BY ts) FILTER (WHERE abs(v) >= {WHOLE_FLOATS})"
@@ -790,7 +793,8 @@ def _json_readings(datatype: Datatype) -> str:
         else "NULL"
     )
     readings = (
-        "SELECT value AS v, value::text AS t, timestamp AS ts, to_json(timestamp)::text AS j "
+        "SELECT value AS v, value::text AS t, timestamp AS ts, "
+        "to_json(timestamp AT TIME ZONE 'UTC')::text AS j "
         f"FROM {reading_tables[datatype].name} "
         "WHERE sensor_id = %(sensor_id)s AND measure_id = %(measure_id)s "
         "AND timestamp BETWEEN %(lo)s AND %(hi)s ORDER BY timestamp"

@@ -188,7 +188,9 @@ def _backend_pid(engine: sa.Engine) -> int:
 
 def _terminate(database: TestDatabase, pid: int) -> None:
     with database.engine.connect() as conn:
-        assert conn.scalar(sa.text("select pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+        # cast: Citus adds a pg_terminate_backend(bigint, bigint) of its own
+        terminate = sa.text("select pg_terminate_backend(cast(:pid as int), 5000)")
+        assert conn.scalar(terminate, {"pid": pid})
 
 
 def test_a_pooled_connection_idle_past_the_bound_is_pinged_and_replaced(
