@@ -233,10 +233,11 @@ def write_report(steps: list[Step], out: Path, kind: str, name: str) -> str:
 
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=120)
     sizes = [step.size for step in steps]
-    for name, label in QUERIES.items():
-        line = axes.plot(sizes, [s.p(name, 0.95) for s in steps], marker="o", label=f"{label}, p95")
-        if name in GOALS_MS:
-            axes.axhline(GOALS_MS[name], color=line[0].get_color(), linestyle=":", linewidth=1)
+    for query, label in QUERIES.items():
+        p95s = [step.p(query, 0.95) for step in steps]
+        line = axes.plot(sizes, p95s, marker="o", label=f"{label}, p95")
+        if query in GOALS_MS:
+            axes.axhline(GOALS_MS[query], color=line[0].get_color(), linestyle=":", linewidth=1)
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1e6:g}M"))

@@ -284,7 +284,7 @@ def latest_derived(session: Session, *, type_name: str | None = None) -> list[di
                         Sensor.id, Sensor.unique_identifier, latest.c.value, latest.c.timestamp
                     )
                     .join(latest, sa.true())
-                    .where(Sensor.type_id == row.type_id)
+                    .where(Sensor.type_id == row.type_id, shards.pin_clause(Sensor.id, pin))
                 )
             ]
     return found

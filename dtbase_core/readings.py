@@ -852,7 +852,8 @@ def _latest_stored(type_name: str | None, pin: list[int] | None) -> Any:
             .join(SensorTypeMeasure, SensorTypeMeasure.type_id == Sensor.type_id)
             .join(SensorMeasure, SensorMeasure.id == SensorTypeMeasure.measure_id)
             .join(latest, sa.true())
-            .where(SensorMeasure.datatype == datatype)
+            # The pin again on the outer side: each pinned statement visits its own sensors.
+            .where(SensorMeasure.datatype == datatype, shards.pin_clause(Sensor.id, pin))
         )
         if type_name is not None:
             query = query.join(SensorType, SensorType.id == Sensor.type_id).where(
