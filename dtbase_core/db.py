@@ -142,7 +142,7 @@ def _bound_worker_locks(engine: sa.Engine, lock_ms: int) -> None:
     """On Citus a lock on a reference or distributed table's row is waited for in a
     worker's session, which the connection's lock_timeout does not reach: there each
     transaction sets it again with SET LOCAL, which Citus passes on to the workers
-    (citus.propagate_set_commands). Plain PostgreSQL pays nothing."""
+    (citus.propagate_set_commands). Plain PostgreSQL pays one query per new connection."""
 
     @sa.event.listens_for(engine, "connect")
     def _learn(dbapi_connection: Any, record: Any) -> None:
