@@ -16,6 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from dtbase_core import shards
 from dtbase_core.config import ConfigError, Settings, get_settings
 
 # How much longer than the statement timeout a client waits for any reply: the server
@@ -147,12 +148,12 @@ def _bound_worker_locks(engine: sa.Engine, lock_ms: int) -> None:
     @sa.event.listens_for(engine, "connect")
     def _learn(dbapi_connection: Any, record: Any) -> None:
         with dbapi_connection.cursor() as cursor:
-            cursor.execute("select exists (select from pg_extension where extname = 'citus')")
+            cursor.execute(shards.HAS_CITUS)
             (citus,) = cursor.fetchone()
             if citus:
                 cursor.execute("set citus.propagate_set_commands to 'local'")
         dbapi_connection.commit()
-        record.info["citus"] = citus
+        record.info["citus"] = citus  # shards.is_citus reads it
 
     @sa.event.listens_for(engine, "begin")
     def _bound(connection: sa.Connection) -> None:

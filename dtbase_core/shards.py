@@ -22,21 +22,21 @@ from sqlalchemy.orm import Session
 # sensor's rows in all of them are in shards of the same index on the same node.
 ANCHOR = "sensor_float_reading"
 
-_citus: dict[str, bool] = {}
+# Whether a database is a Citus coordinator (or a worker): the extension is installed.
+HAS_CITUS = "select exists (select from pg_extension where extname = 'citus')"
 
 
 def has_citus(connection: sa.Connection | Session) -> bool:
-    """Whether the database has the extension (a Citus coordinator, or a worker)."""
-    found = "select exists (select from pg_extension where extname = 'citus')"
-    return bool(connection.scalar(sa.text(found)))
+    return bool(connection.scalar(sa.text(HAS_CITUS)))
 
 
 def is_citus(session: Session) -> bool:
-    """Whether the session's database is a Citus coordinator (asked once per database)."""
-    url = str(session.get_bind().engine.url)
-    if url not in _citus:
-        _citus[url] = has_citus(session)
-    return _citus[url]
+    """Whether the session's database is a Citus coordinator: asked once per pooled
+    connection, and kept in its `info` (db.py's engines note it when they connect)."""
+    info = session.connection().info
+    if "citus" not in info:
+        info["citus"] = has_citus(session)
+    return bool(info["citus"])
 
 
 def pins(session: Session, sensor_ids: Iterable[int] | sa.Select[Any]) -> list[list[int] | None]:
